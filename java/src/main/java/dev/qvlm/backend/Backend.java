@@ -1,0 +1,62 @@
+package dev.qvlm.backend;
+
+import dev.qvlm.config.Activation;
+import dev.qvlm.model.Linear;
+import dev.qvlm.tensor.Matrix;
+
+/**
+ * The operations the LLaVA forward pass is written against, once, for every device. Weights ({@link Linear},
+ * {@link Matrix}, float[] vectors) are model objects; a device backend uploads them on first use and keeps them
+ * by identity. All tensors are row-major [rows x cols]; "in place" ops overwrite their first argument.
+ */
+public interface Backend extends AutoCloseable {
+    String name();
+
+    Tensor allocate(int rows, int cols);
+
+    Tensor upload(float[] data, int rows, int cols);
+
+    /** Copies a tensor (or view) to a new host array. */
+    float[] download(Tensor t);
+
+    /** Rows [start, start+count) of t, sharing storage. */
+    Tensor view(Tensor t, int start, int count);
+
+    void copy(Tensor src, Tensor dst);
+
+    /** out[t] = table[ids[t]] (embedding gather). */
+    void embed(Tensor out, Matrix table, int[] ids);
+
+    /** out = in · Wᵀ + b, with the linear's input quantizer applied to {@code in} first if it has one. */
+    void linear(Tensor out, Tensor in, Linear w);
+
+    void rmsNorm(Tensor out, Tensor in, float[] gamma, float eps);
+
+    void layerNorm(Tensor out, Tensor in, float[] gamma, float[] beta, float eps);
+
+    /** acc += x (same shape). */
+    void add(Tensor acc, Tensor x);
+
+    /** x = act(x), in place. */
+    void activate(Tensor x, Activation act);
+
+    /** gate = act(gate) * up, in place (LLaMA's SiLU MLP). */
+    void gatedActivate(Tensor gate, Tensor up, Activation act);
+
+    /**
+     * Rotary position embedding, HF "rotate_half" convention (pairs i and i + headDim/2), in place on x, whose
+     * row r holds token position {@code startPos + r} with {@code heads} heads of {@code headDim}.
+     */
+    void rope(Tensor x, int heads, int headDim, int startPos, double theta);
+
+    /**
+     * Multi-head attention with grouped KV heads. q: [n, heads*headDim], rows at positions qPos0..qPos0+n-1;
+     * k, v: [kvLen, kvHeads*headDim] (at least kvLen rows); out: [n, heads*headDim]. Causal masks key j > query
+     * position. Scale is applied to the scores.
+     */
+    void attention(Tensor out, Tensor q, Tensor k, Tensor v, int kvLen, int heads, int kvHeads, int headDim,
+                   int qPos0, boolean causal, float scale);
+
+    @Override
+    default void close() {}
+}

@@ -1,0 +1,199 @@
+package dev.qvlm.cpu;
+
+import dev.qvlm.backend.Backend;
+import dev.qvlm.backend.Tensor;
+import dev.qvlm.config.Activation;
+import dev.qvlm.model.Linear;
+import dev.qvlm.tensor.Matrix;
+
+/** FP32 compute on the host: vectorised matmuls spread over the cores, simple loops for the cheap ops. */
+public final class CpuBackend implements Backend {
+    @Override
+    public String name() {
+        return "cpu";
+    }
+
+    private static CpuTensor c(Tensor t) {
+        return (CpuTensor) t;
+    }
+
+    @Override
+    public Tensor allocate(int rows, int cols) {
+        return new CpuTensor(rows, cols);
+    }
+
+    @Override
+    public Tensor upload(float[] data, int rows, int cols) {
+        if (data.length < rows * cols) throw new IllegalArgumentException("upload: " + data.length + " < " + rows + "x" + cols);
+        return new CpuTensor(data.clone(), 0, rows, cols);
+    }
+
+    @Override
+    public float[] download(Tensor t) {
+        CpuTensor x = c(t);
+        float[] out = new float[x.size()];
+        System.arraycopy(x.data(), x.offset(), out, 0, out.length);
+        return out;
+    }
+
+    @Override
+    public Tensor view(Tensor t, int start, int count) {
+        CpuTensor x = c(t);
+        if (start < 0 || count < 0 || start + count > x.rows())
+            throw new IndexOutOfBoundsException("view " + start + "+" + count + " of " + x.rows());
+        return new CpuTensor(x.data(), x.offset() + start * x.cols(), count, x.cols());
+    }
+
+    @Override
+    public void copy(Tensor src, Tensor dst) {
+        CpuTensor s = c(src), d = c(dst);
+        if (s.size() != d.size()) throw new IllegalArgumentException("copy size mismatch");
+        System.arraycopy(s.data(), s.offset(), d.data(), d.offset(), s.size());
+    }
+
+    @Override
+    public void embed(Tensor out, Matrix table, int[] ids) {
+        CpuTensor o = c(out);
+        for (int t = 0; t < ids.length; t++) table.rowToFloat(ids[t], o.data(), o.offset() + t * o.cols());
+    }
+
+    @Override
+    public void linear(Tensor out, Tensor in, Linear w) {
+        CpuTensor o = c(out), x = c(in);
+        if (x.cols() != w.in() || o.cols() != w.out() || o.rows() != x.rows())
+            throw new IllegalArgumentException(w.name() + ": [" + x.rows() + "x" + x.cols() + "] -> ["
+                    + o.rows() + "x" + o.cols() + "] does not fit " + w);
+        Linear.InputQuantizer q = w.inputQuantizer();
+        float[] xd = x.data();
+        int xo = x.offset();
+        if (q != null) {
+            xd = new float[x.size()];
+            System.arraycopy(x.data(), x.offset(), xd, 0, xd.length);
+            xo = 0;
+            q.apply(xd, 0, x.rows(), x.cols());
+        }
+        Matmul.matmul(o.data(), o.offset(), xd, xo, x.rows(), w.weight(), w.bias());
+    }
+
+    @Override
+    public void rmsNorm(Tensor out, Tensor in, float[] gamma, float eps) {
+        CpuTensor o = c(out), x = c(in);
+        int n = x.cols();
+        for (int r = 0; r < x.rows(); r++) {
+            int xo = x.offset() + r * n, oo = o.offset() + r * n;
+            double ss = 0;
+            for (int i = 0; i < n; i++) ss += (double) x.data()[xo + i] * x.data()[xo + i];
+            float inv = (float) (1.0 / Math.sqrt(ss / n + eps));
+            for (int i = 0; i < n; i++) o.data()[oo + i] = gamma[i] * (x.data()[xo + i] * inv);
+        }
+    }
+
+    @Override
+    public void layerNorm(Tensor out, Tensor in, float[] gamma, float[] beta, float eps) {
+        CpuTensor o = c(out), x = c(in);
+        int n = x.cols();
+        for (int r = 0; r < x.rows(); r++) {
+            int xo = x.offset() + r * n, oo = o.offset() + r * n;
+            double mean = 0;
+            for (int i = 0; i < n; i++) mean += x.data()[xo + i];
+            mean /= n;
+            double var = 0;
+            for (int i = 0; i < n; i++) {
+                double d = x.data()[xo + i] - mean;
+                var += d * d;
+            }
+            var /= n;
+            double inv = 1.0 / Math.sqrt(var + eps);
+            for (int i = 0; i < n; i++)
+                o.data()[oo + i] = (float) ((x.data()[xo + i] - mean) * inv) * gamma[i] + beta[i];
+        }
+    }
+
+    @Override
+    public void add(Tensor acc, Tensor x) {
+        CpuTensor a = c(acc), b = c(x);
+        if (a.size() != b.size()) throw new IllegalArgumentException("add size mismatch");
+        for (int i = 0; i < a.size(); i++) a.data()[a.offset() + i] += b.data()[b.offset() + i];
+    }
+
+    @Override
+    public void activate(Tensor x, Activation act) {
+        CpuTensor a = c(x);
+        float[] d = a.data();
+        int off = a.offset(), n = a.size();
+        Parallel.forRange(n, 16384, (s, e) -> {
+            for (int i = s; i < e; i++) d[off + i] = Activations.apply(act, d[off + i]);
+        });
+    }
+
+    @Override
+    public void gatedActivate(Tensor gate, Tensor up, Activation act) {
+        CpuTensor g = c(gate), u = c(up);
+        if (g.size() != u.size()) throw new IllegalArgumentException("gatedActivate size mismatch");
+        float[] gd = g.data(), ud = u.data();
+        int go = g.offset(), uo = u.offset();
+        Parallel.forRange(g.size(), 16384, (s, e) -> {
+            for (int i = s; i < e; i++) gd[go + i] = Activations.apply(act, gd[go + i]) * ud[uo + i];
+        });
+    }
+
+    @Override
+    public void rope(Tensor x, int heads, int headDim, int startPos, double theta) {
+        CpuTensor a = c(x);
+        int half = headDim / 2;
+        float[] cos = new float[half], sin = new float[half];
+        float[] invFreq = new float[half];
+        // as HF: inv_freq = 1 / theta^(2i/d) in FP32, angle = pos * inv_freq in FP32
+        for (int i = 0; i < half; i++) invFreq[i] = (float) (1.0 / Math.pow(theta, (2.0 * i) / headDim));
+        for (int r = 0; r < a.rows(); r++) {
+            int pos = startPos + r;
+            for (int i = 0; i < half; i++) {
+                float ang = pos * invFreq[i];
+                cos[i] = (float) Math.cos(ang);
+                sin[i] = (float) Math.sin(ang);
+            }
+            for (int h = 0; h < heads; h++) {
+                int base = a.offset() + r * a.cols() + h * headDim;
+                float[] d = a.data();
+                for (int i = 0; i < half; i++) {
+                    float x1 = d[base + i], x2 = d[base + i + half];
+                    d[base + i] = x1 * cos[i] - x2 * sin[i];
+                    d[base + i + half] = x2 * cos[i] + x1 * sin[i];
+                }
+            }
+        }
+    }
+
+    @Override
+    public void attention(Tensor out, Tensor q, Tensor k, Tensor v, int kvLen, int heads, int kvHeads, int headDim,
+                          int qPos0, boolean causal, float scale) {
+        CpuTensor o = c(out), qq = c(q), kk = c(k), vv = c(v);
+        int n = qq.rows();
+        int group = heads / kvHeads;
+        Parallel.forRange(n * heads, 1, (s, e) -> {
+            float[] scores = new float[kvLen];
+            for (int job = s; job < e; job++) {
+                int t = job / heads, h = job % heads, kh = h / group;
+                int qo = qq.offset() + t * qq.cols() + h * headDim;
+                int len = causal ? Math.min(kvLen, qPos0 + t + 1) : kvLen;
+                float max = Float.NEGATIVE_INFINITY;
+                for (int j = 0; j < len; j++) {
+                    float sc = VectorMath.dot(qq.data(), qo, kk.data(), kk.offset() + j * kk.cols() + kh * headDim, headDim) * scale;
+                    scores[j] = sc;
+                    if (sc > max) max = sc;
+                }
+                double sum = 0;
+                for (int j = 0; j < len; j++) {
+                    float ex = (float) Math.exp(scores[j] - max);
+                    scores[j] = ex;
+                    sum += ex;
+                }
+                float inv = (float) (1.0 / sum);
+                int oo = o.offset() + t * o.cols() + h * headDim;
+                java.util.Arrays.fill(o.data(), oo, oo + headDim, 0f);
+                for (int j = 0; j < len; j++)
+                    VectorMath.axpy(scores[j] * inv, vv.data(), vv.offset() + j * vv.cols() + kh * headDim, o.data(), oo, headDim);
+            }
+        });
+    }
+}

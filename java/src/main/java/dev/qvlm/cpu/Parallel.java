@@ -1,0 +1,29 @@
+package dev.qvlm.cpu;
+
+import java.util.concurrent.ForkJoinPool;
+import java.util.stream.IntStream;
+
+/** Splits index ranges over the cores (the common fork-join pool). */
+public final class Parallel {
+    private Parallel() {}
+
+    @FunctionalInterface
+    public interface RangeBody {
+        void run(int start, int end);
+    }
+
+    /** Runs body over [0, n) in chunks of at least {@code grain} items, in parallel when worth it. */
+    public static void forRange(int n, int grain, RangeBody body) {
+        int threads = ForkJoinPool.getCommonPoolParallelism();
+        int chunks = Math.max(1, Math.min(threads * 4, n / Math.max(1, grain)));
+        if (chunks == 1 || threads <= 1) {
+            body.run(0, n);
+            return;
+        }
+        IntStream.range(0, chunks).parallel().forEach(ch -> {
+            int s = (int) ((long) n * ch / chunks);
+            int e = (int) ((long) n * (ch + 1) / chunks);
+            if (s < e) body.run(s, e);
+        });
+    }
+}

@@ -1,0 +1,72 @@
+package dev.qvlm.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/** Vectorised FP32 primitives (Vector API, preferred species of the running CPU) with scalar twins for tests. */
+public final class VectorMath {
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+
+    private VectorMath() {}
+
+    public static float dot(float[] a, int ao, float[] b, int bo, int n) {
+        FloatVector s0 = FloatVector.zero(F), s1 = FloatVector.zero(F);
+        int L = F.length();
+        int i = 0;
+        for (int upper = n - 2 * L; i <= upper; i += 2 * L) {
+            s0 = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), s0);
+            s1 = FloatVector.fromArray(F, a, ao + i + L).fma(FloatVector.fromArray(F, b, bo + i + L), s1);
+        }
+        for (int upper = n - L; i <= upper; i += L)
+            s0 = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), s0);
+        float s = s0.add(s1).reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) s += a[ao + i] * b[bo + i];
+        return s;
+    }
+
+    public static float dotScalar(float[] a, int ao, float[] b, int bo, int n) {
+        float s = 0;
+        for (int i = 0; i < n; i++) s += a[ao + i] * b[bo + i];
+        return s;
+    }
+
+    /**
+     * Four dot products of four weight rows (w at w0..w3 offsets) with one activation row x: x is loaded once
+     * for all four, which is what makes the blocked matmul faster than four separate dots.
+     */
+    public static void dot4(float[] w, int w0, int w1, int w2, int w3, float[] x, int xo, int n, float[] out, int oo, int stride) {
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
+        int L = F.length();
+        int i = 0;
+        for (int upper = n - L; i <= upper; i += L) {
+            FloatVector xv = FloatVector.fromArray(F, x, xo + i);
+            a0 = FloatVector.fromArray(F, w, w0 + i).fma(xv, a0);
+            a1 = FloatVector.fromArray(F, w, w1 + i).fma(xv, a1);
+            a2 = FloatVector.fromArray(F, w, w2 + i).fma(xv, a2);
+            a3 = FloatVector.fromArray(F, w, w3 + i).fma(xv, a3);
+        }
+        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
+        float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            float xi = x[xo + i];
+            s0 += w[w0 + i] * xi;
+            s1 += w[w1 + i] * xi;
+            s2 += w[w2 + i] * xi;
+            s3 += w[w3 + i] * xi;
+        }
+        out[oo] = s0;
+        out[oo + stride] = s1;
+        out[oo + 2 * stride] = s2;
+        out[oo + 3 * stride] = s3;
+    }
+
+    /** y[yo..] += a * x[xo..] */
+    public static void axpy(float a, float[] x, int xo, float[] y, int yo, int n) {
+        int i = 0;
+        FloatVector av = FloatVector.broadcast(F, a);
+        for (int upper = F.loopBound(n); i < upper; i += F.length())
+            FloatVector.fromArray(F, x, xo + i).fma(av, FloatVector.fromArray(F, y, yo + i)).intoArray(y, yo + i);
+        for (; i < n; i++) y[yo + i] += a * x[xo + i];
+    }
+}

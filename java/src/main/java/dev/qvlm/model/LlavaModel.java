@@ -1,0 +1,218 @@
+package dev.qvlm.model;
+
+import dev.qvlm.QvlmException;
+import dev.qvlm.backend.Backend;
+import dev.qvlm.backend.Tensor;
+import dev.qvlm.config.LlavaConfig;
+import dev.qvlm.config.TextConfig;
+import dev.qvlm.config.VisionConfig;
+
+/**
+ * The LLaVA-1.5 forward pass, written once against {@link Backend}: CLIP vision tower → projector → LLaMA decoder,
+ * with the image features spliced in at the {@code <image>} token positions (HF LlavaForConditionalGeneration).
+ */
+public final class LlavaModel {
+    private final LlavaConfig config;
+    private final LlavaWeights weights;
+    private final Backend backend;
+    private final Linear patchEmbedding;
+    private Tensor positionEmbedding; // uploaded on first use
+    private ForwardHooks hooks = ForwardHooks.NONE;
+
+    public LlavaModel(LlavaConfig config, LlavaWeights weights, Backend backend) {
+        this.config = config;
+        this.weights = weights;
+        this.backend = backend;
+        // the patch conv (stride = kernel = patch) is a linear over unfolded patches; HF's Conv2d is not nn.Linear,
+        // so quantization scopes leave it alone
+        this.patchEmbedding = new Linear("vision.embeddings.patch_embedding", Linear.Part.VISION_EMBEDDING,
+                weights.vision.patchEmbedding(), null);
+    }
+
+    public LlavaConfig config() {
+        return config;
+    }
+
+    public LlavaWeights weights() {
+        return weights;
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    public void setHooks(ForwardHooks hooks) {
+        this.hooks = hooks == null ? ForwardHooks.NONE : hooks;
+    }
+
+    public ForwardHooks hooks() {
+        return hooks;
+    }
+
+    private void linear(Tensor out, Tensor in, Linear w) {
+        hooks.linearInput(w, in);
+        backend.linear(out, in, w);
+    }
+
+    // ---------------------------------------------------------------- vision tower
+
+    /**
+     * CLIP features of one image, pixel values [C, H, W] (CHW, normalised): the hidden state of the configured
+     * feature layer, class token dropped under the "default" strategy. Shape [features x visionHidden].
+     */
+    public Tensor visionFeatures(float[] pixels) {
+        VisionConfig vc = config.vision();
+        int C = vc.numChannels(), S = vc.imageSize(), P = vc.patchSize(), side = S / P, D = vc.hiddenSize();
+        if (pixels.length != C * S * S)
+            throw new QvlmException("pixel values have " + pixels.length + " elements, the vision tower expects "
+                    + C + "x" + S + "x" + S);
+        int np = side * side, k = C * P * P;
+        // unfold into [patch, (c, py, px)], the order of the conv kernel (D, C, P, P)
+        float[] unfolded = new float[np * k];
+        for (int py = 0; py < side; py++)
+            for (int px = 0; px < side; px++) {
+                int row = (py * side + px) * k;
+                for (int c = 0; c < C; c++)
+                    for (int y = 0; y < P; y++)
+                        System.arraycopy(pixels, c * S * S + (py * P + y) * S + px * P, unfolded, row + (c * P + y) * P, P);
+            }
+        Tensor patches = backend.upload(unfolded, np, k);
+        Tensor emb = backend.allocate(np + 1, D);
+        backend.copy(backend.upload(weights.vision.classEmbedding(), 1, D), backend.view(emb, 0, 1));
+        linear(backend.view(emb, 1, np), patches, patchEmbedding);
+        if (positionEmbedding == null) positionEmbedding = backend.upload(weights.vision.positionEmbedding(), np + 1, D);
+        backend.add(emb, positionEmbedding);
+        Tensor x = backend.allocate(np + 1, D);
+        backend.layerNorm(x, emb, weights.vision.preLnWeight(), weights.vision.preLnBias(), vc.layerNormEps());
+        // hidden_states[i] is the output of layer i-1; the feature layer index counts hidden states, so run
+        // only the layers it needs
+        int n = np + 1, hd = vc.headDim();
+        Tensor h = backend.allocate(n, D), q = backend.allocate(n, D), kk = backend.allocate(n, D),
+                v = backend.allocate(n, D), att = backend.allocate(n, D), tmp = backend.allocate(n, D),
+                mid = backend.allocate(n, vc.intermediateSize());
+        float scale = (float) (1.0 / Math.sqrt(hd));
+        for (int i = 0; i < config.visionFeatureLayer(); i++) {
+            LlavaWeights.ClipLayer l = weights.vision.layers()[i];
+            backend.layerNorm(h, x, l.ln1Weight(), l.ln1Bias(), vc.layerNormEps());
+            linear(q, h, l.q());
+            linear(kk, h, l.k());
+            linear(v, h, l.v());
+            backend.attention(att, q, kk, v, n, vc.numHeads(), vc.numHeads(), hd, 0, false, scale);
+            linear(tmp, att, l.out());
+            backend.add(x, tmp);
+            backend.layerNorm(h, x, l.ln2Weight(), l.ln2Bias(), vc.layerNormEps());
+            linear(mid, h, l.fc1());
+            backend.activate(mid, vc.hiddenAct());
+            linear(tmp, mid, l.fc2());
+            backend.add(x, tmp);
+            hooks.layerOutput(Linear.Part.VISION, i, x);
+        }
+        return config.dropClsToken() ? backend.view(x, 1, np) : x;
+    }
+
+    /** The multimodal projector: linear → act → linear, [features x visionHidden] → [features x textHidden]. */
+    public Tensor project(Tensor features) {
+        int n = features.rows(), Dt = config.text().hiddenSize();
+        Tensor mid = backend.allocate(n, Dt), out = backend.allocate(n, Dt);
+        linear(mid, features, weights.projector.linear1());
+        backend.activate(mid, config.projectorAct());
+        linear(out, mid, weights.projector.linear2());
+        return out;
+    }
+
+    /** Image → the embeddings that replace its {@code <image>} tokens. */
+    public Tensor encodeImage(float[] pixels) {
+        return project(visionFeatures(pixels));
+    }
+
+    // ---------------------------------------------------------------- decoder
+
+    public KvCache newCache(int capacity) {
+        TextConfig tc = config.text();
+        return new KvCache(backend, tc.numLayers(), capacity, tc.kvDim());
+    }
+
+    /**
+     * Runs the decoder over {@code tokens}, appended to what the cache holds. Rows of {@code imageEmbeds} replace
+     * the {@code <image>} tokens in order (null when there are none). Returns logits of every new position
+     * ([tokens x vocab], row-major) when {@code allLogits}, else of the last one only.
+     */
+    public float[] forward(KvCache cache, int[] tokens, Tensor imageEmbeds, boolean allLogits) {
+        Tensor last = forwardHidden(cache, tokens, imageEmbeds);
+        int n = last.rows();
+        Tensor sel = allLogits ? last : backend.view(last, n - 1, 1);
+        TextConfig tc = config.text();
+        Tensor normed = backend.allocate(sel.rows(), tc.hiddenSize());
+        backend.rmsNorm(normed, sel, weights.text.norm(), tc.rmsNormEps());
+        Tensor logits = backend.allocate(sel.rows(), tc.vocabSize());
+        linear(logits, normed, weights.text.lmHead());
+        return backend.download(logits);
+    }
+
+    /** The decoder's last hidden state (before the final norm) for the new tokens; updates the cache. */
+    public Tensor forwardHidden(KvCache cache, int[] tokens, Tensor imageEmbeds) {
+        TextConfig tc = config.text();
+        int n = tokens.length, pos = cache.length;
+        if (n == 0) throw new IllegalArgumentException("no tokens");
+        if (pos + n > cache.capacity)
+            throw new QvlmException("sequence of " + (pos + n) + " tokens exceeds the cache capacity " + cache.capacity);
+        int Dt = tc.hiddenSize(), hd = tc.headDim();
+        int[] ids = tokens.clone();
+        int imageCount = 0;
+        for (int i = 0; i < n; i++) {
+            if (ids[i] == config.imageTokenIndex()) imageCount++;
+            if (ids[i] < 0 || ids[i] >= tc.vocabSize()) {
+                if (ids[i] == config.imageTokenIndex()) ids[i] = 0; // replaced below; keep the gather in range
+                else throw new QvlmException("token id " + ids[i] + " is outside the vocabulary (" + tc.vocabSize() + ")");
+            }
+        }
+        int features = imageEmbeds == null ? 0 : imageEmbeds.rows();
+        if (imageCount != features)
+            throw new QvlmException("the prompt has " + imageCount + " image tokens but " + features
+                    + " image features were given (each <image> expands to " + config.imageFeatures() + " tokens)");
+        Tensor x = backend.allocate(n, Dt);
+        backend.embed(x, weights.text.embedTokens(), ids);
+        if (features > 0) {
+            // image features go to the image-token positions in order; runs are copied as blocks
+            int f = 0;
+            for (int i = 0; i < n; ) {
+                if (tokens[i] != config.imageTokenIndex()) {
+                    i++;
+                    continue;
+                }
+                int j = i;
+                while (j < n && tokens[j] == config.imageTokenIndex()) j++;
+                backend.copy(backend.view(imageEmbeds, f, j - i), backend.view(x, i, j - i));
+                f += j - i;
+                i = j;
+            }
+        }
+        Tensor h = backend.allocate(n, Dt), q = backend.allocate(n, tc.qDim()), att = backend.allocate(n, tc.qDim()),
+                tmp = backend.allocate(n, Dt), gate = backend.allocate(n, tc.intermediateSize()),
+                up = backend.allocate(n, tc.intermediateSize());
+        float scale = (float) (1.0 / Math.sqrt(hd));
+        for (int li = 0; li < tc.numLayers(); li++) {
+            LlavaWeights.LlamaLayer l = weights.text.layers()[li];
+            backend.rmsNorm(h, x, l.inputNorm(), tc.rmsNormEps());
+            linear(q, h, l.q());
+            Tensor k = backend.view(cache.keys[li], pos, n), v = backend.view(cache.values[li], pos, n);
+            linear(k, h, l.k());
+            linear(v, h, l.v());
+            backend.rope(q, tc.numHeads(), hd, pos, tc.ropeTheta());
+            backend.rope(k, tc.numKvHeads(), hd, pos, tc.ropeTheta());
+            backend.attention(att, q, cache.keys[li], cache.values[li], pos + n, tc.numHeads(), tc.numKvHeads(), hd,
+                    pos, true, scale);
+            linear(tmp, att, l.o());
+            backend.add(x, tmp);
+            backend.rmsNorm(h, x, l.postAttentionNorm(), tc.rmsNormEps());
+            linear(gate, h, l.gate());
+            linear(up, h, l.up());
+            backend.gatedActivate(gate, up, tc.hiddenAct());
+            linear(tmp, gate, l.down());
+            backend.add(x, tmp);
+            hooks.layerOutput(Linear.Part.LLM, li, x);
+        }
+        cache.length = pos + n;
+        return x;
+    }
+}

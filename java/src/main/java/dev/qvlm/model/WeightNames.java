@@ -1,0 +1,48 @@
+package dev.qvlm.model;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Maps the three checkpoint layouts to one canonical naming:
+ * <ul>
+ *   <li>transformers 4: {@code language_model.model.*}, {@code language_model.lm_head.*}, {@code vision_tower.*},
+ *       {@code multi_modal_projector.*}</li>
+ *   <li>transformers 5: {@code model.language_model.*}, {@code lm_head.*}, {@code model.vision_tower.*},
+ *       {@code model.multi_modal_projector.*}</li>
+ *   <li>vision keys with or without the {@code vision_model.} level (llava-hf checkpoints have it).</li>
+ * </ul>
+ * Canonical names: {@code text.layers.0.self_attn.q_proj.weight}, {@code lm_head.weight},
+ * {@code vision.encoder.layers.0...}, {@code vision.embeddings...}, {@code projector.linear_1.weight}.
+ */
+public final class WeightNames {
+    private WeightNames() {}
+
+    public static String canonical(String key) {
+        String k = key;
+        if (k.startsWith("model.language_model.")) return "text." + k.substring("model.language_model.".length());
+        if (k.startsWith("language_model.model.")) return "text." + k.substring("language_model.model.".length());
+        if (k.startsWith("language_model.lm_head.")) return "lm_head." + k.substring("language_model.lm_head.".length());
+        if (k.startsWith("lm_head.")) return k;
+        if (k.startsWith("model.vision_tower.")) k = k.substring("model.".length());
+        if (k.startsWith("vision_tower.")) {
+            k = k.substring("vision_tower.".length());
+            if (k.startsWith("vision_model.")) k = k.substring("vision_model.".length());
+            return "vision." + k;
+        }
+        if (k.startsWith("model.multi_modal_projector.")) return "projector." + k.substring("model.multi_modal_projector.".length());
+        if (k.startsWith("multi_modal_projector.")) return "projector." + k.substring("multi_modal_projector.".length());
+        return null;
+    }
+
+    /** canonical name → stored key, for all recognised keys. */
+    public static Map<String, String> index(Set<String> keys) {
+        Map<String, String> m = new LinkedHashMap<>();
+        for (String k : keys) {
+            String c = canonical(k);
+            if (c != null) m.put(c, k);
+        }
+        return m;
+    }
+}

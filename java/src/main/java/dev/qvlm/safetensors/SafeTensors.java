@@ -1,0 +1,214 @@
+package dev.qvlm.safetensors;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.qvlm.QvlmException;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Collections;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * One safetensors file, memory-mapped once as a whole (no 2 GiB split) with tensors handed out as slices.
+ * Format: u64 little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}},
+ * then the data section; offsets are relative to the data section. Every header entry is validated on open so a
+ * truncated or corrupt file fails here, naming the file and tensor, not later inside a matmul.
+ */
+public final class SafeTensors implements AutoCloseable {
+    static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    static final ValueLayout.OfLong LONG_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final long MAX_HEADER = 100L << 20;
+
+    private final Path file;
+    private final Arena arena;
+    private final MemorySegment data;
+    private final Map<String, TensorInfo> tensors;
+    private final Map<String, String> metadata;
+
+    private SafeTensors(Path file, Arena arena, MemorySegment data, Map<String, TensorInfo> tensors,
+                        Map<String, String> metadata) {
+        this.file = file;
+        this.arena = arena;
+        this.data = data;
+        this.tensors = tensors;
+        this.metadata = metadata;
+    }
+
+    public static SafeTensors open(Path file) {
+        long size;
+        try {
+            size = Files.size(file);
+        } catch (NoSuchFileException e) {
+            throw new QvlmException(file + ": file not found");
+        } catch (IOException e) {
+            throw new QvlmException(file + ": cannot read (" + e.getMessage() + ")");
+        }
+        if (size < 8) throw new QvlmException(file + ": not a safetensors file (only " + size + " bytes, truncated?)");
+        Arena arena = Arena.ofShared();
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            MemorySegment all = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+            long n = all.get(LONG_LE, 0);
+            if (n <= 0 || n > MAX_HEADER || n > size - 8)
+                throw new QvlmException(file + ": header length " + n + " does not fit in a file of " + size
+                        + " bytes (truncated or not a safetensors file)");
+            byte[] hb = all.asSlice(8, n).toArray(ValueLayout.JAVA_BYTE);
+            JsonNode root;
+            try {
+                root = new ObjectMapper().readTree(new String(hb, StandardCharsets.UTF_8));
+            } catch (IOException e) {
+                throw new QvlmException(file + ": header is not valid JSON (" + firstLine(e.getMessage()) + ")");
+            }
+            if (root == null || !root.isObject()) throw new QvlmException(file + ": header is not a JSON object");
+            MemorySegment data = all.asSlice(8 + n);
+            long dataSize = data.byteSize();
+            Map<String, TensorInfo> map = new LinkedHashMap<>();
+            Map<String, String> meta = new LinkedHashMap<>();
+            for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
+                var e = it.next();
+                String name = e.getKey();
+                JsonNode v = e.getValue();
+                if (name.equals("__metadata__")) {
+                    v.fields().forEachRemaining(m -> meta.put(m.getKey(), m.getValue().asText()));
+                    continue;
+                }
+                map.put(name, parseEntry(file, name, v, dataSize));
+            }
+            return new SafeTensors(file, arena, data, Collections.unmodifiableMap(map), meta);
+        } catch (IOException e) {
+            arena.close();
+            throw new QvlmException(file + ": cannot map (" + e.getMessage() + ")");
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    private static TensorInfo parseEntry(Path file, String name, JsonNode v, long dataSize) {
+        String where = file + ": tensor '" + name + "'";
+        if (!v.isObject()) throw new QvlmException(where + ": header entry is not an object");
+        DType dt = DType.parse(v.path("dtype").asText(""));
+        if (dt == null) throw new QvlmException(where + ": unsupported dtype '" + v.path("dtype").asText() + "'");
+        JsonNode sh = v.get("shape");
+        if (sh == null || !sh.isArray()) throw new QvlmException(where + ": missing shape");
+        long[] shape = new long[sh.size()];
+        long numel = 1;
+        for (int i = 0; i < shape.length; i++) {
+            if (!sh.get(i).canConvertToLong() || sh.get(i).asLong() < 0)
+                throw new QvlmException(where + ": bad shape " + sh);
+            shape[i] = sh.get(i).asLong();
+            numel = Math.multiplyExact(numel, shape[i]);
+        }
+        JsonNode off = v.get("data_offsets");
+        if (off == null || !off.isArray() || off.size() != 2)
+            throw new QvlmException(where + ": missing data_offsets [begin, end]");
+        long b = off.get(0).asLong(-1), en = off.get(1).asLong(-1);
+        if (b < 0 || en < b) throw new QvlmException(where + ": bad data_offsets " + off);
+        if (en > dataSize)
+            throw new QvlmException(where + ": data_offsets " + off + " run past the end of the data section ("
+                    + dataSize + " bytes); the file is truncated");
+        if (en - b != numel * dt.bytes)
+            throw new QvlmException(where + ": shape " + sh + " x " + dt + " needs " + numel * dt.bytes
+                    + " bytes but data_offsets span " + (en - b));
+        return new TensorInfo(name, file, dt, shape, b, en);
+    }
+
+    private static String firstLine(String s) {
+        if (s == null) return "";
+        int i = s.indexOf('\n');
+        return i < 0 ? s : s.substring(0, i);
+    }
+
+    public Path file() {
+        return file;
+    }
+
+    public Set<String> names() {
+        return tensors.keySet();
+    }
+
+    public Map<String, String> metadata() {
+        return metadata;
+    }
+
+    public boolean contains(String name) {
+        return tensors.containsKey(name);
+    }
+
+    public TensorInfo info(String name) {
+        TensorInfo t = tensors.get(name);
+        if (t == null) throw new QvlmException(file + ": no tensor named '" + name + "'");
+        return t;
+    }
+
+    /** The raw bytes of a tensor, little-endian, as a slice of the mapping (no copy). */
+    public MemorySegment segment(String name) {
+        TensorInfo t = info(name);
+        return data.asSlice(t.begin(), t.end() - t.begin());
+    }
+
+    /** Converts any float dtype to a new float[] (row-major). */
+    public float[] toFloatArray(String name) {
+        return toFloatArray(info(name), segment(name));
+    }
+
+    public static float[] toFloatArray(TensorInfo t, MemorySegment seg) {
+        int n = Math.toIntExact(t.numel());
+        float[] out = new float[n];
+        switch (t.dtype()) {
+            case F32 -> MemorySegment.copy(seg, FLOAT_LE, 0, out, 0, n);
+            case F16 -> {
+                for (int i = 0; i < n; i++) out[i] = Float.float16ToFloat(seg.getAtIndex(SHORT_LE, i));
+            }
+            case BF16 -> {
+                for (int i = 0; i < n; i++) out[i] = Float.intBitsToFloat(seg.getAtIndex(SHORT_LE, i) << 16);
+            }
+            case F64 -> {
+                for (int i = 0; i < n; i++)
+                    out[i] = (float) seg.getAtIndex(ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i);
+            }
+            default -> throw new QvlmException(t.file() + ": tensor '" + t.name() + "' has dtype " + t.dtype()
+                    + ", expected a float type");
+        }
+        return out;
+    }
+
+    /** Integer tensors (I64, I32, I16, I8, U8) as long[]. */
+    public long[] toLongArray(String name) {
+        TensorInfo t = info(name);
+        MemorySegment seg = segment(name);
+        int n = Math.toIntExact(t.numel());
+        long[] out = new long[n];
+        for (int i = 0; i < n; i++) {
+            out[i] = switch (t.dtype()) {
+                case I64 -> seg.getAtIndex(LONG_LE, i);
+                case I32 -> seg.getAtIndex(INT_LE, i);
+                case I16 -> seg.getAtIndex(SHORT_LE, i);
+                case I8 -> seg.get(ValueLayout.JAVA_BYTE, i);
+                case U8, BOOL -> seg.get(ValueLayout.JAVA_BYTE, i) & 0xff;
+                default -> throw new QvlmException(file + ": tensor '" + name + "' has dtype " + t.dtype()
+                        + ", expected an integer type");
+            };
+        }
+        return out;
+    }
+
+    @Override
+    public void close() {
+        arena.close();
+    }
+}

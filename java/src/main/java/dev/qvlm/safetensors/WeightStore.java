@@ -1,0 +1,116 @@
+package dev.qvlm.safetensors;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.qvlm.QvlmException;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.stream.Stream;
+
+/**
+ * All tensors of a model directory: {@code model.safetensors}, or the shards named by
+ * {@code model.safetensors.index.json}, or (failing both) every {@code *.safetensors} file in the folder.
+ * Each file is mapped once; lookups go by tensor name across files.
+ */
+public final class WeightStore implements AutoCloseable {
+    private final Path dir;
+    private final List<SafeTensors> files;
+    private final Map<String, SafeTensors> byName;
+
+    private WeightStore(Path dir, List<SafeTensors> files, Map<String, SafeTensors> byName) {
+        this.dir = dir;
+        this.files = files;
+        this.byName = byName;
+    }
+
+    public static WeightStore open(Path dir) {
+        if (!Files.isDirectory(dir)) throw new QvlmException(dir + ": model directory not found");
+        List<Path> paths = new ArrayList<>();
+        Path index = dir.resolve("model.safetensors.index.json");
+        Path single = dir.resolve("model.safetensors");
+        if (Files.exists(index)) {
+            JsonNode root;
+            try {
+                root = new ObjectMapper().readTree(index.toFile());
+            } catch (IOException e) {
+                throw new QvlmException(index + ": malformed JSON (" + e.getMessage().split("\n")[0] + ")");
+            }
+            JsonNode wm = root == null ? null : root.get("weight_map");
+            if (wm == null || !wm.isObject()) throw new QvlmException(index + ": missing \"weight_map\" object");
+            for (Iterator<JsonNode> it = wm.elements(); it.hasNext(); ) {
+                Path p = dir.resolve(it.next().asText());
+                if (!paths.contains(p)) paths.add(p);
+            }
+        } else if (Files.exists(single)) {
+            paths.add(single);
+        } else {
+            try (Stream<Path> s = Files.list(dir)) {
+                s.filter(p -> p.getFileName().toString().endsWith(".safetensors")).sorted().forEach(paths::add);
+            } catch (IOException e) {
+                throw new QvlmException(dir + ": cannot list (" + e.getMessage() + ")");
+            }
+        }
+        if (paths.isEmpty()) throw new QvlmException(dir + ": no model.safetensors (or shards) found");
+        List<SafeTensors> files = new ArrayList<>();
+        Map<String, SafeTensors> byName = new LinkedHashMap<>();
+        try {
+            for (Path p : paths) {
+                SafeTensors st = SafeTensors.open(p);
+                files.add(st);
+                for (String n : st.names()) byName.put(n, st);
+            }
+        } catch (RuntimeException e) {
+            files.forEach(SafeTensors::close);
+            throw e;
+        }
+        return new WeightStore(dir, files, byName);
+    }
+
+    public Path dir() {
+        return dir;
+    }
+
+    public Set<String> names() {
+        return byName.keySet();
+    }
+
+    public boolean contains(String name) {
+        return byName.containsKey(name);
+    }
+
+    private SafeTensors file(String name) {
+        SafeTensors st = byName.get(name);
+        if (st == null) throw new QvlmException(dir + ": missing tensor '" + name + "'");
+        return st;
+    }
+
+    public TensorInfo info(String name) {
+        return file(name).info(name);
+    }
+
+    public MemorySegment segment(String name) {
+        return file(name).segment(name);
+    }
+
+    public float[] toFloatArray(String name) {
+        return file(name).toFloatArray(name);
+    }
+
+    public long[] toLongArray(String name) {
+        return file(name).toLongArray(name);
+    }
+
+    @Override
+    public void close() {
+        files.forEach(SafeTensors::close);
+    }
+}
