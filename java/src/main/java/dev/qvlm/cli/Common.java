@@ -1,0 +1,24 @@
+package dev.qvlm.cli;
+
+import dev.qvlm.QvlmException;
+import dev.qvlm.backend.Backend;
+import dev.qvlm.cpu.CpuBackend;
+import picocli.CommandLine.Option;
+
+/** Options shared by the commands that run a model. */
+public final class Common {
+    @Option(names = "--device", defaultValue = "cpu", paramLabel = "DEV",
+            description = "Where to run: cpu (default) or cuda.")
+    String device;
+
+    @Option(names = "--quiet", description = "No progress output on stderr.")
+    boolean quiet;
+
+    public Backend backend() {
+        return switch (device) {
+            case "cpu" -> new CpuBackend();
+            case "cuda", "gpu" -> throw new QvlmException("--device cuda: the CUDA backend is not part of this build yet; use --device cpu");
+            default -> throw new QvlmException("--device: unknown device '" + device + "' (expected cpu or cuda)");
+        };
+    }
+}

@@ -1,0 +1,97 @@
+package dev.qvlm.cli;
+
+import dev.qvlm.QvlmException;
+import dev.qvlm.eval.Evaluator;
+import dev.qvlm.eval.McDataset;
+import dev.qvlm.eval.McQuestion;
+import dev.qvlm.runtime.Llava;
+import dev.qvlm.util.Json;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+@Command(name = "eval", mixinStandardHelpOptions = true,
+        description = {"Multiple-choice accuracy on ScienceQA-format JSONL (question, choices, answer, image, optional hint/task).",
+                "Greedy next token after the LLaVA-1.5 single-letter prompt; an answer that is not an offered letter counts as wrong.",
+                "Prints overall and per-task accuracy; --out writes the full report (with every prediction) as JSON."})
+final class EvalCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face LLaVA folder.")
+    Path model;
+
+    @Option(names = "--data", required = true, paramLabel = "FILE.jsonl", description = "Questions; image paths are relative to this file's folder.")
+    Path data;
+
+    @Option(names = "--limit", paramLabel = "N", description = "Evaluate only the first N questions.")
+    Integer limit;
+
+    @Option(names = "--out", paramLabel = "FILE.json", description = "Write the report here (atomically).")
+    Path out;
+
+    @Mixin
+    Common common;
+
+    @Override
+    public Integer call() {
+        if (limit != null && limit < 1) throw new QvlmException("--limit must be at least 1, got " + limit);
+        List<McQuestion> rows = McDataset.read(data);
+        if (limit != null && limit < rows.size()) rows = rows.subList(0, limit);
+        Evaluator.checkImages(rows, data.toString());
+        if (out != null && out.toAbsolutePath().getParent() != null && !Files.isDirectory(out.toAbsolutePath().getParent()))
+            throw new QvlmException("--out: folder " + out.toAbsolutePath().getParent() + " does not exist");
+        try (Llava llava = Llava.open(model, common.backend())) {
+            Evaluator.Report r = new Evaluator(llava, false).run(rows, !common.quiet);
+            System.out.println(table(r));
+            if (out != null) {
+                Json.writeAtomically(out, json(r));
+                System.out.println("report: " + out);
+            }
+        }
+        return 0;
+    }
+
+    static String table(Evaluator.Report r) {
+        StringBuilder sb = new StringBuilder();
+        sb.append(String.format("%-12s %6s %8s %9s%n", "task", "n", "correct", "accuracy"));
+        r.perTask().forEach((k, v) -> sb.append(String.format("%-12s %6d %8d %8.1f%%%n", k, v.n(), v.correct(), 100 * v.accuracy())));
+        sb.append(String.format("%-12s %6d %8d %8.1f%%%n", "overall", r.predictions().size(), r.correct(), 100 * r.accuracy()));
+        sb.append(String.format("unparseable answers: %d; wall time %.1f s (%.1f questions/s)", r.unparseable(), r.seconds(),
+                r.predictions().size() / Math.max(1e-9, r.seconds())));
+        return sb.toString();
+    }
+
+    Map<String, Object> json(Evaluator.Report r) {
+        Map<String, Object> o = new LinkedHashMap<>();
+        o.put("model", model.toString());
+        o.put("data", data.toString());
+        o.put("device", common.device);
+        o.put("n", r.predictions().size());
+        o.put("correct", r.correct());
+        o.put("accuracy", r.accuracy());
+        o.put("unparseable", r.unparseable());
+        Map<String, Object> per = new LinkedHashMap<>();
+        r.perTask().forEach((k, v) -> per.put(k, Map.of("n", v.n(), "correct", v.correct(), "accuracy", v.accuracy())));
+        o.put("per_task", per);
+        o.put("wall_s", r.seconds());
+        List<Map<String, Object>> preds = new ArrayList<>();
+        for (Evaluator.Prediction p : r.predictions()) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("id", p.question().id());
+            m.put("task", p.question().task());
+            m.put("answer", p.question().answer());
+            m.put("predicted", p.predicted());
+            m.put("output", p.text());
+            m.put("correct", p.correct());
+            preds.add(m);
+        }
+        o.put("predictions", preds);
+        return o;
+    }
+}
