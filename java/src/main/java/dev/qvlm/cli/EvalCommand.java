@@ -35,6 +35,9 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "FILE.json", description = "Write the report here (atomically).")
     Path out;
 
+    @Option(names = "--jobs", paramLabel = "N", description = "Questions evaluated concurrently (default: the number of cores for models under 1 GB of weights, else 1).")
+    Integer jobs;
+
     @Mixin
     Common common;
 
@@ -47,7 +50,7 @@ final class EvalCommand implements Callable<Integer> {
         if (out != null && out.toAbsolutePath().getParent() != null && !Files.isDirectory(out.toAbsolutePath().getParent()))
             throw new QvlmException("--out: folder " + out.toAbsolutePath().getParent() + " does not exist");
         try (Llava llava = Llava.open(model, common.backend())) {
-            Evaluator.Report r = new Evaluator(llava, false).run(rows, !common.quiet);
+            Evaluator.Report r = new Evaluator(llava, false).run(rows, !common.quiet, jobs(llava));
             System.out.println(table(r));
             if (out != null) {
                 Json.writeAtomically(out, json(r));
@@ -55,6 +58,15 @@ final class EvalCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    int jobs(Llava llava) {
+        if (jobs != null) {
+            if (jobs < 1) throw new QvlmException("--jobs must be at least 1, got " + jobs);
+            return jobs;
+        }
+        long bytes = llava.model().weights().linears().stream().mapToLong(l -> l.weight().storageBytes()).sum();
+        return bytes < (1L << 30) ? Runtime.getRuntime().availableProcessors() : 1;
     }
 
     static String table(Evaluator.Report r) {

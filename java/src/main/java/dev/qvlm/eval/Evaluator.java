@@ -12,6 +12,11 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * ScienceQA-format multiple-choice evaluation: greedy next token after the prompt; a prediction counts only if it
@@ -62,20 +67,61 @@ public final class Evaluator {
         return new Prediction(q, tok, text, pred, pred == q.answer(), keepLogits ? logits : null);
     }
 
-    public Report run(List<McQuestion> rows, boolean progress) {
+    /**
+     * Evaluates all rows, {@code jobs} questions at a time (each question is independent; results keep row order).
+     * Several at once pays off for small models, whose matmuls are too small to keep every core busy.
+     */
+    public Report run(List<McQuestion> rows, boolean progress, int jobs) {
         Progress bar = new Progress("eval", rows.size(), progress);
-        List<Prediction> preds = new ArrayList<>();
+        Prediction[] out = new Prediction[rows.size()];
+        AtomicInteger running = new AtomicInteger();
+        Runnable tick = () -> bar.step(String.format("acc %.1f%%", 100.0 * running.get() / (bar.done() + 1)));
+        if (jobs <= 1) {
+            for (int i = 0; i < rows.size(); i++) {
+                out[i] = predict(rows.get(i));
+                if (out[i].correct()) running.incrementAndGet();
+                tick.run();
+            }
+        } else {
+            ExecutorService pool = Executors.newFixedThreadPool(jobs, r -> {
+                Thread t = new Thread(r, "eval-worker");
+                t.setDaemon(true);
+                return t;
+            });
+            try {
+                List<Future<?>> fs = new ArrayList<>();
+                for (int i = 0; i < rows.size(); i++) {
+                    final int idx = i;
+                    fs.add(pool.submit(() -> {
+                        out[idx] = predict(rows.get(idx));
+                        if (out[idx].correct()) running.incrementAndGet();
+                        tick.run();
+                    }));
+                }
+                for (Future<?> f : fs) {
+                    try {
+                        f.get();
+                    } catch (ExecutionException e) {
+                        if (e.getCause() instanceof RuntimeException re) throw re;
+                        throw new IllegalStateException(e.getCause());
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        throw new QvlmException("interrupted");
+                    }
+                }
+            } finally {
+                pool.shutdownNow();
+            }
+        }
+        List<Prediction> preds = List.of(out);
         int correct = 0, unparseable = 0;
         Map<String, int[]> tasks = new LinkedHashMap<>();
-        for (McQuestion q : rows) {
-            Prediction p = predict(q);
-            preds.add(p);
+        for (Prediction p : preds) {
             if (p.correct()) correct++;
             if (p.predicted() < 0) unparseable++;
-            int[] t = tasks.computeIfAbsent(q.task(), k -> new int[2]);
+            int[] t = tasks.computeIfAbsent(p.question().task(), k -> new int[2]);
             t[0]++;
             if (p.correct()) t[1]++;
-            bar.step(String.format("acc %.1f%%", 100.0 * correct / preds.size()));
         }
         Map<String, TaskScore> per = new LinkedHashMap<>();
         tasks.entrySet().stream().sorted(Map.Entry.comparingByKey())

@@ -16,7 +16,7 @@ public final class LlavaModel {
     private final LlavaWeights weights;
     private final Backend backend;
     private final Linear patchEmbedding;
-    private Tensor positionEmbedding; // uploaded on first use
+    private final Tensor positionEmbedding;
     private ForwardHooks hooks = ForwardHooks.NONE;
 
     public LlavaModel(LlavaConfig config, LlavaWeights weights, Backend backend) {
@@ -27,6 +27,8 @@ public final class LlavaModel {
         // so quantization scopes leave it alone
         this.patchEmbedding = new Linear("vision.embeddings.patch_embedding", Linear.Part.VISION_EMBEDDING,
                 weights.vision.patchEmbedding(), null);
+        this.positionEmbedding = backend.upload(weights.vision.positionEmbedding(), config.vision().numPositions(),
+                config.vision().hiddenSize());
     }
 
     public LlavaConfig config() {
@@ -61,6 +63,16 @@ public final class LlavaModel {
      * feature layer, class token dropped under the "default" strategy. Shape [features x visionHidden].
      */
     public Tensor visionFeatures(float[] pixels) {
+        Tensor x = visionEmbeddings(pixels);
+        for (int i = 0; i < config.visionFeatureLayer(); i++) {
+            visionLayer(i, x);
+            hooks.layerOutput(Linear.Part.VISION, i, x);
+        }
+        return selectFeatures(x);
+    }
+
+    /** Patch embedding + class token + positions, then CLIP's pre-LayerNorm: hidden_states[0], [patches+1 x D]. */
+    public Tensor visionEmbeddings(float[] pixels) {
         VisionConfig vc = config.vision();
         int C = vc.numChannels(), S = vc.imageSize(), P = vc.patchSize(), side = S / P, D = vc.hiddenSize();
         if (pixels.length != C * S * S)
@@ -80,34 +92,40 @@ public final class LlavaModel {
         Tensor emb = backend.allocate(np + 1, D);
         backend.copy(backend.upload(weights.vision.classEmbedding(), 1, D), backend.view(emb, 0, 1));
         linear(backend.view(emb, 1, np), patches, patchEmbedding);
-        if (positionEmbedding == null) positionEmbedding = backend.upload(weights.vision.positionEmbedding(), np + 1, D);
         backend.add(emb, positionEmbedding);
         Tensor x = backend.allocate(np + 1, D);
         backend.layerNorm(x, emb, weights.vision.preLnWeight(), weights.vision.preLnBias(), vc.layerNormEps());
-        // hidden_states[i] is the output of layer i-1; the feature layer index counts hidden states, so run
-        // only the layers it needs
-        int n = np + 1, hd = vc.headDim();
+        return x;
+    }
+
+    /** CLIP encoder layer {@code i} (pre-LN, full attention), in place on x [tokens x D]. */
+    public void visionLayer(int i, Tensor x) {
+        VisionConfig vc = config.vision();
+        int n = x.rows(), D = vc.hiddenSize(), hd = vc.headDim();
         Tensor h = backend.allocate(n, D), q = backend.allocate(n, D), kk = backend.allocate(n, D),
                 v = backend.allocate(n, D), att = backend.allocate(n, D), tmp = backend.allocate(n, D),
                 mid = backend.allocate(n, vc.intermediateSize());
-        float scale = (float) (1.0 / Math.sqrt(hd));
-        for (int i = 0; i < config.visionFeatureLayer(); i++) {
-            LlavaWeights.ClipLayer l = weights.vision.layers()[i];
-            backend.layerNorm(h, x, l.ln1Weight(), l.ln1Bias(), vc.layerNormEps());
-            linear(q, h, l.q());
-            linear(kk, h, l.k());
-            linear(v, h, l.v());
-            backend.attention(att, q, kk, v, n, vc.numHeads(), vc.numHeads(), hd, 0, false, scale);
-            linear(tmp, att, l.out());
-            backend.add(x, tmp);
-            backend.layerNorm(h, x, l.ln2Weight(), l.ln2Bias(), vc.layerNormEps());
-            linear(mid, h, l.fc1());
-            backend.activate(mid, vc.hiddenAct());
-            linear(tmp, mid, l.fc2());
-            backend.add(x, tmp);
-            hooks.layerOutput(Linear.Part.VISION, i, x);
-        }
-        return config.dropClsToken() ? backend.view(x, 1, np) : x;
+        LlavaWeights.ClipLayer l = weights.vision.layers()[i];
+        backend.layerNorm(h, x, l.ln1Weight(), l.ln1Bias(), vc.layerNormEps());
+        linear(q, h, l.q());
+        linear(kk, h, l.k());
+        linear(v, h, l.v());
+        backend.attention(att, q, kk, v, n, vc.numHeads(), vc.numHeads(), hd, 0, false, (float) (1.0 / Math.sqrt(hd)));
+        linear(tmp, att, l.out());
+        backend.add(x, tmp);
+        backend.layerNorm(h, x, l.ln2Weight(), l.ln2Bias(), vc.layerNormEps());
+        linear(mid, h, l.fc1());
+        backend.activate(mid, vc.hiddenAct());
+        linear(tmp, mid, l.fc2());
+        backend.add(x, tmp);
+    }
+
+    /**
+     * hidden_states[featureLayer] → image features: the class token dropped under the "default" strategy. (Only
+     * the layers up to the feature layer are ever run: HF's later layers do not influence the output.)
+     */
+    public Tensor selectFeatures(Tensor x) {
+        return config.dropClsToken() ? backend.view(x, 1, x.rows() - 1) : x;
     }
 
     /** The multimodal projector: linear → act → linear, [features x visionHidden] → [features x textHidden]. */
@@ -149,6 +167,37 @@ public final class LlavaModel {
         return backend.download(logits);
     }
 
+    /**
+     * LLaMA decoder layer {@code li}, in place on x [n x Dt] whose rows sit at positions pos..pos+n-1. Keys and
+     * values of the new rows are written to rows pos..pos+n-1 of k and v ([capacity x kvDim]); attention reads
+     * rows 0..pos+n-1.
+     */
+    public void decoderLayer(int li, Tensor x, Tensor keys, Tensor values, int pos) {
+        TextConfig tc = config.text();
+        int n = x.rows(), Dt = tc.hiddenSize(), hd = tc.headDim();
+        Tensor h = backend.allocate(n, Dt), q = backend.allocate(n, tc.qDim()), att = backend.allocate(n, tc.qDim()),
+                tmp = backend.allocate(n, Dt), gate = backend.allocate(n, tc.intermediateSize()),
+                up = backend.allocate(n, tc.intermediateSize());
+        LlavaWeights.LlamaLayer l = weights.text.layers()[li];
+        backend.rmsNorm(h, x, l.inputNorm(), tc.rmsNormEps());
+        linear(q, h, l.q());
+        Tensor k = backend.view(keys, pos, n), v = backend.view(values, pos, n);
+        linear(k, h, l.k());
+        linear(v, h, l.v());
+        backend.rope(q, tc.numHeads(), hd, pos, tc.ropeTheta());
+        backend.rope(k, tc.numKvHeads(), hd, pos, tc.ropeTheta());
+        backend.attention(att, q, keys, values, pos + n, tc.numHeads(), tc.numKvHeads(), hd, pos, true,
+                (float) (1.0 / Math.sqrt(hd)));
+        linear(tmp, att, l.o());
+        backend.add(x, tmp);
+        backend.rmsNorm(h, x, l.postAttentionNorm(), tc.rmsNormEps());
+        linear(gate, h, l.gate());
+        linear(up, h, l.up());
+        backend.gatedActivate(gate, up, tc.hiddenAct());
+        linear(tmp, gate, l.down());
+        backend.add(x, tmp);
+    }
+
     /** The decoder's last hidden state (before the final norm) for the new tokens; updates the cache. */
     public Tensor forwardHidden(KvCache cache, int[] tokens, Tensor imageEmbeds) {
         TextConfig tc = config.text();
@@ -156,7 +205,19 @@ public final class LlavaModel {
         if (n == 0) throw new IllegalArgumentException("no tokens");
         if (pos + n > cache.capacity)
             throw new QvlmException("sequence of " + (pos + n) + " tokens exceeds the cache capacity " + cache.capacity);
-        int Dt = tc.hiddenSize(), hd = tc.headDim();
+        Tensor x = embedTokens(tokens, imageEmbeds);
+        for (int li = 0; li < tc.numLayers(); li++) {
+            decoderLayer(li, x, cache.keys[li], cache.values[li], pos);
+            hooks.layerOutput(Linear.Part.LLM, li, x);
+        }
+        cache.length = pos + n;
+        return x;
+    }
+
+    /** Token embeddings with the image features spliced at the {@code <image>} positions: [tokens x Dt]. */
+    public Tensor embedTokens(int[] tokens, Tensor imageEmbeds) {
+        TextConfig tc = config.text();
+        int n = tokens.length, Dt = tc.hiddenSize();
         int[] ids = tokens.clone();
         int imageCount = 0;
         for (int i = 0; i < n; i++) {
@@ -187,32 +248,6 @@ public final class LlavaModel {
                 i = j;
             }
         }
-        Tensor h = backend.allocate(n, Dt), q = backend.allocate(n, tc.qDim()), att = backend.allocate(n, tc.qDim()),
-                tmp = backend.allocate(n, Dt), gate = backend.allocate(n, tc.intermediateSize()),
-                up = backend.allocate(n, tc.intermediateSize());
-        float scale = (float) (1.0 / Math.sqrt(hd));
-        for (int li = 0; li < tc.numLayers(); li++) {
-            LlavaWeights.LlamaLayer l = weights.text.layers()[li];
-            backend.rmsNorm(h, x, l.inputNorm(), tc.rmsNormEps());
-            linear(q, h, l.q());
-            Tensor k = backend.view(cache.keys[li], pos, n), v = backend.view(cache.values[li], pos, n);
-            linear(k, h, l.k());
-            linear(v, h, l.v());
-            backend.rope(q, tc.numHeads(), hd, pos, tc.ropeTheta());
-            backend.rope(k, tc.numKvHeads(), hd, pos, tc.ropeTheta());
-            backend.attention(att, q, cache.keys[li], cache.values[li], pos + n, tc.numHeads(), tc.numKvHeads(), hd,
-                    pos, true, scale);
-            linear(tmp, att, l.o());
-            backend.add(x, tmp);
-            backend.rmsNorm(h, x, l.postAttentionNorm(), tc.rmsNormEps());
-            linear(gate, h, l.gate());
-            linear(up, h, l.up());
-            backend.gatedActivate(gate, up, tc.hiddenAct());
-            linear(tmp, gate, l.down());
-            backend.add(x, tmp);
-            hooks.layerOutput(Linear.Part.LLM, li, x);
-        }
-        cache.length = pos + n;
         return x;
     }
 }

@@ -62,6 +62,10 @@ public final class Progress {
         return t >= 3600 ? String.format("%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String.format("%d:%02d", t / 60, t % 60);
     }
 
+    public synchronized long done() {
+        return done;
+    }
+
     public double elapsedSeconds() {
         return (System.nanoTime() - start) / 1e9;
     }
