@@ -1,6 +1,5 @@
 package dev.qvlm.cpu;
 
-import java.util.concurrent.ForkJoinPool;
 import java.util.stream.IntStream;
 
 /** Splits index ranges over the cores (the common fork-join pool). */
@@ -14,7 +13,8 @@ public final class Parallel {
 
     /** Runs body over [0, n) in chunks of at least {@code grain} items, in parallel when worth it. */
     public static void forRange(int n, int grain, RangeBody body) {
-        int threads = ForkJoinPool.getCommonPoolParallelism();
+        // the caller joins the common pool's workers, so all cores take part even where the pool has cores - 1
+        int threads = Runtime.getRuntime().availableProcessors();
         int chunks = Math.max(1, Math.min(threads * 4, n / Math.max(1, grain)));
         if (chunks == 1 || threads <= 1) {
             body.run(0, n);
