@@ -132,9 +132,17 @@ public record LlavaConfig(
     private static int integer(JsonNode n, String key, int dflt, String where) {
         JsonNode v = n.get(key);
         if (v == null || v.isNull()) return dflt;
-        if (!v.canConvertToInt() || v.asInt() <= 0)
-            throw new QvlmException(where + ": '" + key + "' must be a positive integer, got " + v);
+        if (!v.isIntegralNumber() || !v.canConvertToInt() || v.asInt() <= 0)
+            throw new QvlmException(where + ": '" + section(n) + key + "' must be a positive integer, got " + v);
         return v.asInt();
+    }
+
+    /** "text_config." or "vision_config." for error messages, recognised by the section's own keys. */
+    private static String section(JsonNode n) {
+        String t = n.path("model_type").asText("");
+        if (t.equals("llama") || n.has("rms_norm_eps") || n.has("num_key_value_heads")) return "text_config.";
+        if (t.startsWith("clip") || n.has("patch_size") || n.has("image_size")) return "vision_config.";
+        return "";
     }
 
     /** Number of image features spliced per {@code <image>} token. */

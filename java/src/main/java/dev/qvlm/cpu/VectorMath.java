@@ -1,7 +1,6 @@
 package dev.qvlm.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /** Vectorised FP32 primitives (Vector API, preferred species of the running CPU) with scalar twins for tests. */
@@ -9,6 +8,19 @@ public final class VectorMath {
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
 
     private VectorMath() {}
+
+    /**
+     * Sum of the lanes in a fixed left-to-right order. {@code reduceLanes(ADD)} may add in a different order in
+     * the interpreter and in compiled code, which made the first forward pass differ in the last bits from later
+     * ones; a fixed order keeps every pass bit-identical.
+     */
+    static float sum(FloatVector v) {
+        float[] t = new float[v.length()];
+        v.intoArray(t, 0);
+        float s = 0;
+        for (float x : t) s += x;
+        return s;
+    }
 
     public static float dot(float[] a, int ao, float[] b, int bo, int n) {
         FloatVector s0 = FloatVector.zero(F), s1 = FloatVector.zero(F);
@@ -20,7 +32,7 @@ public final class VectorMath {
         }
         for (int upper = n - L; i <= upper; i += L)
             s0 = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), s0);
-        float s = s0.add(s1).reduceLanes(VectorOperators.ADD);
+        float s = sum(s0.add(s1));
         for (; i < n; i++) s += a[ao + i] * b[bo + i];
         return s;
     }
@@ -46,8 +58,7 @@ public final class VectorMath {
             a2 = FloatVector.fromArray(F, w, w2 + i).fma(xv, a2);
             a3 = FloatVector.fromArray(F, w, w3 + i).fma(xv, a3);
         }
-        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
-        float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+        float s0 = sum(a0), s1 = sum(a1), s2 = sum(a2), s3 = sum(a3);
         for (; i < n; i++) {
             float xi = x[xo + i];
             s0 += w[w0 + i] * xi;

@@ -22,6 +22,7 @@ public final class Checkpoint implements AutoCloseable {
     }
 
     public static Checkpoint open(Path dir) {
+        if (Files.isRegularFile(dir)) throw new QvlmException(dir + ": is a file; --model expects a model folder");
         if (!Files.isDirectory(dir)) throw new QvlmException(dir + ": model directory not found");
         Path cfgFile = dir.resolve("config.json");
         if (!Files.exists(cfgFile)) throw new QvlmException(dir + ": no config.json (is this a Hugging Face model folder?)");

@@ -105,8 +105,8 @@ public final class WeightLoader {
     }
 
     private QvlmException missing(String canonical) {
-        return new QvlmException(store.dir() + ": missing tensor for '" + canonical
-                + "' (looked for it under the transformers-4, transformers-5 and vision_model. layouts)");
+        return new QvlmException(store.dir() + ": missing tensor '" + WeightNames.expectedKey(canonical, store.names())
+                + "' (also looked for it under the other LLaVA name layouts)");
     }
 
     private TensorInfo info(String canonical, long[] expected) {

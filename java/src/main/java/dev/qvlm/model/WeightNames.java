@@ -36,6 +36,21 @@ public final class WeightNames {
         return null;
     }
 
+    /**
+     * The key a canonical name would have in a checkpoint whose other keys are {@code keys} (for messages about
+     * a missing tensor, in the checkpoint's own layout).
+     */
+    public static String expectedKey(String canonical, Set<String> keys) {
+        boolean v5 = keys.stream().anyMatch(k -> k.startsWith("model.language_model.") || k.startsWith("model.vision_tower."));
+        boolean visionModel = keys.stream().anyMatch(k -> k.contains("vision_tower.vision_model."));
+        String vt = (v5 ? "model." : "") + "vision_tower." + (visionModel ? "vision_model." : "");
+        if (canonical.startsWith("text.")) return (v5 ? "model.language_model." : "language_model.model.") + canonical.substring(5);
+        if (canonical.startsWith("lm_head.")) return (v5 ? "" : "language_model.") + canonical;
+        if (canonical.startsWith("vision.")) return vt + canonical.substring(7);
+        if (canonical.startsWith("projector.")) return (v5 ? "model." : "") + "multi_modal_projector." + canonical.substring(10);
+        return canonical;
+    }
+
     /** canonical name → stored key, for all recognised keys. */
     public static Map<String, String> index(Set<String> keys) {
         Map<String, String> m = new LinkedHashMap<>();

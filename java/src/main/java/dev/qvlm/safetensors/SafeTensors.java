@@ -106,12 +106,17 @@ public final class SafeTensors implements AutoCloseable {
         JsonNode sh = v.get("shape");
         if (sh == null || !sh.isArray()) throw new QvlmException(where + ": missing shape");
         long[] shape = new long[sh.size()];
-        long numel = 1;
-        for (int i = 0; i < shape.length; i++) {
-            if (!sh.get(i).canConvertToLong() || sh.get(i).asLong() < 0)
-                throw new QvlmException(where + ": bad shape " + sh);
-            shape[i] = sh.get(i).asLong();
-            numel = Math.multiplyExact(numel, shape[i]);
+        long numel = 1, nbytes;
+        try {
+            for (int i = 0; i < shape.length; i++) {
+                if (!sh.get(i).canConvertToLong() || sh.get(i).asLong() < 0)
+                    throw new QvlmException(where + ": bad shape " + sh);
+                shape[i] = sh.get(i).asLong();
+                numel = Math.multiplyExact(numel, shape[i]);
+            }
+            nbytes = Math.multiplyExact(numel, (long) dt.bytes);
+        } catch (ArithmeticException e) {
+            throw new QvlmException(where + ": shape " + sh + " is too large");
         }
         JsonNode off = v.get("data_offsets");
         if (off == null || !off.isArray() || off.size() != 2)
@@ -121,8 +126,8 @@ public final class SafeTensors implements AutoCloseable {
         if (en > dataSize)
             throw new QvlmException(where + ": data_offsets " + off + " run past the end of the data section ("
                     + dataSize + " bytes); the file is truncated");
-        if (en - b != numel * dt.bytes)
-            throw new QvlmException(where + ": shape " + sh + " x " + dt + " needs " + numel * dt.bytes
+        if (en - b != nbytes)
+            throw new QvlmException(where + ": shape " + sh + " x " + dt + " needs " + nbytes
                     + " bytes but data_offsets span " + (en - b));
         return new TensorInfo(name, file, dt, shape, b, en);
     }

@@ -37,7 +37,8 @@ public final class SafeTensorsWriter {
         long numel = 1;
         for (long d : shape) numel *= d;
         if (numel * dtype.bytes != bytes.byteSize())
-            throw new IllegalArgumentException(name + ": " + bytes.byteSize() + " bytes for shape x " + dtype);
+            throw new IllegalArgumentException(name + ": " + bytes.byteSize() + " bytes given, shape "
+                    + java.util.Arrays.toString(shape) + " x " + dtype + " needs " + numel * dtype.bytes);
         entries.put(name, new Entry(dtype, shape.clone(), bytes));
         return this;
     }
@@ -116,6 +117,10 @@ public final class SafeTensorsWriter {
         try {
             Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
+            try {
+                Files.deleteIfExists(tmp);
+            } catch (IOException ignored) {
+            }
             throw new QvlmException(target + ": cannot rename temporary file (" + e.getMessage() + ")");
         }
     }

@@ -1,7 +1,6 @@
 package dev.qvlm.safetensors;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.qvlm.QvlmException;
 
 import java.io.IOException;
@@ -38,17 +37,16 @@ public final class WeightStore implements AutoCloseable {
         Path index = dir.resolve("model.safetensors.index.json");
         Path single = dir.resolve("model.safetensors");
         if (Files.exists(index)) {
-            JsonNode root;
-            try {
-                root = new ObjectMapper().readTree(index.toFile());
-            } catch (IOException e) {
-                throw new QvlmException(index + ": malformed JSON (" + e.getMessage().split("\n")[0] + ")");
-            }
-            JsonNode wm = root == null ? null : root.get("weight_map");
+            JsonNode root = dev.qvlm.util.Json.read(index);
+            JsonNode wm = root.get("weight_map");
             if (wm == null || !wm.isObject()) throw new QvlmException(index + ": missing \"weight_map\" object");
             for (Iterator<JsonNode> it = wm.elements(); it.hasNext(); ) {
                 Path p = dir.resolve(it.next().asText());
-                if (!paths.contains(p)) paths.add(p);
+                if (!paths.contains(p)) {
+                    if (!Files.exists(p))
+                        throw new QvlmException(p + ": shard listed in " + index.getFileName() + " is missing");
+                    paths.add(p);
+                }
             }
         } else if (Files.exists(single)) {
             paths.add(single);
