@@ -35,6 +35,14 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "FILE.json", description = "Write the report here (atomically).")
     Path out;
 
+    @Option(names = "--reference", paramLabel = "DIR|REPORT.json",
+            description = {"Also report KL(reference || this model) at the answer position: a model folder (evaluated now)",
+                    "or an eval report written with --save-logits."})
+    Path reference;
+
+    @Option(names = "--save-logits", description = "With --out: also write the answer-position logits (REPORT.logits.safetensors) for later --reference use.")
+    boolean saveLogits;
+
     @Option(names = "--jobs", paramLabel = "N", description = "Questions evaluated concurrently (default: the number of cores for models under 1 GB of weights, else 1).")
     Integer jobs;
 
@@ -49,15 +57,36 @@ final class EvalCommand implements Callable<Integer> {
         Evaluator.checkImages(rows, data.toString());
         if (out != null && out.toAbsolutePath().getParent() != null && !Files.isDirectory(out.toAbsolutePath().getParent()))
             throw new QvlmException("--out: folder " + out.toAbsolutePath().getParent() + " does not exist");
+        if (saveLogits && out == null) throw new QvlmException("--save-logits needs --out");
+        float[][] refLogits = null;
+        if (reference != null) refLogits = ReferenceLogits.load(reference, rows, common, quietProgress());
         try (Llava llava = Llava.open(model, common.backend())) {
-            Evaluator.Report r = new Evaluator(llava, false).run(rows, !common.quiet, jobs(llava));
+            boolean keep = refLogits != null || saveLogits;
+            Evaluator.Report r = new Evaluator(llava, keep).run(rows, !common.quiet, jobs(llava));
+            Double kl = null;
+            if (refLogits != null) {
+                double s = 0;
+                for (int i = 0; i < rows.size(); i++) s += dev.qvlm.eval.Kl.kl(refLogits[i], r.predictions().get(i).logits());
+                kl = s / rows.size();
+            }
             System.out.println(table(r));
+            if (kl != null) System.out.printf("KL(reference || model) at the answer position: %.5f (mean over %d questions)%n", kl, rows.size());
             if (out != null) {
-                Json.writeAtomically(out, json(r));
+                Map<String, Object> j = json(r);
+                if (kl != null) {
+                    j.put("kl_vs_reference", kl);
+                    j.put("reference", reference.toString());
+                }
+                if (saveLogits) j.put("logits_file", ReferenceLogits.save(out, r));
+                Json.writeAtomically(out, j);
                 System.out.println("report: " + out);
             }
         }
         return 0;
+    }
+
+    private boolean quietProgress() {
+        return common.quiet;
     }
 
     int jobs(Llava llava) {

@@ -122,7 +122,10 @@ public final class CpuBackend implements Backend {
         float[] d = a.data();
         int off = a.offset(), n = a.size();
         Parallel.forRange(n, 16384, (s, e) -> {
-            for (int i = s; i < e; i++) d[off + i] = Activations.apply(act, d[off + i]);
+            if (act == Activation.SILU || act == Activation.QUICK_GELU)
+                VectorMath.sigmoidGate(d, off + s, e - s, act == Activation.SILU ? 1f : 1.702f, null, 0);
+            else
+                for (int i = s; i < e; i++) d[off + i] = Activations.apply(act, d[off + i]);
         });
     }
 
@@ -133,7 +136,10 @@ public final class CpuBackend implements Backend {
         float[] gd = g.data(), ud = u.data();
         int go = g.offset(), uo = u.offset();
         Parallel.forRange(g.size(), 16384, (s, e) -> {
-            for (int i = s; i < e; i++) gd[go + i] = Activations.apply(act, gd[go + i]) * ud[uo + i];
+            if (act == Activation.SILU || act == Activation.QUICK_GELU)
+                VectorMath.sigmoidGate(gd, go + s, e - s, act == Activation.SILU ? 1f : 1.702f, ud, uo + s);
+            else
+                for (int i = s; i < e; i++) gd[go + i] = Activations.apply(act, gd[go + i]) * ud[uo + i];
         });
     }
 
@@ -141,26 +147,48 @@ public final class CpuBackend implements Backend {
     public void rope(Tensor x, int heads, int headDim, int startPos, double theta) {
         CpuTensor a = c(x);
         int half = headDim / 2;
-        float[] cos = new float[half], sin = new float[half];
-        float[] invFreq = new float[half];
-        // as HF: inv_freq = 1 / theta^(2i/d) in FP32, angle = pos * inv_freq in FP32
-        for (int i = 0; i < half; i++) invFreq[i] = (float) (1.0 / Math.pow(theta, (2.0 * i) / headDim));
+        RopeTable t = ropeTable(theta, headDim, startPos + a.rows());
         for (int r = 0; r < a.rows(); r++) {
             int pos = startPos + r;
-            for (int i = 0; i < half; i++) {
-                float ang = pos * invFreq[i];
-                cos[i] = (float) Math.cos(ang);
-                sin[i] = (float) Math.sin(ang);
-            }
+            float[] cos = t.cos, sin = t.sin;
+            int tb = pos * half;
             for (int h = 0; h < heads; h++) {
                 int base = a.offset() + r * a.cols() + h * headDim;
                 float[] d = a.data();
                 for (int i = 0; i < half; i++) {
                     float x1 = d[base + i], x2 = d[base + i + half];
-                    d[base + i] = x1 * cos[i] - x2 * sin[i];
-                    d[base + i + half] = x2 * cos[i] + x1 * sin[i];
+                    float cs = cos[tb + i], sn = sin[tb + i];
+                    d[base + i] = x1 * cs - x2 * sn;
+                    d[base + i + half] = x2 * cs + x1 * sn;
                 }
             }
+        }
+    }
+
+    /** cos/sin of pos · inv_freq for positions [0, len), row-major [pos][i]; grown on demand, shared by threads. */
+    private record RopeTable(double theta, int headDim, int len, float[] cos, float[] sin) {}
+
+    private volatile RopeTable rope;
+
+    private RopeTable ropeTable(double theta, int headDim, int len) {
+        RopeTable t = rope;
+        if (t != null && t.theta == theta && t.headDim == headDim && t.len >= len) return t;
+        synchronized (this) {
+            t = rope;
+            if (t != null && t.theta == theta && t.headDim == headDim && t.len >= len) return t;
+            int half = headDim / 2, n = Math.max(len, t != null && t.theta == theta && t.headDim == headDim ? 2 * t.len : 256);
+            float[] invFreq = new float[half];
+            // as HF: inv_freq = 1 / theta^(2i/d) in FP32, angle = pos * inv_freq in FP32
+            for (int i = 0; i < half; i++) invFreq[i] = (float) (1.0 / Math.pow(theta, (2.0 * i) / headDim));
+            float[] cos = new float[n * half], sin = new float[n * half];
+            for (int p = 0; p < n; p++)
+                for (int i = 0; i < half; i++) {
+                    float ang = p * invFreq[i];
+                    cos[p * half + i] = (float) Math.cos(ang);
+                    sin[p * half + i] = (float) Math.sin(ang);
+                }
+            rope = t = new RopeTable(theta, headDim, n, cos, sin);
+            return t;
         }
     }
 
@@ -182,12 +210,7 @@ public final class CpuBackend implements Backend {
                     scores[j] = sc;
                     if (sc > max) max = sc;
                 }
-                double sum = 0;
-                for (int j = 0; j < len; j++) {
-                    float ex = (float) Math.exp(scores[j] - max);
-                    scores[j] = ex;
-                    sum += ex;
-                }
+                double sum = VectorMath.expShiftSum(scores, 0, len, max);
                 float inv = (float) (1.0 / sum);
                 int oo = o.offset() + t * o.cols() + h * headDim;
                 java.util.Arrays.fill(o.data(), oo, oo + headDim, 0f);

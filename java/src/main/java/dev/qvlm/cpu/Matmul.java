@@ -1,5 +1,6 @@
 package dev.qvlm.cpu;
 
+import dev.qvlm.quant.Q4Matrix;
 import dev.qvlm.tensor.F32Matrix;
 import dev.qvlm.tensor.HalfMatrix;
 import dev.qvlm.tensor.Matrix;
@@ -17,6 +18,11 @@ public final class Matmul {
     public static void matmul(float[] out, int outOff, float[] x, int xOff, int n, Matrix w, float[] bias) {
         if (HalfMatrix.SCALAR) {
             matmulScalar(out, outOff, x, xOff, n, w, bias);
+            return;
+        }
+        // decode (few tokens): the fused int4 kernel never materialises FP32 rows
+        if (w instanceof Q4Matrix q && n <= Q4Matrix.FUSED_MAX_TOKENS && q.fusedSupported()) {
+            q.matmul(out, outOff, x, xOff, n, bias);
             return;
         }
         final int rows = w.rows(), cols = w.cols();

@@ -1,6 +1,7 @@
 package dev.qvlm.cpu;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /** Vectorised FP32 primitives (Vector API, preferred species of the running CPU) with scalar twins for tests. */
@@ -70,6 +71,41 @@ public final class VectorMath {
         out[oo + stride] = s1;
         out[oo + 2 * stride] = s2;
         out[oo + 3 * stride] = s3;
+    }
+
+    /** x[i] = exp(x[i] - shift) over [off, off+n); returns the sum (double accumulation, fixed order). */
+    public static double expShiftSum(float[] x, int off, int n, float shift) {
+        int i = 0;
+        double sum = 0;
+        FloatVector sh = FloatVector.broadcast(F, shift);
+        for (int upper = F.loopBound(n); i < upper; i += F.length()) {
+            FloatVector e = FloatVector.fromArray(F, x, off + i).sub(sh).lanewise(VectorOperators.EXP);
+            e.intoArray(x, off + i);
+            sum += sum(e);
+        }
+        for (; i < n; i++) {
+            float e = (float) Math.exp(x[off + i] - shift);
+            x[off + i] = e;
+            sum += e;
+        }
+        return sum;
+    }
+
+    /** SiLU (x·σ(x)) or quick-GELU (x·σ(1.702x)) in place, optionally times {@code mul}: σ via the vector exp. */
+    public static void sigmoidGate(float[] x, int off, int n, float alpha, float[] mul, int mulOff) {
+        int i = 0;
+        FloatVector one = FloatVector.broadcast(F, 1f), na = FloatVector.broadcast(F, -alpha);
+        for (int upper = F.loopBound(n); i < upper; i += F.length()) {
+            FloatVector v = FloatVector.fromArray(F, x, off + i);
+            FloatVector r = v.div(one.add(v.mul(na).lanewise(VectorOperators.EXP)));
+            if (mul != null) r = r.mul(FloatVector.fromArray(F, mul, mulOff + i));
+            r.intoArray(x, off + i);
+        }
+        for (; i < n; i++) {
+            float v = x[off + i];
+            float r = v / (1f + (float) Math.exp(-alpha * v));
+            x[off + i] = mul != null ? r * mul[mulOff + i] : r;
+        }
     }
 
     /** y[yo..] += a * x[xo..] */

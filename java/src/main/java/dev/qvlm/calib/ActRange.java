@@ -1,0 +1,72 @@
+package dev.qvlm.calib;
+
+/**
+ * Static activation statistics of one linear's input over the calibration set, in two passes with bounded memory:
+ * pass 1 exact min/max, pass 2 a histogram of {@value #BINS} bins over [min, max]. Quantiles for percentile
+ * clipping are read from the histogram (linear inside a bin), so their error is at most one bin, range/4096,
+ * far below a 4-bit step (range/15).
+ */
+public final class ActRange {
+    public static final int BINS = 4096;
+    private double min = Double.POSITIVE_INFINITY, max = Double.NEGATIVE_INFINITY;
+    private long[] hist;
+    private long count;
+
+    public synchronized void observeRange(float[] x, int off, int n) {
+        double lo = min, hi = max;
+        for (int i = off; i < off + n; i++) {
+            float v = x[i];
+            if (v < lo) lo = v;
+            if (v > hi) hi = v;
+        }
+        min = lo;
+        max = hi;
+    }
+
+    public synchronized void observeHistogram(float[] x, int off, int n) {
+        if (hist == null) hist = new long[BINS];
+        double w = (max - min) / BINS;
+        if (!(w > 0)) {
+            hist[0] += n;
+            count += n;
+            return;
+        }
+        for (int i = off; i < off + n; i++) {
+            int b = (int) ((x[i] - min) / w);
+            hist[Math.max(0, Math.min(BINS - 1, b))]++;
+        }
+        count += n;
+    }
+
+    public boolean hasRange() {
+        return min <= max;
+    }
+
+    public double min() {
+        return min;
+    }
+
+    public double max() {
+        return max;
+    }
+
+    /** {lo, hi}: the (1−p) and p quantiles; p = 1 gives exact min and max without needing the histogram. */
+    public double[] bounds(double p) {
+        if (p >= 1.0 || hist == null || count == 0) return new double[]{min, max};
+        return new double[]{quantile(1 - p), quantile(p)};
+    }
+
+    private double quantile(double q) {
+        double target = q * count;
+        double w = (max - min) / BINS;
+        long cum = 0;
+        for (int b = 0; b < BINS; b++) {
+            if (cum + hist[b] >= target) {
+                double frac = hist[b] == 0 ? 0 : (target - cum) / hist[b];
+                return min + (b + frac) * w;
+            }
+            cum += hist[b];
+        }
+        return max;
+    }
+}

@@ -1,0 +1,42 @@
+package dev.qvlm.calib;
+
+import dev.qvlm.QvlmException;
+import dev.qvlm.eval.Evaluator;
+import dev.qvlm.eval.McDataset;
+import dev.qvlm.eval.McQuestion;
+import dev.qvlm.runtime.Llava;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Random;
+
+/**
+ * The calibration set: a seeded random choice of rows of a ScienceQA-format JSONL file, turned into the same
+ * prompts evaluation uses (prefill only: the answer is not appended).
+ */
+public final class CalibData {
+    private CalibData() {}
+
+    public static List<CalibSample> load(Llava llava, Path jsonl, int n, long seed) {
+        if (n < 1) throw new QvlmException("--calib-samples must be at least 1, got " + n);
+        List<McQuestion> rows = McDataset.read(jsonl);
+        if (n > rows.size())
+            throw new QvlmException(jsonl + ": asked for " + n + " calibration samples but the file has only " + rows.size() + " rows");
+        List<Integer> idx = new ArrayList<>();
+        for (int i = 0; i < rows.size(); i++) idx.add(i);
+        Collections.shuffle(idx, new Random(seed));
+        List<Integer> pick = new ArrayList<>(idx.subList(0, n));
+        Collections.sort(pick);
+        List<McQuestion> chosen = new ArrayList<>();
+        for (int i : pick) chosen.add(rows.get(i));
+        Evaluator.checkImages(chosen, jsonl.toString());
+        List<CalibSample> out = new ArrayList<>();
+        for (McQuestion q : chosen) {
+            float[] px = q.image() == null ? null : llava.processor().preprocess(q.image());
+            out.add(new CalibSample(q.id(), llava.promptIds(q.prompt()), px));
+        }
+        return out;
+    }
+}

@@ -1,0 +1,82 @@
+package dev.qvlm.calib;
+
+import dev.qvlm.model.Linear;
+import dev.qvlm.quant.ActQuantizer;
+import dev.qvlm.quant.QuantizedWeight;
+import dev.qvlm.quant.WeightQuantizer;
+import dev.qvlm.tensor.Matrix;
+
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * The quantization state of one linear during calibration: its full-precision weight, the chosen clipping
+ * percentiles of its weight and input quantizers, and caches of the fake-quantized weights per percentile
+ * (each candidate is quantized once, however often the search revisits it).
+ */
+final class LinearState {
+    final Linear linear;
+    final Matrix original;
+    final QuantSettings settings;
+    final ActRange range;
+    double wClip = 1.0, aClip = 1.0;
+    private WeightQuantizer.Prepared prepared;
+    private final Map<Double, QuantizedWeight> weights = new HashMap<>();
+    private final Map<Double, Linear.InputQuantizer> acts = new HashMap<>();
+
+    LinearState(Linear linear, QuantSettings settings) {
+        this.linear = linear;
+        this.original = linear.weight();
+        this.settings = settings;
+        this.range = settings.staticActivations() ? new ActRange() : null;
+    }
+
+    boolean hasWeightSlot() {
+        return settings.weights() != null;
+    }
+
+    boolean hasActSlot() {
+        return settings.staticActivations();
+    }
+
+    void setFp() {
+        linear.setWeight(original);
+        linear.setInputQuantizer(null);
+    }
+
+    void setQuant() {
+        setQuant(wClip, aClip);
+    }
+
+    void setQuant(double w, double a) {
+        linear.setWeight(hasWeightSlot() ? weightMatrix(w) : original);
+        linear.setInputQuantizer(actQuantizer(a));
+    }
+
+    synchronized QuantizedWeight quantized(double clip) {
+        if (prepared == null) prepared = WeightQuantizer.prepare(original, settings.weights());
+        return weights.computeIfAbsent(clip, prepared::quantize);
+    }
+
+    private final Map<Double, Matrix> matrices = new HashMap<>();
+
+    synchronized Matrix weightMatrix(double clip) {
+        return matrices.computeIfAbsent(clip, c -> quantized(c).toMatrix());
+    }
+
+    synchronized Linear.InputQuantizer actQuantizer(double clip) {
+        if (settings.activations() == null) return null;
+        if (settings.actDynamic()) return acts.computeIfAbsent(-1.0, k -> ActQuantizer.dynamicPerToken(settings.activations()));
+        return acts.computeIfAbsent(clip, p -> {
+            double[] b = range.bounds(p);
+            return ActQuantizer.staticPerTensor(settings.activations(), (float) b[0], (float) b[1]);
+        });
+    }
+
+    /** Frees the candidates not chosen (keeps memory bounded when a block is done). */
+    synchronized void keepOnlyChosen() {
+        weights.keySet().removeIf(k -> k != wClip);
+        matrices.keySet().removeIf(k -> k != wClip);
+        prepared = null;
+    }
+}

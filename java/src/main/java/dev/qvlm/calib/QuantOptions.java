@@ -1,0 +1,95 @@
+package dev.qvlm.calib;
+
+import dev.qvlm.QvlmException;
+import dev.qvlm.model.Linear;
+import dev.qvlm.quant.QuantArgs;
+import picocli.CommandLine.Option;
+
+import java.util.Arrays;
+
+/** CLI options that define a quantization setting; shared by {@code quantize} and {@code compare}. */
+public final class QuantOptions {
+    @Option(names = "--method", defaultValue = "qvlm", paramLabel = "M",
+            description = "rtn | layerwise | qvlm (default ${DEFAULT-VALUE}).")
+    public String method;
+
+    @Option(names = "--wbits", defaultValue = "4", paramLabel = "B", description = "Weight bits 2–8, or 16 for none (default ${DEFAULT-VALUE}).")
+    public int wbits;
+
+    @Option(names = "--abits", defaultValue = "16", paramLabel = "B", description = "Activation bits 2–8, or 16 for none (default ${DEFAULT-VALUE}).")
+    public int abits;
+
+    @Option(names = "--group", defaultValue = "0", paramLabel = "G", description = "Weight group size in input columns; 0 = per output channel (default).")
+    public int group;
+
+    @Option(names = "--wsym", description = "Symmetric weight quantization (default asymmetric).")
+    public boolean wsym;
+
+    @Option(names = "--asym-act", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "Asymmetric activation quantization (default); --no-asym-act for symmetric.")
+    public boolean asymAct;
+
+    @Option(names = "--act-dynamic", description = "Per-token activation ranges at run time instead of static per-tensor ranges from calibration.")
+    public boolean actDynamic;
+
+    @Option(names = "--scope", defaultValue = "all", paramLabel = "S", description = "llm | vision | projector | all (default ${DEFAULT-VALUE}); lm_head and embeddings stay full precision.")
+    public String scope;
+
+    @Option(names = "--grid", split = ",", paramLabel = "P,...", description = "Clipping percentiles to search (default 1.0,0.995,0.99,0.985,0.98, the paper's grid).")
+    public double[] grid;
+
+    @Option(names = "--h0", paramLabel = "X", description = "Block threshold h0 (default: mean of D over consecutive layers).")
+    public Double h0;
+
+    @Option(names = "--max-block", defaultValue = "3", paramLabel = "N", description = "Most layers per block (default ${DEFAULT-VALUE}).")
+    public int maxBlock;
+
+    @Option(names = "--max-sweeps", defaultValue = "2", paramLabel = "N", description = "Coordinate-descent sweeps at most (default ${DEFAULT-VALUE}).")
+    public int maxSweeps;
+
+    @Option(names = "--exhaustive-limit", defaultValue = "125", paramLabel = "N", description = "Search a block exhaustively when its joint grid has at most N points (default ${DEFAULT-VALUE}).")
+    public int exhaustiveLimit;
+
+    public QuantSettings settings() {
+        return settings(Method.parse(method), wbits, abits, group);
+    }
+
+    public QuantSettings settings(Method m, int wb, int ab, int g) {
+        QuantArgs w = null, a = null;
+        if (wb != 16) {
+            checkBits("--wbits", wb);
+            if (g < 0) throw new QvlmException("--group must be 0 (per channel) or a positive group size, got " + g);
+            w = g > 0 ? QuantArgs.perGroup(wb, wsym, g) : QuantArgs.perChannel(wb, wsym);
+        }
+        if (ab != 16) {
+            checkBits("--abits", ab);
+            a = actDynamic ? QuantArgs.perToken(ab, !asymAct) : QuantArgs.perTensor(ab, !asymAct);
+        }
+        if (w == null && a == null) throw new QvlmException("--wbits 16 --abits 16 quantizes nothing");
+        double[] gr = grid == null ? QuantSettings.PAPER_GRID : grid.clone();
+        if (gr.length == 0) throw new QvlmException("--grid is empty");
+        for (double p : gr)
+            if (!(p > 0.5 && p <= 1.0)) throw new QvlmException("--grid: percentile " + p + " is outside (0.5, 1]");
+        if (Arrays.stream(gr).noneMatch(p -> p == 1.0)) {
+            gr = Arrays.copyOf(gr, gr.length + 1);
+            gr[gr.length - 1] = 1.0; // min–max is always a candidate, so a search never does worse than RTN
+        }
+        if (maxBlock < 1) throw new QvlmException("--max-block must be at least 1");
+        if (maxSweeps < 1) throw new QvlmException("--max-sweeps must be at least 1");
+        int levelBits = a != null ? a.bits() : w.bits();
+        return new QuantSettings(m, w, a, actDynamic, QuantSettings.parseScope(scope), gr, h0 == null ? Double.NaN : h0,
+                maxBlock, maxSweeps, exhaustiveLimit, levelBits);
+    }
+
+    static void checkBits(String flag, int b) {
+        if (b < QuantArgs.MIN_BITS || b > QuantArgs.MAX_BITS)
+            throw new QvlmException(flag + " " + b + " is out of range: use " + QuantArgs.MIN_BITS + "–" + QuantArgs.MAX_BITS + " (or 16 for no quantization)");
+    }
+
+    /** Fails before any compute when a group size does not divide an in-scope layer's width. */
+    public static void validate(QuantSettings s, Iterable<Linear> linears) {
+        if (s.weights() == null) return;
+        for (Linear l : linears)
+            if (s.scope().contains(l.part())) s.weights().validateFor(l.in(), l.name());
+    }
+}

@@ -1,0 +1,51 @@
+package dev.qvlm.calib;
+
+import dev.qvlm.QvlmException;
+import dev.qvlm.model.Linear;
+import dev.qvlm.quant.QuantArgs;
+
+import java.util.EnumSet;
+import java.util.Set;
+
+/**
+ * Everything that defines one quantization run.
+ *
+ * @param weights      weight quantizer (null = keep weights in full precision)
+ * @param activations  input-activation quantizer of each linear (null = A16)
+ * @param actDynamic   per-token ranges at run time instead of static calibrated ranges
+ * @param scope        which parts of LLaVA have their linears quantized
+ * @param grid         clipping percentiles to search (1.0 = min–max)
+ * @param h0           block threshold; NaN = mean of D over all consecutive pairs
+ * @param maxBlock     most layers in one block
+ * @param maxSweeps    coordinate-descent sweeps at most
+ * @param exhaustiveLimit joint grid sizes up to this are searched exhaustively
+ * @param entropyLevelsBits levels of the soft assignment are 2^bits (the activation bits, or the weight bits for A16)
+ */
+public record QuantSettings(Method method, QuantArgs weights, QuantArgs activations, boolean actDynamic,
+                            Set<Linear.Part> scope, double[] grid, double h0, int maxBlock, int maxSweeps,
+                            int exhaustiveLimit, int entropyLevelsBits) {
+
+    public static final double[] PAPER_GRID = {1.0, 0.995, 0.99, 0.985, 0.98};
+
+    public static Set<Linear.Part> parseScope(String s) {
+        return switch (s.toLowerCase()) {
+            case "llm" -> EnumSet.of(Linear.Part.LLM);
+            case "vision" -> EnumSet.of(Linear.Part.VISION);
+            case "projector" -> EnumSet.of(Linear.Part.PROJECTOR);
+            case "all" -> EnumSet.of(Linear.Part.VISION, Linear.Part.PROJECTOR, Linear.Part.LLM);
+            default -> throw new QvlmException("--scope: unknown scope '" + s + "' (expected llm, vision, projector or all)");
+        };
+    }
+
+    public boolean staticActivations() {
+        return activations != null && !actDynamic;
+    }
+
+    /** A label like W4A4 or W4A16-g128. */
+    public String label() {
+        String w = weights == null ? "W16" : "W" + weights.bits();
+        String a = activations == null ? "A16" : "A" + activations.bits();
+        String g = weights != null && weights.granularity() == QuantArgs.Granularity.GROUP ? "-g" + weights.groupSize() : "";
+        return w + a + g;
+    }
+}

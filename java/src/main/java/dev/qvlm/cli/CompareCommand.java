@@ -1,0 +1,145 @@
+package dev.qvlm.cli;
+
+import dev.qvlm.QvlmException;
+import dev.qvlm.calib.Method;
+import dev.qvlm.calib.QuantOptions;
+import dev.qvlm.calib.QuantRun;
+import dev.qvlm.calib.QuantSettings;
+import dev.qvlm.eval.Evaluator;
+import dev.qvlm.eval.McDataset;
+import dev.qvlm.eval.McQuestion;
+import dev.qvlm.runtime.Llava;
+import dev.qvlm.util.Json;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+@Command(name = "compare", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Quantize with several methods and bit settings in one harness and evaluate each:",
+                "accuracy, KL(FP||Q) at the answer position and search time, as a table and JSON.",
+                "Settings: wXaY[gG][-dyn], e.g. w4a4 (static per-tensor activations), w4a16g128, w8a8-dyn."})
+final class CompareCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face LLaVA folder.")
+    Path model;
+
+    @Option(names = "--calib", required = true, paramLabel = "FILE.jsonl", description = "Calibration questions.")
+    Path calib;
+
+    @Option(names = "--data", required = true, paramLabel = "FILE.jsonl", description = "Evaluation questions.")
+    Path data;
+
+    @Option(names = "--settings", split = ",", defaultValue = "w4a4,w6a6,w4a16g128,w3a16g128", paramLabel = "S,...",
+            description = "Bit settings (default ${DEFAULT-VALUE}).")
+    List<String> settings;
+
+    @Option(names = "--methods", split = ",", defaultValue = "rtn,layerwise,qvlm", paramLabel = "M,...",
+            description = "Methods (default ${DEFAULT-VALUE}).")
+    List<String> methods;
+
+    @Option(names = "--calib-samples", defaultValue = "64", paramLabel = "N", description = "Calibration prompts (default ${DEFAULT-VALUE}).")
+    int calibSamples;
+
+    @Option(names = "--seed", defaultValue = "0", paramLabel = "S", description = "Calibration seed (default ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(names = "--limit", paramLabel = "N", description = "Evaluate only the first N questions.")
+    Integer limit;
+
+    @Option(names = "--out", paramLabel = "FILE.json", description = "Write all results (with each quantization report) here.")
+    Path out;
+
+    @Option(names = "--jobs", paramLabel = "N", description = "Questions evaluated concurrently (default: cores).")
+    Integer jobs;
+
+    @Mixin
+    QuantOptions q;
+
+    @Mixin
+    Common common;
+
+    record Setting(String name, int wbits, int abits, int group, boolean dynamic) {}
+
+    static Setting parseSetting(String s) {
+        var m = java.util.regex.Pattern.compile("w(\\d+)a(\\d+)(?:g(\\d+))?(-dyn)?").matcher(s.toLowerCase());
+        if (!m.matches()) throw new QvlmException("--settings: cannot parse '" + s + "' (expected e.g. w4a4, w4a16g128, w8a8-dyn)");
+        return new Setting(s, Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)),
+                m.group(3) == null ? 0 : Integer.parseInt(m.group(3)), m.group(4) != null);
+    }
+
+    @Override
+    public Integer call() {
+        List<Setting> ss = settings.stream().map(CompareCommand::parseSetting).toList();
+        List<Method> ms = methods.stream().map(Method::parse).toList();
+        List<QuantSettings> plan = new ArrayList<>();
+        for (Setting s : ss) {
+            q.actDynamic = s.dynamic();
+            for (Method m : ms) plan.add(q.settings(m, s.wbits(), s.abits(), s.group()));
+        }
+        List<McQuestion> rows = McDataset.read(data);
+        if (limit != null && limit < rows.size()) rows = rows.subList(0, Math.max(1, limit));
+        Evaluator.checkImages(rows, data.toString());
+        int j = jobs != null ? Math.max(1, jobs) : Runtime.getRuntime().availableProcessors();
+        List<Map<String, Object>> results = new ArrayList<>();
+        Evaluator.Report fp;
+        try (Llava llava = Llava.open(model, common.backend())) {
+            System.err.println("[fp] evaluating the full-precision model");
+            fp = new Evaluator(llava, true).run(rows, !common.quiet, j);
+        }
+        Map<String, Object> fpRow = new LinkedHashMap<>();
+        fpRow.put("setting", "FP");
+        fpRow.put("method", "-");
+        fpRow.put("accuracy", fp.accuracy());
+        results.add(fpRow);
+        int i = 0;
+        for (QuantSettings st : plan) {
+            i++;
+            String tag = String.format("[%d/%d %s %s]", i, plan.size(), st.label() + (st.actDynamic() ? "-dyn" : ""), st.method().id());
+            System.err.println(tag + " quantizing");
+            try (Llava llava = Llava.open(model, common.backend())) {
+                QuantRun.Result r = QuantRun.quantize(llava, calib, calibSamples, seed, st, false, rows, fp, j,
+                        !common.quiet, common.quiet ? null : s -> System.err.println(tag + s));
+                Map<String, Object> row = new LinkedHashMap<>();
+                row.put("setting", st.label() + (st.actDynamic() ? "-dyn" : ""));
+                row.put("method", st.method().id());
+                row.put("accuracy", r.eval().accuracy());
+                row.put("kl", r.meanKl());
+                row.put("search_s", r.quantizeSeconds());
+                row.put("report", r.report());
+                results.add(row);
+                System.err.printf("%s accuracy %.1f%%, KL %.4f, %.1f s%n", tag, 100 * r.eval().accuracy(), r.meanKl(), r.quantizeSeconds());
+            }
+        }
+        System.out.println(table(results, rows.size(), calibSamples));
+        if (out != null) {
+            Map<String, Object> o = new LinkedHashMap<>();
+            o.put("model", model.toString());
+            o.put("data", data.toString());
+            o.put("questions", rows.size());
+            o.put("calib_samples", calibSamples);
+            o.put("results", results);
+            Json.writeAtomically(out, o);
+            System.out.println("results: " + out);
+        }
+        return 0;
+    }
+
+    static String table(List<Map<String, Object>> rows, int n, int calib) {
+        StringBuilder sb = new StringBuilder();
+        sb.append(String.format("%d questions, %d calibration prompts%n", n, calib));
+        sb.append("| setting | method | accuracy | KL(FP‖Q) | search s |\n|---|---|---:|---:|---:|\n");
+        for (Map<String, Object> r : rows) {
+            Object kl = r.get("kl"), t = r.get("search_s");
+            sb.append(String.format("| %s | %s | %.1f %% | %s | %s |%n", r.get("setting"), r.get("method"),
+                    100 * (double) r.get("accuracy"), kl == null ? "–" : String.format("%.4f", (double) kl),
+                    t == null ? "–" : String.format("%.1f", (double) t)));
+        }
+        return sb.toString().stripTrailing();
+    }
+}
