@@ -15,9 +15,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The CLI end to end: real runs on the bundled model, and bad input → one clear line, exit code 2. */
 class CliTest {
-    record Run(int code, String out, String err) {}
+    public record Run(int code, String out, String err) {}
 
-    static synchronized Run run(String... args) {
+    public static synchronized Run run(String... args) {
         PrintStream o = System.out, e = System.err;
         ByteArrayOutputStream ob = new ByteArrayOutputStream(), eb = new ByteArrayOutputStream();
         System.setOut(new PrintStream(ob, true));
@@ -34,7 +34,7 @@ class CliTest {
     static final String MODEL = TestPaths.tinyModel().toString();
     static final String DATA = TestPaths.data().resolve("eval.jsonl").toString();
 
-    static void assertUserError(Run r, String... mustContain) {
+    public static void assertUserError(Run r, String... mustContain) {
         assertEquals(2, r.code(), "exit code; stderr was: " + r.err());
         for (String s : mustContain) assertTrue(r.err().contains(s), "stderr should mention '" + s + "': " + r.err());
         assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());

@@ -1,0 +1,78 @@
+package dev.qvlm.cli;
+
+import dev.qvlm.TestPaths;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static dev.qvlm.cli.CliTest.assertUserError;
+import static dev.qvlm.cli.CliTest.run;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Bad input to quantize/compare: one clear line, exit code 2, nothing written. */
+class QuantizeCliTest {
+    static final String MODEL = TestPaths.tinyModel().toString();
+    static final String CALIB = TestPaths.data().resolve("calib.jsonl").toString();
+
+    static String[] quantize(String... extra) {
+        String[] base = {"quantize", "--model", MODEL, "--calib", CALIB, "--calib-samples", "2", "--method", "rtn"};
+        String[] all = new String[base.length + extra.length];
+        System.arraycopy(base, 0, all, 0, base.length);
+        System.arraycopy(extra, 0, all, base.length, extra.length);
+        return all;
+    }
+
+    @Test
+    void bitsOutOfRange() {
+        assertUserError(run(quantize("--wbits", "9")), "--wbits", "9", "2–8");
+        assertUserError(run(quantize("--wbits", "1")), "--wbits", "1");
+        assertUserError(run(quantize("--abits", "0")), "--abits");
+    }
+
+    @Test
+    void groupThatDoesNotDivideTheWidth() {
+        assertUserError(run(quantize("--group", "100")), "100");
+    }
+
+    @Test
+    void unknownMethodAndScope() {
+        assertUserError(run("quantize", "--model", MODEL, "--calib", CALIB, "--method", "gptq"), "gptq");
+        assertUserError(run(quantize("--scope", "everything")), "everything");
+    }
+
+    @Test
+    void emptyAndMalformedCalibFiles(@TempDir Path tmp) throws Exception {
+        Path empty = Files.writeString(tmp.resolve("empty.jsonl"), "");
+        assertUserError(run("quantize", "--model", MODEL, "--calib", empty.toString()), "empty.jsonl");
+        Path bad = Files.writeString(tmp.resolve("bad.jsonl"), Files.readAllLines(Path.of(CALIB)).get(0) + "\n{oops\n");
+        assertUserError(run("quantize", "--model", MODEL, "--calib", bad.toString(), "--calib-samples", "2"), "bad.jsonl:2");
+        Path noImage = Files.writeString(tmp.resolve("noimg.jsonl"),
+                "{\"question\": \"q\", \"choices\": [\"a\", \"b\"], \"answer\": 0, \"image\": \"gone.png\"}\n");
+        assertUserError(run("quantize", "--model", MODEL, "--calib", noImage.toString(), "--calib-samples", "1"), "noimg.jsonl:1", "gone.png");
+        assertUserError(run("quantize", "--model", MODEL, "--calib", CALIB, "--calib-samples", "100000"), "calib.jsonl", "256");
+    }
+
+    @Test
+    void existingOutputIsRefusedWithoutForce(@TempDir Path tmp) throws Exception {
+        Path out = Files.createDirectories(tmp.resolve("q"));
+        Files.writeString(out.resolve("keep.txt"), "mine");
+        assertUserError(run(quantize("--out", out.toString())), "already exists", "--force");
+        assertEquals("mine", Files.readString(out.resolve("keep.txt")));
+    }
+
+    @Test
+    void savesAndLoadsWithForce(@TempDir Path tmp) throws Exception {
+        Path out = Files.createDirectories(tmp.resolve("q"));
+        CliTest.Run r = run(quantize("--wbits", "4", "--group", "128", "--out", out.toString(), "--force", "--quiet"));
+        assertEquals(0, r.code(), r.err());
+        assertTrue(Files.exists(out.resolve("config.json")) && Files.readString(out.resolve("config.json")).contains("pack-quantized"));
+        try (var l = Files.list(tmp)) {
+            assertEquals(1, l.count(), "no temporary folder left next to the output");
+        }
+        CliTest.Run e = run("eval", "--model", out.toString(), "--data", TestPaths.data().resolve("eval.jsonl").toString(), "--limit", "3", "--quiet");
+        assertEquals(0, e.code(), e.err());
+    }
+}
