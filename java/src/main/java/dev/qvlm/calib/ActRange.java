@@ -52,8 +52,14 @@ public final class ActRange {
 
     /** {lo, hi}: the (1−p) and p quantiles; p = 1 gives exact min and max without needing the histogram. */
     public double[] bounds(double p) {
-        if (p >= 1.0 || hist == null || count == 0) return new double[]{min, max};
-        return new double[]{quantile(1 - p), quantile(p)};
+        return bounds(p, p);
+    }
+
+    /** {lo, hi} with the lower and upper tails clipped separately: the (1 − pLo) and pHi quantiles. */
+    public double[] bounds(double pLo, double pHi) {
+        double lo = pLo >= 1.0 || hist == null || count == 0 ? min : quantile(1 - pLo);
+        double hi = pHi >= 1.0 || hist == null || count == 0 ? max : quantile(pHi);
+        return new double[]{lo, hi};
     }
 
     private double quantile(double q) {

@@ -290,19 +290,34 @@ public final class Calibrator {
 
     // ------------------------------------------------------------------ phase B: block search (rtn, qvlm)
 
-    private record Slot(LinearState state, boolean weight, int unit) {
+    private enum Kind { WEIGHT, ACT, ACT_LO, ACT_HI }
+
+    /** One searched value: a weight clip, a joint activation clip, or one tail of the activation range. */
+    private record Slot(LinearState state, Kind kind, int unit) {
         double get() {
-            return weight ? state.wClip : state.aClip;
+            return switch (kind) {
+                case WEIGHT -> state.wClip;
+                case ACT, ACT_HI -> state.aHi;
+                case ACT_LO -> state.aLo;
+            };
         }
 
         void set(double v) {
-            if (weight) state.wClip = v;
-            else state.aClip = v;
+            switch (kind) {
+                case WEIGHT -> state.wClip = v;
+                case ACT -> {
+                    state.aLo = v;
+                    state.aHi = v;
+                }
+                case ACT_LO -> state.aLo = v;
+                case ACT_HI -> state.aHi = v;
+            }
         }
 
         String label() {
-            return state.linear.name() + (weight ? ".w" : ".a");
+            return state.linear.name() + "." + kind.name().toLowerCase();
         }
+
     }
 
     private List<Tensor> runUnits(List<Unit> units, List<Tensor> x) {
@@ -311,16 +326,24 @@ public final class Calibrator {
         return cur;
     }
 
-    /** Relative MSE Σ‖y − t‖² / Σ‖t‖² over all samples. */
+    /** Relative error Σ|y − t|^p / Σ|t|^p over all samples (p = 2: relative MSE). */
     private double relMse(List<Tensor> y, List<Tensor> t) {
         double[] num = new double[y.size()], den = new double[y.size()];
+        double p = st.lp();
         IntStream.range(0, y.size()).parallel().forEach(s -> {
             float[] a = backend.download(y.get(s)), b = backend.download(t.get(s));
             double n = 0, dd = 0;
-            for (int i = 0; i < a.length; i++) {
-                double e = a[i] - b[i];
-                n += e * e;
-                dd += (double) b[i] * b[i];
+            if (p == 2) {
+                for (int i = 0; i < a.length; i++) {
+                    double e = a[i] - b[i];
+                    n += e * e;
+                    dd += (double) b[i] * b[i];
+                }
+            } else {
+                for (int i = 0; i < a.length; i++) {
+                    n += Math.pow(Math.abs(a[i] - b[i]), p);
+                    dd += Math.pow(Math.abs(b[i]), p);
+                }
             }
             num[s] = n;
             den[s] = dd;
@@ -337,8 +360,15 @@ public final class Calibrator {
         List<Slot> slots = new ArrayList<>();
         for (int ui = 0; ui < units.size(); ui++)
             for (LinearState s : statesOf(units.get(ui))) {
-                if (s.hasWeightSlot()) slots.add(new Slot(s, true, ui));
-                if (s.hasActSlot()) slots.add(new Slot(s, false, ui));
+                if (s.hasWeightSlot()) slots.add(new Slot(s, Kind.WEIGHT, ui));
+                if (s.hasActSlot()) {
+                    if (st.separateBounds()) {
+                        slots.add(new Slot(s, Kind.ACT_LO, ui));
+                        slots.add(new Slot(s, Kind.ACT_HI, ui));
+                    } else {
+                        slots.add(new Slot(s, Kind.ACT, ui));
+                    }
+                }
             }
         int[] evals = {0};
         java.util.function.Supplier<Double> evaluate = () -> {
@@ -422,7 +452,7 @@ public final class Calibrator {
         double after = relMse(outQ, target);
         Map<String, QuantReport.Choice> choices = new LinkedHashMap<>();
         for (LinearState s : bs)
-            choices.put(s.linear.name(), new QuantReport.Choice(s.wClip, s.hasActSlot() ? s.aClip : null));
+            choices.put(s.linear.name(), choice(s));
         double secs = (System.nanoTime() - t0) / 1e9;
         report.blocks.add(new QuantReport.Block(stack, b[0], b[b.length - 1], how, evals[0], sweeps, before, after, secs, choices));
         log.accept(String.format("  %s %s: %s search, %d evaluations, relMSE %.4e -> %.4e, %.1f s", stack,
@@ -441,7 +471,7 @@ public final class Calibrator {
         Map<LinearState, Tensor[]> fpIn = new IdentityHashMap<>();
         for (LinearState s : us) fpIn.put(s, new Tensor[S]);
         List<Tensor> target = captureInputs(unit, xFp, fpIn);
-        for (LinearState s : us) { s.wClip = 1.0; s.aClip = 1.0; }
+        for (LinearState s : us) s.reset();
         for (LinearState s : us) s.setQuant();
         double before = relMse(runUnits(List.of(unit), xQ), target);
         int evals = 0;
@@ -462,13 +492,16 @@ public final class Calibrator {
             });
             double[] wGrid = cur.hasWeightSlot() ? st.grid() : new double[]{1.0};
             double[] aGrid = cur.hasActSlot() ? st.grid() : new double[]{1.0};
+            double[] hGrid = cur.hasActSlot() && st.separateBounds() ? st.grid() : null;
             double best = Double.POSITIVE_INFINITY;
-            double bw = 1.0, ba = 1.0;
+            double bw = 1.0, ba = 1.0, bh = 1.0;
             for (double wc : wGrid)
-                for (double ac : aGrid) {
+                for (double ac : aGrid)
+                    for (double hc : hGrid == null ? new double[]{Double.NaN} : hGrid) {
+                    double hi = Double.isNaN(hc) ? ac : hc;
                     Linear probe = new Linear(cur.linear.name(), cur.linear.part(),
                             cur.hasWeightSlot() ? cur.weightMatrix(wc) : cur.original, cur.linear.bias());
-                    probe.setInputQuantizer(cur.actQuantizer(ac));
+                    probe.setInputQuantizer(cur.actQuantizer(ac, hi));
                     List<Tensor> y = parallelMap(S, s -> {
                         Tensor o = backend.allocate(xq[s].rows(), probe.out());
                         backend.linear(o, xq[s], probe);
@@ -480,10 +513,12 @@ public final class Calibrator {
                         best = e;
                         bw = wc;
                         ba = ac;
+                        bh = hi;
                     }
                 }
             cur.wClip = bw;
-            cur.aClip = ba;
+            cur.aLo = ba;
+            cur.aHi = bh;
             cur.setQuant();
             cur.keepOnlyChosen();
         }
@@ -491,7 +526,7 @@ public final class Calibrator {
         List<Tensor> outQ = runUnits(List.of(unit), xQ);
         double after = relMse(outQ, target);
         Map<String, QuantReport.Choice> choices = new LinkedHashMap<>();
-        for (LinearState s : us) choices.put(s.linear.name(), new QuantReport.Choice(s.wClip, s.hasActSlot() ? s.aClip : null));
+        for (LinearState s : us) choices.put(s.linear.name(), choice(s));
         double secs = (System.nanoTime() - t0) / 1e9;
         report.blocks.add(new QuantReport.Block(stack, b[0], b[1], "per-linear", evals, 0, before, after, secs, choices));
         log.accept(String.format("  %s %d: layer-wise search, %d evaluations, relMSE %.4e -> %.4e, %.1f s", stack, b[0], evals, before, after, secs));
@@ -534,7 +569,7 @@ public final class Calibrator {
         for (int k = 0; k + 1 < units.size(); k++) {
             List<Unit> pair = units.subList(k, k + 2);
             Map<LinearState, double[]> saved = new IdentityHashMap<>();
-            for (Unit u : pair) for (LinearState s : statesOf(u)) saved.put(s, new double[]{s.wClip, s.aClip});
+            for (Unit u : pair) for (LinearState s : statesOf(u)) saved.put(s, new double[]{s.wClip, s.aLo, s.aHi});
             int before = report.blocks.size();
             // one by one: block {k} then block {k+1} on its quantized input
             List<Tensor>[] r1 = searchBlock(name, new int[]{k, k}, pair.subList(0, 1), in, in, true);
@@ -545,8 +580,7 @@ public final class Calibrator {
             double joint = relMse(rj[1], rj[0]);
             while (report.blocks.size() > before) report.blocks.remove(report.blocks.size() - 1);
             saved.forEach((s, v) -> {
-                s.wClip = 1.0;
-                s.aClip = 1.0;
+                s.reset();
                 s.setFp();
             });
             report.entropyCheck.add(new QuantReport.PairCheck(name, k, d[k], seq, joint, seq - joint));
@@ -573,6 +607,11 @@ public final class Calibrator {
     }
 
     // ------------------------------------------------------------------ helpers
+
+    private static QuantReport.Choice choice(LinearState s) {
+        if (!s.hasActSlot()) return new QuantReport.Choice(s.wClip, null, null);
+        return new QuantReport.Choice(s.wClip, s.aLo, s.aHi);
+    }
 
     private void trackMemory() {
         Runtime rt = Runtime.getRuntime();

@@ -85,7 +85,7 @@ public final class CheckpointSaver {
                 ignore.add(prefix);
                 continue;
             }
-            Linear.InputQuantizer iq = s.actQuantizer(s.aClip);
+            Linear.InputQuantizer iq = s.actQuantizer(s.aLo, s.aHi);
             CompressedTensors.writeLinear(w, prefix, s.quantized(s.wClip), iq instanceof ActQuantizer a ? a : null);
             replaced.add(key);
         }

@@ -19,7 +19,8 @@ final class LinearState {
     final Matrix original;
     final QuantSettings settings;
     final ActRange range;
-    double wClip = 1.0, aClip = 1.0;
+    /** Chosen clipping percentiles: weight, and the activation range's lower and upper tail (equal unless searched separately). */
+    double wClip = 1.0, aLo = 1.0, aHi = 1.0;
     private WeightQuantizer.Prepared prepared;
     private final Map<Double, QuantizedWeight> weights = new HashMap<>();
     private final Map<Double, Linear.InputQuantizer> acts = new HashMap<>();
@@ -45,12 +46,12 @@ final class LinearState {
     }
 
     void setQuant() {
-        setQuant(wClip, aClip);
+        linear.setWeight(hasWeightSlot() ? weightMatrix(wClip) : original);
+        linear.setInputQuantizer(actQuantizer(aLo, aHi));
     }
 
-    void setQuant(double w, double a) {
-        linear.setWeight(hasWeightSlot() ? weightMatrix(w) : original);
-        linear.setInputQuantizer(actQuantizer(a));
+    void reset() {
+        wClip = aLo = aHi = 1.0;
     }
 
     synchronized QuantizedWeight quantized(double clip) {
@@ -64,11 +65,15 @@ final class LinearState {
         return matrices.computeIfAbsent(clip, c -> quantized(c).toMatrix());
     }
 
-    synchronized Linear.InputQuantizer actQuantizer(double clip) {
+    private final Map<Long, Linear.InputQuantizer> actCache = new HashMap<>();
+
+    /** The input quantizer with bounds at the (1 − lo) and hi quantiles of the calibration activations. */
+    synchronized Linear.InputQuantizer actQuantizer(double lo, double hi) {
         if (settings.activations() == null) return null;
         if (settings.actDynamic()) return acts.computeIfAbsent(-1.0, k -> ActQuantizer.dynamicPerToken(settings.activations()));
-        return acts.computeIfAbsent(clip, p -> {
-            double[] b = range.bounds(p);
+        long key = Double.doubleToLongBits(lo) * 31 + Double.doubleToLongBits(hi);
+        return actCache.computeIfAbsent(key, k -> {
+            double[] b = range.bounds(lo, hi);
             return ActQuantizer.staticPerTensor(settings.activations(), (float) b[0], (float) b[1]);
         });
     }

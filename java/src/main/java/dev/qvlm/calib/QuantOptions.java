@@ -50,6 +50,14 @@ public final class QuantOptions {
     @Option(names = "--exhaustive-limit", defaultValue = "125", paramLabel = "N", description = "Search a block exhaustively when its joint grid has at most N points (default ${DEFAULT-VALUE}).")
     public int exhaustiveLimit;
 
+    @Option(names = "--act-bounds", defaultValue = "joint", paramLabel = "MODE",
+            description = "joint (default, the paper: one percentile clips both tails) or separate (lower and upper tail searched independently).")
+    public String actBounds;
+
+    @Option(names = "--lp", defaultValue = "2", paramLabel = "P",
+            description = "Search criterion: relative L^P error of block outputs (default ${DEFAULT-VALUE} = MSE, as in the paper).")
+    public double lp;
+
     public QuantSettings settings() {
         return settings(Method.parse(method), wbits, abits, group);
     }
@@ -74,11 +82,17 @@ public final class QuantOptions {
             gr = Arrays.copyOf(gr, gr.length + 1);
             gr[gr.length - 1] = 1.0; // min–max is always a candidate, so a search never does worse than RTN
         }
+        if (!(lp >= 1 && lp <= 8)) throw new QvlmException("--lp must be in [1, 8], got " + lp);
         if (maxBlock < 1) throw new QvlmException("--max-block must be at least 1");
         if (maxSweeps < 1) throw new QvlmException("--max-sweeps must be at least 1");
         int levelBits = a != null ? a.bits() : w.bits();
+        boolean separate = switch (actBounds) {
+            case "joint" -> false;
+            case "separate" -> true;
+            default -> throw new QvlmException("--act-bounds: expected joint or separate, got '" + actBounds + "'");
+        };
         return new QuantSettings(m, w, a, actDynamic, QuantSettings.parseScope(scope), gr, h0 == null ? Double.NaN : h0,
-                maxBlock, maxSweeps, exhaustiveLimit, levelBits);
+                maxBlock, maxSweeps, exhaustiveLimit, levelBits, separate, lp);
     }
 
     static void checkBits(String flag, int b) {

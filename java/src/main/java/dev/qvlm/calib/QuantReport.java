@@ -9,7 +9,8 @@ import java.util.Map;
 public final class QuantReport {
     public record Layer(String stack, int index, String name, Double dependencyToNext, Double entropy, Double outputRange) {}
 
-    public record Choice(double weightClip, Double activationClip) {}
+    /** Chosen percentiles: weight clip, and the activation range's lower / upper tail clips (equal unless searched separately). */
+    public record Choice(double weightClip, Double activationClipLow, Double activationClipHigh) {}
 
     public record Block(String stack, int first, int last, String search, int evaluations, int sweeps,
                         double relMseBefore, double relMseAfter, double seconds, Map<String, Choice> choices) {}

@@ -20,10 +20,12 @@ import java.util.Set;
  * @param maxSweeps    coordinate-descent sweeps at most
  * @param exhaustiveLimit joint grid sizes up to this are searched exhaustively
  * @param entropyLevelsBits levels of the soft assignment are 2^bits (the activation bits, or the weight bits for A16)
+ * @param separateBounds search the lower and upper clip of each activation range separately (widened search)
+ * @param lp             the search criterion is Σ|y − t|^lp / Σ|t|^lp (2 = relative MSE, the paper's; others as in LAPQ)
  */
 public record QuantSettings(Method method, QuantArgs weights, QuantArgs activations, boolean actDynamic,
                             Set<Linear.Part> scope, double[] grid, double h0, int maxBlock, int maxSweeps,
-                            int exhaustiveLimit, int entropyLevelsBits) {
+                            int exhaustiveLimit, int entropyLevelsBits, boolean separateBounds, double lp) {
 
     public static final double[] PAPER_GRID = {1.0, 0.995, 0.99, 0.985, 0.98};
 

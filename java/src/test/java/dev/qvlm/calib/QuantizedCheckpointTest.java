@@ -35,7 +35,7 @@ class QuantizedCheckpointTest {
 
     static QuantSettings settings(Method m, QuantArgs w, QuantArgs a) {
         return new QuantSettings(m, w, a, false, EnumSet.of(Linear.Part.VISION, Linear.Part.PROJECTOR, Linear.Part.LLM),
-                QuantSettings.PAPER_GRID, Double.NaN, 3, 1, 125, a != null ? a.bits() : w.bits());
+                QuantSettings.PAPER_GRID, Double.NaN, 3, 1, 125, a != null ? a.bits() : w.bits(), false, 2);
     }
 
     record Saved(Evaluator.Report inMemory, Path dir) {}

@@ -1,0 +1,72 @@
+package dev.qvlm.cli;
+
+import dev.qvlm.QvlmException;
+import dev.qvlm.calib.QuantSettings;
+import dev.qvlm.config.KnownModels;
+import dev.qvlm.config.LlavaConfig;
+import dev.qvlm.quant.ModelMemory;
+import dev.qvlm.quant.QuantArgs;
+import dev.qvlm.util.Json;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+@Command(name = "memory", mixinStandardHelpOptions = true,
+        description = {"Analytic weight memory of a LLaVA model: FP16 against quantized weights (packed codes, FP16 group",
+                "scales, packed zero points, as compressed-tensors stores them). From a config, no weights needed."})
+final class MemoryCommand implements Callable<Integer> {
+    @Option(names = "--model", paramLabel = "DIR", description = "A model folder (its config.json).")
+    Path model;
+
+    @Option(names = "--synthetic", paramLabel = "NAME", description = "A known shape: llava-1.5-7b, llava-1.5-13b, tiny.")
+    String synthetic;
+
+    @Option(names = "--wbits", defaultValue = "4", paramLabel = "B", description = "Weight bits (default ${DEFAULT-VALUE}).")
+    int wbits;
+
+    @Option(names = "--group", defaultValue = "128", paramLabel = "G", description = "Group size; 0 = per channel (default ${DEFAULT-VALUE}).")
+    int group;
+
+    @Option(names = "--wsym", description = "Symmetric weights (no zero points).")
+    boolean wsym;
+
+    @Option(names = "--scope", defaultValue = "llm", paramLabel = "S", description = "llm | vision | projector | all (default ${DEFAULT-VALUE}).")
+    String scope;
+
+    @Option(names = "--json", description = "Print JSON.")
+    boolean json;
+
+    @Override
+    public Integer call() {
+        if ((model == null) == (synthetic == null)) throw new QvlmException("give exactly one of --model DIR or --synthetic NAME");
+        LlavaConfig cfg = model != null ? LlavaConfig.load(model.resolve("config.json")) : KnownModels.config(synthetic);
+        if (wbits < QuantArgs.MIN_BITS || wbits > QuantArgs.MAX_BITS) throw new QvlmException("--wbits " + wbits + " is out of range: use 2–8");
+        QuantArgs w = group > 0 ? QuantArgs.perGroup(wbits, wsym, group) : QuantArgs.perChannel(wbits, wsym);
+        ModelMemory.Sizes s = ModelMemory.sizes(cfg, w, QuantSettings.parseScope(scope));
+        String name = model != null ? model.toString() : synthetic;
+        if (json) {
+            Map<String, Object> o = new LinkedHashMap<>();
+            o.put("model", name);
+            o.put("params", s.params());
+            o.put("fp16_bytes", s.fp16Bytes());
+            o.put("quantized_bytes", s.quantizedBytes());
+            o.put("ratio", s.ratio());
+            o.put("quantized_tensors_fp16_bytes", s.quantizedTensorsFp16Bytes());
+            o.put("quantized_tensors_bytes", s.quantizedTensorsBytes());
+            o.put("quantized_tensors_ratio", s.quantizedTensorsRatio());
+            System.out.println(Json.write(o));
+        } else {
+            String q = "W" + wbits + "A16 " + (group > 0 ? "g" + group : "per-channel") + ", " + scope;
+            System.out.printf("%s: %.2f B parameters%n", name, s.params() / 1e9);
+            System.out.printf("  FP16 weights        %8.2f GB%n", s.fp16Bytes() / 1e9);
+            System.out.printf("  %-19s %8.2f GB  (%.2fx smaller)%n", q, s.quantizedBytes() / 1e9, s.ratio());
+            System.out.printf("  quantized tensors   %8.2f GB -> %.2f GB (%.2fx)%n", s.quantizedTensorsFp16Bytes() / 1e9,
+                    s.quantizedTensorsBytes() / 1e9, s.quantizedTensorsRatio());
+        }
+        return 0;
+    }
+}
