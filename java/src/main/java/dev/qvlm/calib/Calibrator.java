@@ -352,6 +352,12 @@ public final class Calibrator {
     }
 
     private List<Tensor>[] searchBlock(String stack, int[] b, List<Unit> units, List<Tensor> xFp, List<Tensor> xQ, boolean search) {
+        return searchBlock(stack, b, units, xFp, xQ, search, false);
+    }
+
+    /** @param warmStart start the search from the current choices instead of min–max (1.0) everywhere */
+    private List<Tensor>[] searchBlock(String stack, int[] b, List<Unit> units, List<Tensor> xFp, List<Tensor> xQ,
+                                       boolean search, boolean warmStart) {
         long t0 = System.nanoTime();
         List<LinearState> bs = new ArrayList<>();
         for (Unit u : units) bs.addAll(statesOf(u));
@@ -376,7 +382,7 @@ public final class Calibrator {
             evals[0]++;
             return relMse(runUnits(units, xQ), target);
         };
-        for (Slot sl : slots) sl.set(1.0);
+        if (!warmStart) for (Slot sl : slots) sl.set(1.0);
         double before = slots.isEmpty() ? relMse(runUnits(units, xQ), target) : evaluate.get();
         double best = before;
         String how = "none";
@@ -575,8 +581,8 @@ public final class Calibrator {
             List<Tensor>[] r1 = searchBlock(name, new int[]{k, k}, pair.subList(0, 1), in, in, true);
             List<Tensor>[] r2 = searchBlock(name, new int[]{k + 1, k + 1}, pair.subList(1, 2), r1[0], r1[1], true);
             double seq = relMse(r2[1], r2[0]);
-            // jointly
-            List<Tensor>[] rj = searchBlock(name, new int[]{k, k + 1}, pair, in, in, true);
+            // jointly, starting from the one-by-one choices (so the gain is what the joint objective adds)
+            List<Tensor>[] rj = searchBlock(name, new int[]{k, k + 1}, pair, in, in, true, true);
             double joint = relMse(rj[1], rj[0]);
             while (report.blocks.size() > before) report.blocks.remove(report.blocks.size() - 1);
             saved.forEach((s, v) -> {
