@@ -3,6 +3,7 @@ package dev.qvlm.cli;
 import dev.qvlm.QvlmException;
 import dev.qvlm.backend.Backend;
 import dev.qvlm.cpu.CpuBackend;
+import dev.qvlm.cuda.CudaBackend;
 import picocli.CommandLine.Option;
 
 /** Options shared by the commands that run a model. */
@@ -17,7 +18,7 @@ public final class Common {
     public Backend backend() {
         return switch (device) {
             case "cpu" -> new CpuBackend();
-            case "cuda", "gpu" -> throw new QvlmException("--device cuda: the CUDA backend is not part of this build yet; use --device cpu");
+            case "cuda", "gpu" -> CudaBackend.open(); // one QvlmException saying why when the GPU is not usable
             default -> throw new QvlmException("--device: unknown device '" + device + "' (expected cpu or cuda)");
         };
     }

@@ -1,0 +1,43 @@
+package dev.qvlm.cuda;
+
+/**
+ * The driver calls the CUDA backend makes, behind one small interface: {@link JCudaDevice} is the real GPU (JCuda
+ * driver API + cuBLAS through FFM); tests substitute a host emulation to check the backend's bookkeeping (layouts,
+ * views, launch argument lists, GEMM arguments) on a machine without a GPU. Addresses are raw device addresses;
+ * every call is ordered on the device's one stream.
+ */
+interface Device extends AutoCloseable {
+    String name();
+
+    int smCount();
+
+    /** A fresh allocation of {@code bytes}, or 0 when the device is out of memory. */
+    long alloc(long bytes);
+
+    void free(long address);
+
+    void memsetZero(long address, long bytes);
+
+    void upload(long dst, short[] src);
+
+    void upload(long dst, float[] src);
+
+    void upload(long dst, int[] src);
+
+    /** Waits for the stream, then copies src.length elements. */
+    void download(long src, short[] dst);
+
+    void download(long src, float[] dst);
+
+    void download(long src, int[] dst);
+
+    void copy(long dst, long src, long bytes);
+
+    /** Launches {@code symbol} of the fatbin; {@code args} already checked against its {@link Kernel} signature. */
+    void launch(String symbol, LaunchGeometry.Launch geometry, Object[] args);
+
+    void gemm(Gemm call);
+
+    @Override
+    void close();
+}

@@ -1,0 +1,223 @@
+package dev.qvlm.cuda;
+
+import jcuda.Pointer;
+import jcuda.driver.CUcontext;
+import jcuda.driver.CUdevice;
+import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUmodule;
+import jcuda.driver.CUstream;
+import jcuda.CudaException;
+import jcuda.driver.JCudaDriver;
+
+import java.util.HashMap;
+import java.util.Map;
+import java.util.TreeMap;
+
+import static jcuda.driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
+import static jcuda.driver.JCudaDriver.*;
+
+/**
+ * The GPU through the JCuda driver API: the device's primary context (shared with cuBLAS, which uses the runtime
+ * API), one stream, the fatbin loaded with cuModuleLoadData (cuModuleLoadFatBinary misbehaves on the CUDA 13
+ * hosts). Host↔device copies use Java arrays and are synchronous (after a stream synchronise for downloads);
+ * everything else is asynchronous on the stream. Callers serialise access ({@link CudaBackend} is synchronized) and
+ * {@link #bind} makes the context current on the calling thread.
+ */
+final class JCudaDevice implements Device {
+    /** Exposes the raw address JCuda keeps in a CUdeviceptr (protected in NativePointerObject). */
+    static final class DevPtr extends CUdeviceptr {
+        long address() {
+            return getNativePointer();
+        }
+    }
+
+    static final class Stream extends CUstream {
+        long address() {
+            return getNativePointer();
+        }
+    }
+
+    private final CUdevice device = new CUdevice();
+    private final CUcontext context = new CUcontext();
+    private final Stream stream = new Stream();
+    private final CUmodule module = new CUmodule();
+    private final Map<String, CUfunction> functions = new HashMap<>();
+    /** Live allocations by base address: device pointers for the JCuda calls that take a CUdeviceptr. */
+    private final TreeMap<Long, DevPtr> allocations = new TreeMap<>();
+    private final Cublas cublas;
+    private final String name;
+    private final int smCount;
+    private boolean closed;
+
+    JCudaDevice(int ordinal, byte[] fatbin) {
+        JCudaDriver.setExceptionsEnabled(true);
+        cuInit(0);
+        cuDeviceGet(device, ordinal);
+        cuDevicePrimaryCtxRetain(context, device);
+        try {
+            cuCtxSetCurrent(context);
+            cuStreamCreate(stream, 0); // a blocking stream: ordered with the legacy-stream memcpys below
+            cuModuleLoadData(module, fatbin);
+            byte[] nm = new byte[256];
+            cuDeviceGetName(nm, nm.length, device);
+            int len = 0;
+            while (len < nm.length && nm[len] != 0) len++;
+            name = new String(nm, 0, len, java.nio.charset.StandardCharsets.US_ASCII);
+            int[] v = new int[1];
+            cuDeviceGetAttribute(v, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device);
+            smCount = v[0];
+            cublas = new Cublas(stream.address());
+        } catch (RuntimeException e) {
+            cuDevicePrimaryCtxRelease(device);
+            throw e;
+        }
+    }
+
+    void bind() {
+        if (closed) throw new IllegalStateException("the CUDA backend is closed");
+        cuCtxSetCurrent(context);
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public int smCount() {
+        return smCount;
+    }
+
+    String cublasLibrary() {
+        return cublas.library();
+    }
+
+    private CUdeviceptr ptr(long address) {
+        Map.Entry<Long, DevPtr> e = allocations.floorEntry(address);
+        if (e == null) throw new IllegalArgumentException(String.format("0x%x is not device memory of this backend", address));
+        return address == e.getKey() ? e.getValue() : e.getValue().withByteOffset(address - e.getKey());
+    }
+
+    @Override
+    public long alloc(long bytes) {
+        bind();
+        DevPtr p = new DevPtr();
+        try {
+            cuMemAlloc(p, Math.max(1, bytes));
+        } catch (CudaException e) {
+            if (String.valueOf(e.getMessage()).contains("OUT_OF_MEMORY")) return 0;
+            throw e;
+        }
+        allocations.put(p.address(), p);
+        return p.address();
+    }
+
+    @Override
+    public void free(long address) {
+        bind();
+        DevPtr p = allocations.remove(address);
+        if (p == null) throw new IllegalArgumentException(String.format("free of 0x%x: not an allocation", address));
+        cuMemFree(p);
+    }
+
+    @Override
+    public void memsetZero(long address, long bytes) {
+        bind();
+        if (bytes > 0) cuMemsetD8Async(ptr(address), (byte) 0, bytes, stream);
+    }
+
+    @Override
+    public void upload(long dst, short[] src) {
+        bind();
+        if (src.length > 0) cuMemcpyHtoD(ptr(dst), Pointer.to(src), 2L * src.length);
+    }
+
+    @Override
+    public void upload(long dst, float[] src) {
+        bind();
+        if (src.length > 0) cuMemcpyHtoD(ptr(dst), Pointer.to(src), 4L * src.length);
+    }
+
+    @Override
+    public void upload(long dst, int[] src) {
+        bind();
+        if (src.length > 0) cuMemcpyHtoD(ptr(dst), Pointer.to(src), 4L * src.length);
+    }
+
+    @Override
+    public void download(long src, short[] dst) {
+        bind();
+        cuStreamSynchronize(stream);
+        if (dst.length > 0) cuMemcpyDtoH(Pointer.to(dst), ptr(src), 2L * dst.length);
+    }
+
+    @Override
+    public void download(long src, float[] dst) {
+        bind();
+        cuStreamSynchronize(stream);
+        if (dst.length > 0) cuMemcpyDtoH(Pointer.to(dst), ptr(src), 4L * dst.length);
+    }
+
+    @Override
+    public void download(long src, int[] dst) {
+        bind();
+        cuStreamSynchronize(stream);
+        if (dst.length > 0) cuMemcpyDtoH(Pointer.to(dst), ptr(src), 4L * dst.length);
+    }
+
+    @Override
+    public void copy(long dst, long src, long bytes) {
+        bind();
+        if (bytes > 0) cuMemcpyDtoDAsync(ptr(dst), ptr(src), bytes, stream);
+    }
+
+    @Override
+    public void launch(String symbol, LaunchGeometry.Launch g, Object[] args) {
+        bind();
+        CUfunction f = functions.computeIfAbsent(symbol, s -> {
+            CUfunction fn = new CUfunction();
+            cuModuleGetFunction(fn, module, s);
+            return fn;
+        });
+        Pointer[] params = new Pointer[args.length];
+        for (int i = 0; i < args.length; i++)
+            params[i] = switch (args[i]) {
+                case Long l -> Pointer.to(new long[]{l});
+                case Integer n -> Pointer.to(new int[]{n});
+                case Float x -> Pointer.to(new float[]{x});
+                case Double d -> Pointer.to(new double[]{d});
+                default -> throw new IllegalArgumentException(symbol + ": argument " + i + " of type " + args[i].getClass());
+            };
+        cuLaunchKernel(f, g.gridX(), g.gridY(), 1, g.block(), 1, 1, g.sharedBytes(), stream, Pointer.to(params), null);
+    }
+
+    @Override
+    public void gemm(Gemm call) {
+        bind();
+        cublas.gemm(call);
+    }
+
+    /** Waits for the stream; surfaces asynchronous kernel faults here rather than at some later call. */
+    void synchronize() {
+        bind();
+        cuStreamSynchronize(stream);
+    }
+
+    @Override
+    public void close() {
+        if (closed) return;
+        bind();
+        try {
+            cuStreamSynchronize(stream);
+            cublas.close();
+            for (DevPtr p : allocations.values()) cuMemFree(p);
+            allocations.clear();
+            cuModuleUnload(module);
+            cuStreamDestroy(stream);
+        } finally {
+            closed = true;
+            cuDevicePrimaryCtxRelease(device);
+        }
+    }
+}

@@ -1,0 +1,78 @@
+package dev.qvlm.cuda;
+
+/**
+ * The entry points of qvlm_kernels.cu and their parameter lists, one letter per parameter: p pointer, i int,
+ * l long long, f float, d double. {@link CudaBackend} checks every launch against the signature (a wrong argument
+ * list would otherwise be undefined behaviour on the device) and KernelNamesTest checks the signatures against the
+ * .cu source, so both sides are verified without a GPU.
+ */
+public enum Kernel {
+    EMBED("qvlm_embed", true, "pppiii"),
+    RMSNORM("qvlm_rmsnorm", true, "pppiif"),
+    LAYERNORM("qvlm_layernorm", true, "ppppiif"),
+    ADD("qvlm_add", true, "ppl"),
+    BIAS_ADD("qvlm_bias_add", true, "ppii"),
+    ACT("qvlm_act", true, "pli"),
+    GATED_ACT("qvlm_gated_act", true, "ppli"),
+    COPY("qvlm_copy", true, "ppl"),
+    ROPE("qvlm_rope", true, "piiiiid"),
+    ATTN_PREFILL("qvlm_attn_prefill", true, "ppppiiiiiiifiiii"),
+    ATTN_SPLIT("qvlm_attn_split", true, "ppppppiiiiiiifiiiii"),
+    ATTN_COMBINE("qvlm_attn_combine", true, "pppiiiii"),
+    ARGMAX("qvlm_argmax", true, "piip"),
+    F32_TO_F16("qvlm_f32_to_f16", false, "ppl"),
+    F16_TO_F32("qvlm_f16_to_f32", false, "ppl");
+
+    private final String base;
+    private final boolean perStorage;
+    private final String signature;
+
+    Kernel(String base, boolean perStorage, String signature) {
+        this.base = base;
+        this.perStorage = perStorage;
+        this.signature = signature;
+    }
+
+    /** The symbol in the fatbin: per-storage kernels carry the activation type's suffix (_f16, _f32). */
+    public String symbol(Storage s) {
+        return perStorage ? base + "_" + s.suffix() : base;
+    }
+
+    public boolean perStorage() {
+        return perStorage;
+    }
+
+    public String signature() {
+        return signature;
+    }
+
+    /** Every symbol the backend may load. */
+    public static java.util.List<String> allSymbols() {
+        java.util.List<String> out = new java.util.ArrayList<>();
+        for (Kernel k : values())
+            if (k.perStorage) for (Storage s : Storage.values()) out.add(k.symbol(s));
+            else out.add(k.base);
+        return out;
+    }
+
+    /**
+     * Checks that launch arguments match the signature: Long for p and l, Integer for i, Float for f, Double for d.
+     */
+    public void check(Object[] args) {
+        if (args.length != signature.length())
+            throw new IllegalStateException(base + ": " + args.length + " arguments for signature " + signature);
+        for (int i = 0; i < args.length; i++) {
+            char c = signature.charAt(i);
+            boolean ok = switch (c) {
+                case 'p', 'l' -> args[i] instanceof Long;
+                case 'i' -> args[i] instanceof Integer;
+                case 'f' -> args[i] instanceof Float;
+                case 'd' -> args[i] instanceof Double;
+                default -> false;
+            };
+            if (!ok)
+                throw new IllegalStateException(base + ": argument " + i + " is " + (args[i] == null ? "null" : args[i].getClass().getSimpleName())
+                        + ", signature " + signature + " wants '" + c + "'");
+        }
+    }
+}

@@ -1,0 +1,181 @@
+package dev.qvlm.cuda;
+
+import dev.qvlm.QvlmException;
+import dev.qvlm.backend.Tensor;
+import dev.qvlm.config.Activation;
+import dev.qvlm.cpu.CpuBackend;
+import dev.qvlm.model.Linear;
+import dev.qvlm.tensor.F32Matrix;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The CUDA backend's host-side logic against an emulated device ({@link EmulatedDevice}): storage layouts, views,
+ * weight caching by identity, GEMM arguments (the row-major transpose trick, checked numerically through an
+ * emulated GemmEx), launch argument lists (checked against each kernel's signature on every launch), memory
+ * lifetimes. The kernels themselves need a GPU: CudaKernelsGpuTest.
+ */
+class CudaBackendEmulatedTest {
+    static float[] rand(Random r, int n) {
+        return LaunchGeometryTest.rand(r, n);
+    }
+
+    static float[] f16(float[] x) {
+        float[] y = new float[x.length];
+        for (int i = 0; i < x.length; i++) y[i] = Half.toFloat(Half.fromFloat(x[i]));
+        return y;
+    }
+
+    @ParameterizedTest
+    @EnumSource(Storage.class)
+    void uploadDownloadViewsAndCopies(Storage s) {
+        EmulatedDevice dev = new EmulatedDevice();
+        try (CudaBackend b = new CudaBackend(dev, s)) {
+            float[] x = rand(new Random(1), 5 * 7);
+            Tensor t = b.upload(x, 5, 7);
+            float[] back = b.download(t);
+            assertArrayEquals(s == Storage.F16 ? f16(x) : x, back);
+            // a view of rows [2, 4) downloads exactly those rows
+            Tensor v = b.view(t, 2, 2);
+            assertEquals(2, v.rows());
+            assertArrayEquals(java.util.Arrays.copyOfRange(back, 14, 28), b.download(v));
+            // copying into a view of a fresh (zeroed) tensor leaves the other rows at zero
+            Tensor z = b.allocate(6, 7);
+            b.copy(v, b.view(z, 3, 2));
+            float[] zz = b.download(z);
+            for (int i = 0; i < 42; i++)
+                assertEquals(i >= 21 && i < 35 ? back[14 + i - 21] : 0f, zz[i], "element " + i);
+            assertThrows(IndexOutOfBoundsException.class, () -> b.view(t, 4, 2));
+            assertThrows(IllegalArgumentException.class, () -> b.copy(t, z));
+            assertThrows(IllegalArgumentException.class, () -> b.add(t, new CpuBackend().allocate(5, 7)));
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Storage.class)
+    void linearIsTheRowMajorProductThroughGemmEx(Storage s) {
+        EmulatedDevice dev = new EmulatedDevice();
+        Random r = new Random(2);
+        int rows = 3, in = 10, out = 6;
+        float[] w = f16(rand(r, out * in)), bias = rand(r, out), x = f16(rand(r, rows * in));
+        Linear lin = new Linear("test.proj", Linear.Part.LLM, new F32Matrix(out, in, w), bias);
+        CpuBackend cpu = new CpuBackend();
+        Tensor ref = cpu.allocate(rows, out);
+        cpu.linear(ref, cpu.upload(x, rows, in), lin);
+        try (CudaBackend b = new CudaBackend(dev, s)) {
+            // a view as input and output: offsets must reach cuBLAS
+            Tensor xin = b.view(b.upload(concat(new float[in], x), rows + 1, in), 1, rows);
+            Tensor y = b.view(b.allocate(rows + 2, out), 2, rows);
+            b.linear(y, xin, lin);
+            float[] got = b.download(y), want = cpu.download(ref);
+            for (int i = 0; i < want.length; i++) assertEquals(want[i], got[i], 2e-3 * Math.max(1, Math.abs(want[i])), "element " + i);
+            Gemm g = dev.gemms.getLast();
+            assertEquals(new Gemm(Gemm.OP_T, Gemm.OP_N, out, rows, in, g.a(), Gemm.CUDA_R_16F, in, g.b(), Gemm.CUDA_R_16F, in,
+                    g.c(), s == Storage.F16 ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F, out), g);
+            // weights and bias upload once per object
+            int allocs = dev.allocations;
+            b.linear(y, xin, lin);
+            assertEquals(allocs, dev.allocations, "no new device allocations for the same weights");
+            assertThrows(IllegalArgumentException.class, () -> b.linear(b.allocate(rows, out + 1), xin, lin));
+        }
+    }
+
+    static float[] concat(float[] a, float[] b) {
+        float[] c = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, c, a.length, b.length);
+        return c;
+    }
+
+    @Test
+    void inputQuantizerRunsOnTheHostCopy() {
+        EmulatedDevice dev = new EmulatedDevice();
+        Linear lin = new Linear("q", Linear.Part.LLM, new F32Matrix(1, 2, new float[]{1f, 1f}), null);
+        lin.setInputQuantizer((x, off, rows, cols) -> {
+            for (int i = 0; i < rows * cols; i++) x[off + i] = Math.round(x[off + i]);
+        });
+        try (CudaBackend b = new CudaBackend(dev, Storage.F32)) {
+            Tensor x = b.upload(new float[]{0.4f, 1.6f}, 1, 2), y = b.allocate(1, 1);
+            b.linear(y, x, lin);
+            assertEquals(2f, b.download(y)[0]);
+            assertArrayEquals(new float[]{0.4f, 1.6f}, b.download(x), "the input itself is untouched");
+        }
+    }
+
+    @Test
+    void everyOpLaunchesItsKernelWithTheSignaturesArguments() {
+        EmulatedDevice dev = new EmulatedDevice();
+        try (CudaBackend b = new CudaBackend(dev, Storage.F16)) {
+            Tensor x = b.allocate(4, 64), y = b.allocate(4, 64);
+            float[] g = new float[64], beta = new float[64];
+            b.rmsNorm(y, x, g, 1e-6f);
+            b.layerNorm(y, x, g, beta, 1e-5f);
+            b.add(y, x);
+            b.activate(y, Activation.GELU);
+            b.gatedActivate(y, x, Activation.SILU);
+            b.rope(y, 4, 16, 3, 10000.0);
+            b.embed(y, new F32Matrix(10, 64, new float[640]), new int[]{1, 2, 3, 9});
+            b.argmax(y);
+            // prefill (5 rows), decode with several splits (1 row, 4000 keys), GQA 4 heads over 2
+            Tensor q5 = b.allocate(5, 64), kv = b.allocate(4000, 32), o5 = b.allocate(5, 64);
+            b.attention(o5, q5, kv, kv, 5, 4, 2, 16, 0, true, 0.25f);
+            b.attention(b.view(o5, 0, 1), b.view(q5, 0, 1), kv, kv, 4000, 4, 2, 16, 3999, true, 0.25f);
+            java.util.List<String> names = dev.launches.stream().map(EmulatedDevice.Launched::symbol).toList();
+            assertEquals(java.util.List.of("qvlm_rmsnorm_f16", "qvlm_layernorm_f16", "qvlm_add_f16", "qvlm_act_f16",
+                    "qvlm_gated_act_f16", "qvlm_rope_f16", "qvlm_embed_f16", "qvlm_argmax_f16", "qvlm_attn_prefill_f16",
+                    "qvlm_attn_split_f16", "qvlm_attn_combine_f16"), names);
+            EmulatedDevice.Launched act = dev.launches.get(3);
+            assertEquals(Activation.GELU.ordinal(), act.args()[2]);
+            EmulatedDevice.Launched split = dev.launches.get(9);
+            assertTrue(split.geometry().gridY() > 1, "decode over 4000 keys splits: " + split.geometry());
+            assertEquals(4, split.geometry().gridX(), "one block per head");
+            // bad ids never reach the device
+            assertThrows(IndexOutOfBoundsException.class, () -> b.embed(y, new F32Matrix(10, 64, new float[640]), new int[]{10}));
+            assertThrows(IllegalArgumentException.class, () -> b.attention(o5, q5, kv, kv, 5, 4, 3, 16, 0, true, 1f));
+            assertThrows(IllegalArgumentException.class, () -> b.rope(y, 4, 15, 0, 1e4));
+        }
+    }
+
+    @Test
+    void closeFreesEverythingAndLaterUseFails() {
+        EmulatedDevice dev = new EmulatedDevice();
+        CudaBackend b = new CudaBackend(dev, Storage.F16);
+        Tensor t = b.upload(new float[]{1, 2, 3, 4}, 2, 2);
+        b.rmsNorm(b.allocate(2, 2), t, new float[]{1, 1}, 1e-6f);
+        b.linear(b.allocate(2, 3), t, new Linear("l", Linear.Part.LLM, new F32Matrix(3, 2, new float[6]), new float[3]));
+        assertTrue(dev.liveBlocks() > 0);
+        b.close();
+        assertEquals(0, dev.liveBlocks(), "every block freed");
+        assertTrue(dev.closed);
+        assertThrows(IllegalStateException.class, () -> b.download(t));
+        assertThrows(IllegalStateException.class, () -> b.allocate(1, 1));
+        b.close(); // idempotent
+    }
+
+    @Test
+    void unreachableActivationsAreRecycled() {
+        EmulatedDevice dev = new EmulatedDevice();
+        try (CudaBackend b = new CudaBackend(dev, Storage.F16)) {
+            for (int i = 0; i < 2000; i++) b.allocate(64, 1024); // 128 KiB each, 250 MiB in all: kept low by reuse
+            System.gc();
+            for (int i = 0; i < 100; i++) b.allocate(64, 1024);
+            assertTrue(dev.allocations < 2000, "blocks recycled: " + dev.allocations + " allocations");
+        }
+    }
+
+    @Test
+    void outOfMemorySaysHowMuchIsInUse() {
+        EmulatedDevice dev = new EmulatedDevice();
+        dev.capacity = 1 << 20;
+        try (CudaBackend b = new CudaBackend(dev, Storage.F16)) {
+            Tensor keep = b.allocate(256, 1024); // 512 KiB, reachable
+            QvlmException e = assertThrows(QvlmException.class, () -> b.allocate(512, 1024));
+            assertTrue(e.getMessage().contains("CUDA out of memory") && e.getMessage().contains("MiB"), e.getMessage());
+            assertEquals(256, keep.rows());
+        }
+    }
+}
