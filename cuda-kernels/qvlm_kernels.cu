@@ -8,6 +8,8 @@
 #include "rope.cuh"
 #include "attention.cuh"
 #include "argmax.cuh"
+#include "q4.cuh"
+#include "calib.cuh"
 
 #define QVLM_KERNELS(T, SUF)                                                                                         \
     extern "C" __global__ void qvlm_embed_##SUF(T* out, const __half* table, const int* ids, int n, int cols,       \
@@ -59,6 +61,58 @@
 
 QVLM_KERNELS(__half, f16)
 QVLM_KERNELS(float, f32)
+
+// W4A16 GEMV (q4.cuh), one instantiation per token bucket (Int4Layout.GEMV_BUCKETS): registers scale with the bucket,
+// so decode (1 token) is not charged for the 8-token variant's accumulators. x is FP16 whatever the storage.
+#define QVLM_Q4_GEMV(T, SUF)                                                                                         \
+    extern "C" __global__ void __launch_bounds__(256) qvlm_q4_gemv1_##SUF(T* out, const __half* x, const uint4* w,  \
+        const uint4* params, int n, int rows, int cols, int groupSize, int groups) {                                 \
+        q4_gemv_impl<T, 1>(out, x, w, params, n, rows, cols, groupSize, groups);                                     \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(256) qvlm_q4_gemv2_##SUF(T* out, const __half* x, const uint4* w,  \
+        const uint4* params, int n, int rows, int cols, int groupSize, int groups) {                                 \
+        q4_gemv_impl<T, 2>(out, x, w, params, n, rows, cols, groupSize, groups);                                     \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(256) qvlm_q4_gemv4_##SUF(T* out, const __half* x, const uint4* w,  \
+        const uint4* params, int n, int rows, int cols, int groupSize, int groups) {                                 \
+        q4_gemv_impl<T, 4>(out, x, w, params, n, rows, cols, groupSize, groups);                                     \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(256) qvlm_q4_gemv8_##SUF(T* out, const __half* x, const uint4* w,  \
+        const uint4* params, int n, int rows, int cols, int groupSize, int groups) {                                 \
+        q4_gemv_impl<T, 8>(out, x, w, params, n, rows, cols, groupSize, groups);                                     \
+    }                                                                                                                \
+    extern "C" __global__ void qvlm_minmax_##SUF(const T* x, long long n, float* partial) {                          \
+        minmax_impl<T>(x, n, partial);                                                                               \
+    }
+
+QVLM_Q4_GEMV(__half, f16)
+QVLM_Q4_GEMV(float, f32)
+
+// 4-bit weights -> FP16 [rows, cols] for cuBLAS (prefill and batches above the GEMV's 8 tokens)
+extern "C" __global__ void qvlm_q4_dequant(__half* out, const uint4* w, const uint4* params, int rows, int cols,
+                                           int groupSize, int groups) {
+    q4_dequant_impl(out, w, params, rows, cols, groupSize, groups);
+}
+
+// Synthetic weights for benchmarks, made on the device (dev.qvlm.tensor.GeneratedMatrix is the host twin)
+extern "C" __global__ void qvlm_fill_f16(__half* out, long long n, int seed, float amp) {
+    fill_f16_impl(out, n, (uint32_t)seed, amp);
+}
+extern "C" __global__ void qvlm_fill_q4(unsigned int* words, unsigned int* params, int rows, int cols, int groupSize,
+                                        int seed, float scaleAmp, int symmetric) {
+    fill_q4_impl(words, params, rows, cols, groupSize, (uint32_t)seed, scaleAmp, symmetric);
+}
+
+// Calibration (calib.cuh)
+extern "C" __global__ void qvlm_soft_joint_hist(float* joint, const float* a, const float* b, long long n, float loA,
+                                                float stepA, int M, float loB, float stepB, int Mb) {
+    soft_joint_hist_impl(joint, a, b, n, loA, stepA, M, loB, stepB, Mb);
+}
+extern "C" __global__ void qvlm_fq_score(double* out, const float* x, const float* w, const float* yref,
+                                         const float* scales, const float* zeros, int T, int N, int K, int groupSize,
+                                         int C, int maxCode) {
+    fq_score_impl(out, x, w, yref, scales, zeros, T, N, K, groupSize, C, maxCode);
+}
 
 // FP32 <-> FP16 (round to nearest even, as Float.floatToFloat16 on the host). 1-D grid-stride.
 extern "C" __global__ void qvlm_f32_to_f16(__half* out, const float* in, long long n) {

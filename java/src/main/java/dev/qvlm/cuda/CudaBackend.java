@@ -5,6 +5,8 @@ import dev.qvlm.backend.Backend;
 import dev.qvlm.backend.Tensor;
 import dev.qvlm.config.Activation;
 import dev.qvlm.model.Linear;
+import dev.qvlm.quant.Q4Matrix;
+import dev.qvlm.tensor.GeneratedMatrix;
 import dev.qvlm.tensor.Matrix;
 
 import java.util.IdentityHashMap;
@@ -18,7 +20,14 @@ import java.util.Map;
  *
  * <p>Weight vectors (norm gammas and betas, biases) stay FP32 on the device: they are tiny and this keeps the
  * norms exact. Linears with an input quantizer (fake-quantized activations) take a host round trip: the quantizer
- * is Java code; a device version belongs with the 4-bit kernels. Q4 weights are refused with a message.
+ * is Java code; a device version belongs with the 4-bit kernels.
+ *
+ * <p>4-bit weights ({@link Q4Matrix}, or a {@link GeneratedMatrix} in Q4 format) are re-laid once at upload
+ * ({@link Int4Layout}) and stay 4-bit on the device: up to {@value Int4Layout#GEMV_MAX_TOKENS} tokens run the W4A16
+ * GEMV kernel (qvlm_q4_gemv*, FP16 activations in, FP32 accumulation); more tokens (prefill, the vision tower)
+ * dequantise the weight into a pooled FP16 scratch buffer (qvlm_q4_dequant) and call GemmEx as for dense weights, a
+ * simple first version that costs one extra write + read of the FP16 weight per call. Shapes the kernels do not
+ * take (cols or group size not a multiple of 32) are dequantised on the host and uploaded as FP16.
  *
  * <p>Thread-safe by serialisation: every op is synchronized and binds the context to the calling thread.
  */
@@ -28,6 +37,10 @@ public final class CudaBackend implements Backend {
     private final Storage storage;
     private final Map<Matrix, Long> matrices = new IdentityHashMap<>();
     private final Map<float[], Long> vectors = new IdentityHashMap<>();
+    private final Map<Matrix, Q4Weights> q4 = new IdentityHashMap<>();
+
+    /** A 4-bit weight on the device in the {@link Int4Layout} layout. */
+    record Q4Weights(long words, long params, int rows, int cols, int groupSize, int groups, long bytes) {}
     private final int smCount;
     private boolean closed;
 
@@ -140,6 +153,13 @@ public final class CudaBackend implements Backend {
         Long a = matrices.get(m);
         if (a != null) return a;
         long addr = memory.allocPermanent((long) m.rows() * m.cols() * 2);
+        if (m instanceof GeneratedMatrix g && g.format() == GeneratedMatrix.Format.F16) { // made in place, no host copy
+            long n = (long) m.rows() * m.cols();
+            device.launch(Kernel.FILL_F16.symbol(storage), elementwise(n), checked(Kernel.FILL_F16, addr, n, g.seed(), g.amp()));
+            matrices.put(m, addr);
+            return addr;
+        }
+        if (m instanceof GeneratedMatrix g) m = g.materialize(); // a Q4 shape the kernels do not take: FP16 from the host
         int step = uploadChunkRows(m.cols());
         for (int r = 0; r < m.rows(); r += step) {
             int count = Math.min(step, m.rows() - r);
@@ -147,6 +167,46 @@ public final class CudaBackend implements Backend {
         }
         matrices.put(m, addr);
         return addr;
+    }
+
+    /** Whether the linear's weight runs through the int4 kernels. */
+    static boolean isQ4(Matrix m) {
+        if (m instanceof Q4Matrix q) return Int4Layout.supported(q);
+        return m instanceof GeneratedMatrix g && g.format() == GeneratedMatrix.Format.Q4 && Int4Layout.supported(g.cols(), g.groupSize());
+    }
+
+    /** The 4-bit weight on the device, re-laid and uploaded (or, for generated weights, filled) on first use. */
+    Q4Weights q4(Matrix m, String what) {
+        Q4Weights w = q4.get(m);
+        if (w != null) return w;
+        int rows = m.rows(), cols = m.cols();
+        if (m instanceof Q4Matrix qm) {
+            Int4Layout.Relaid r = Int4Layout.relayout(qm, what);
+            long words = memory.allocPermanent(r.wordBytes()), params = memory.allocPermanent(r.paramBytes());
+            device.upload(words, r.words());
+            device.upload(params, r.params());
+            w = new Q4Weights(words, params, rows, cols, r.groupSize(), r.groups(), r.bytes());
+        } else {
+            GeneratedMatrix g = (GeneratedMatrix) m;
+            long nw = Int4Layout.wordCount(rows, cols), np = Int4Layout.paramCount(rows, cols, g.groupSize());
+            long words = memory.allocPermanent(4 * nw), params = memory.allocPermanent(4 * np);
+            device.launch(Kernel.FILL_Q4.symbol(storage), elementwise(nw), checked(Kernel.FILL_Q4, words, params, rows,
+                    cols, g.groupSize(), g.seed(), g.amp(), g.symmetric() ? 1 : 0));
+            w = new Q4Weights(words, params, rows, cols, g.groupSize(), g.groups(), 4 * (nw + np));
+        }
+        q4.put(m, w);
+        return w;
+    }
+
+    /** Device bytes of a weight as this backend stores it (FP16 dense, or the int4 layout); uploads it if needed. */
+    public synchronized long weightBytes(Matrix m) {
+        return isQ4(m) ? q4(m, "weight").bytes() : 2L * m.rows() * m.cols();
+    }
+
+    /** Makes sure a weight is on the device (uploaded, re-laid or filled), so that later timings exclude it. */
+    public synchronized void prepare(Matrix m, String what) {
+        if (isQ4(m)) q4(m, what);
+        else matrix(m, what);
     }
 
     private long vector(float[] v) {
@@ -200,6 +260,10 @@ public final class CudaBackend implements Backend {
             q.apply(h, 0, x.rows(), x.cols());
             input = (CudaTensor) upload(h, x.rows(), x.cols());
         }
+        if (isQ4(w.weight())) {
+            linearQ4(o, input, w);
+            return;
+        }
         long wAddr = matrix(w.weight(), w.name());
         if (storage == Storage.F16) {
             device.gemm(Gemm.linear(x.rows(), w.in(), w.out(), wAddr, input.address(), Gemm.CUDA_R_16F, o.address(), Gemm.CUDA_R_16F));
@@ -212,6 +276,33 @@ public final class CudaBackend implements Backend {
         }
         if (w.bias() != null)
             launch(Kernel.BIAS_ADD, elementwise(o.size()), o.address(), vector(w.bias()), o.rows(), o.cols());
+    }
+
+    /** out = in · Wᵀ (+ bias) with 4-bit W: the GEMV for ≤ 8 tokens, else dequantise + GemmEx (see the class comment). */
+    private void linearQ4(CudaTensor o, CudaTensor input, Linear lin) {
+        Q4Weights w = q4(lin.weight(), lin.name());
+        int n = input.rows();
+        long half = 0, x = input.address();
+        if (storage == Storage.F32) { // the kernels and cuBLAS take FP16 activations, as the dense path does
+            half = memory.take(2 * input.size());
+            device.launch(Kernel.F32_TO_F16.symbol(storage), elementwise(input.size()),
+                    checked(Kernel.F32_TO_F16, half, input.address(), input.size()));
+            x = half;
+        }
+        if (n <= Int4Layout.GEMV_MAX_TOKENS) {
+            launch(Kernel.q4Gemv(n), Int4Layout.gemvLaunch(w.rows(), w.cols()), o.address(), x, w.words(), w.params(), n,
+                    w.rows(), w.cols(), w.groupSize(), w.groups());
+        } else {
+            long dense = memory.take(2L * w.rows() * w.cols());
+            device.launch(Kernel.Q4_DEQUANT.symbol(storage), elementwise((long) w.rows() * (w.cols() / Int4Layout.CHUNK_COLS)),
+                    checked(Kernel.Q4_DEQUANT, dense, w.words(), w.params(), w.rows(), w.cols(), w.groupSize(), w.groups()));
+            device.gemm(Gemm.linear(n, w.cols(), w.rows(), dense, x, Gemm.CUDA_R_16F, o.address(),
+                    storage == Storage.F16 ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F));
+            memory.give(dense);
+        }
+        if (half != 0) memory.give(half);
+        if (lin.bias() != null)
+            launch(Kernel.BIAS_ADD, elementwise(o.size()), o.address(), vector(lin.bias()), o.rows(), o.cols());
     }
 
     private static Object[] checked(Kernel k, Object... args) {
@@ -343,7 +434,56 @@ public final class CudaBackend implements Backend {
 
     /** Waits for all queued work (surfaces asynchronous kernel faults). */
     public synchronized void synchronize() {
-        if (device instanceof JCudaDevice d) d.synchronize();
+        device.synchronize();
+    }
+
+    /** cuMemGetInfo: {free, total} bytes of the device. */
+    public synchronized long[] memInfo() {
+        return device.memInfo();
+    }
+
+    /** Peak bytes of weights + live activations + scratch this backend has held (its own bookkeeping). */
+    public synchronized long peakBytes() {
+        return memory.peakBytes();
+    }
+
+    /**
+     * Device-to-device copy bandwidth in bytes/s, counting read + write (2 · bytes per copy): cuMemcpyDtoD of
+     * {@code bytes} repeated {@code reps} times after one warm-up, timed between stream synchronisations. The
+     * weight-streaming limit of a memory-bound kernel on this card.
+     */
+    public synchronized double copyBandwidth(long bytes, int reps) {
+        long src = memory.take(bytes), dst = memory.take(bytes);
+        try {
+            device.copy(dst, src, bytes);
+            device.synchronize();
+            long t0 = System.nanoTime();
+            for (int i = 0; i < reps; i++) device.copy(dst, src, bytes);
+            device.synchronize();
+            double s = (System.nanoTime() - t0) / 1e9;
+            return 2.0 * bytes * reps / Math.max(s, 1e-9);
+        } finally {
+            memory.give(src);
+            memory.give(dst);
+            memory.trim();
+        }
+    }
+
+    // package access for CalibKernels
+    Device device() {
+        return device;
+    }
+
+    DeviceMemory memory() {
+        return memory;
+    }
+
+    int smCount() {
+        return smCount;
+    }
+
+    Object[] args(Kernel k, Object... args) {
+        return checked(k, args);
     }
 
     @Override
@@ -355,6 +495,7 @@ public final class CudaBackend implements Backend {
         } finally {
             matrices.clear();
             vectors.clear();
+            q4.clear();
             device.close();
         }
     }

@@ -38,6 +38,12 @@ interface Device extends AutoCloseable {
 
     void gemm(Gemm call);
 
+    /** Waits until the stream is idle. */
+    void synchronize();
+
+    /** {free, total} bytes of device memory (cuMemGetInfo). */
+    long[] memInfo();
+
     @Override
     void close();
 }

@@ -1,7 +1,6 @@
 package dev.qvlm.cuda;
 
 import dev.qvlm.QvlmException;
-import dev.qvlm.quant.Q4Matrix;
 import dev.qvlm.tensor.Matrix;
 
 /**
@@ -47,9 +46,6 @@ public final class Half {
      * range would silently become infinities on the device, so they are an error naming the weight.
      */
     public static short[] rows(Matrix m, int r0, int count, String what) {
-        if (m instanceof Q4Matrix)
-            throw new QvlmException(what + ": " + m.storageName()
-                    + " weights are not supported by the CUDA backend yet (dequantize, or run with --device cpu)");
         int cols = m.cols();
         long n = (long) count * cols;
         if (n > Integer.MAX_VALUE - 8) throw new IllegalArgumentException(what + ": " + count + " rows per chunk is too many");

@@ -199,9 +199,18 @@ final class JCudaDevice implements Device {
     }
 
     /** Waits for the stream; surfaces asynchronous kernel faults here rather than at some later call. */
-    void synchronize() {
+    @Override
+    public void synchronize() {
         bind();
         cuStreamSynchronize(stream);
+    }
+
+    @Override
+    public long[] memInfo() {
+        bind();
+        long[] free = new long[1], total = new long[1];
+        cuMemGetInfo(free, total);
+        return new long[]{free[0], total[0]};
     }
 
     @Override

@@ -21,7 +21,29 @@ public enum Kernel {
     ATTN_COMBINE("qvlm_attn_combine", true, "pppiiiii"),
     ARGMAX("qvlm_argmax", true, "piip"),
     F32_TO_F16("qvlm_f32_to_f16", false, "ppl"),
-    F16_TO_F32("qvlm_f16_to_f32", false, "ppl");
+    F16_TO_F32("qvlm_f16_to_f32", false, "ppl"),
+    // W4A16 (q4.cuh): GEMV per token bucket of Int4Layout.GEMV_BUCKETS, dequantise for GemmEx, synthetic fills
+    Q4_GEMV1("qvlm_q4_gemv1", true, "ppppiiiii"),
+    Q4_GEMV2("qvlm_q4_gemv2", true, "ppppiiiii"),
+    Q4_GEMV4("qvlm_q4_gemv4", true, "ppppiiiii"),
+    Q4_GEMV8("qvlm_q4_gemv8", true, "ppppiiiii"),
+    Q4_DEQUANT("qvlm_q4_dequant", false, "pppiiii"),
+    FILL_F16("qvlm_fill_f16", false, "plif"),
+    FILL_Q4("qvlm_fill_q4", false, "ppiiiifi"),
+    // calibration (calib.cuh)
+    MINMAX("qvlm_minmax", true, "plp"),
+    SOFT_JOINT_HIST("qvlm_soft_joint_hist", false, "ppplffiffi"),
+    FQ_SCORE("qvlm_fq_score", false, "ppppppiiiiii");
+
+    /** The GEMV entry point for a call with n tokens (1..8): the smallest bucket that holds them. */
+    public static Kernel q4Gemv(int n) {
+        return switch (Int4Layout.bucket(n)) {
+            case 1 -> Q4_GEMV1;
+            case 2 -> Q4_GEMV2;
+            case 4 -> Q4_GEMV4;
+            default -> Q4_GEMV8;
+        };
+    }
 
     private final String base;
     private final boolean perStorage;

@@ -9,8 +9,10 @@ import java.util.TreeMap;
 
 /**
  * A host stand-in for the GPU: device memory is byte arrays at fake addresses, copies are real, cuBLAS GemmEx is
- * emulated with its column-major semantics (FP16/FP32 operands, FP32 accumulation), and so are the two trivial
- * kernels a linear layer launches (bias add, FP32→FP16). Other launches are recorded, not run. It lets the tests
+ * emulated with its column-major semantics (FP16/FP32 operands, FP32 accumulation), and so are the kernels a linear
+ * layer launches: bias add, FP32→FP16, the int4 GEMV and dequantisation (through {@link Int4Layout}'s emulation of
+ * q4.cuh) and the synthetic-weight fills (through {@link dev.qvlm.tensor.GeneratedMatrix}). Other launches are
+ * recorded, not run. It lets the tests
  * check the backend's layouts, views, launch argument lists and GEMM arguments without a GPU.
  */
 final class EmulatedDevice implements Device {
@@ -136,7 +138,51 @@ final class EmulatedDevice implements Device {
         } else if (symbol.equals("qvlm_f32_to_f16")) {
             long out = (Long) args[0], in = (Long) args[1], n = (Long) args[2];
             for (long i = 0; i < n; i++) write(out, i, Gemm.CUDA_R_16F, read(in, i, Gemm.CUDA_R_32F));
+        } else if (symbol.startsWith("qvlm_q4_gemv")) {
+            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
+            int n = (Integer) args[4], rows = (Integer) args[5], cols = (Integer) args[6], gs = (Integer) args[7];
+            int bucket = Integer.parseInt(symbol.substring("qvlm_q4_gemv".length(), symbol.indexOf('_', 12)));
+            if (n > bucket || Int4Layout.bucket(n) != bucket) throw new IllegalStateException(symbol + " launched for " + n + " tokens");
+            if (g.gridX() != Int4Layout.tiles(rows)) throw new IllegalStateException(symbol + ": grid " + g);
+            Int4Layout.Relaid m = relaid((Long) args[2], (Long) args[3], rows, cols, gs, (Integer) args[8]);
+            short[] x = new short[n * cols];
+            download((Long) args[1], x);
+            float[] y = Int4Layout.emulateGemv(m, x, n);
+            for (int i = 0; i < y.length; i++) write((Long) args[0], i, type, y[i]);
+        } else if (symbol.equals("qvlm_q4_dequant")) {
+            Int4Layout.Relaid m = relaid((Long) args[1], (Long) args[2], (Integer) args[3], (Integer) args[4],
+                    (Integer) args[5], (Integer) args[6]);
+            upload((Long) args[0], Int4Layout.emulateDequant(m));
+        } else if (symbol.equals("qvlm_fill_f16")) {
+            long out = (Long) args[0], n = (Long) args[1];
+            int seed = (Integer) args[2];
+            float amp = (Float) args[3];
+            for (long i = 0; i < n; i++) at(out + 2 * i, 2).putShort(dev.qvlm.tensor.GeneratedMatrix.f16Bits(seed, i, amp));
+        } else if (symbol.equals("qvlm_fill_q4")) {
+            int rows = (Integer) args[2], cols = (Integer) args[3], gs = (Integer) args[4];
+            var gm = dev.qvlm.tensor.GeneratedMatrix.q4(rows, cols, (Integer) args[5], (Float) args[6], gs, (Integer) args[7] != 0);
+            Int4Layout.Relaid r = Int4Layout.relayout((dev.qvlm.quant.Q4Matrix) gm.materialize(), "generated");
+            upload((Long) args[0], r.words());
+            upload((Long) args[1], r.params());
         }
+    }
+
+    /** A device int4 weight read back into the host layout record. */
+    Int4Layout.Relaid relaid(long words, long params, int rows, int cols, int groupSize, int groups) {
+        int[] w = new int[Math.toIntExact(Int4Layout.wordCount(rows, cols))];
+        int[] p = new int[Math.toIntExact(Int4Layout.paramCount(rows, cols, groupSize))];
+        download(words, w);
+        download(params, p);
+        return new Int4Layout.Relaid(rows, cols, groupSize, groups, Int4Layout.tiles(rows), cols / Int4Layout.CHUNK_COLS, w, p);
+    }
+
+    @Override
+    public void synchronize() {}
+
+    @Override
+    public long[] memInfo() {
+        long total = capacity == Long.MAX_VALUE ? 80L << 30 : capacity;
+        return new long[]{total - live, total};
     }
 
     /** cublasGemmEx, column-major: C[m x n] = op(A)[m x k] · op(B)[k x n], FP32 accumulation, alpha 1, beta 0. */

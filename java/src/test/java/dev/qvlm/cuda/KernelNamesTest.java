@@ -20,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 class KernelNamesTest {
     static Map<String, String> entryPoints() throws Exception {
         String src = Files.readString(TestPaths.root().resolve("cuda-kernels/qvlm_kernels.cu")).replace("\\\n", " ");
-        Matcher m = Pattern.compile("extern \"C\" __global__ void (qvlm_\\w+?)(_##SUF)?\\(([^)]*)\\)").matcher(src);
+        Matcher m = Pattern.compile("extern \"C\" __global__ void (?:__launch_bounds__\\(\\d+\\) )?(qvlm_\\w+?)(_##SUF)?\\(([^)]*)\\)").matcher(src);
         Map<String, String> out = new LinkedHashMap<>();
         while (m.find()) {
             StringBuilder sig = new StringBuilder();

@@ -1,0 +1,350 @@
+package dev.qvlm.bench;
+
+import dev.qvlm.QvlmException;
+import dev.qvlm.backend.Backend;
+import dev.qvlm.backend.Tensor;
+import dev.qvlm.config.LlavaConfig;
+import dev.qvlm.cpu.CpuBackend;
+import dev.qvlm.cpu.Parallel;
+import dev.qvlm.cuda.CudaBackend;
+import dev.qvlm.model.KvCache;
+import dev.qvlm.model.Linear;
+import dev.qvlm.model.LlavaModel;
+import dev.qvlm.model.LlavaWeights;
+import dev.qvlm.tensor.Matrix;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.management.ManagementFactory;
+import java.lang.management.MemoryPoolMXBean;
+import java.lang.management.MemoryType;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Supplier;
+
+/**
+ * End-to-end LLaVA inference benchmark: prefill of the image and text tokens (vision tower + projector + decoder,
+ * up to the first token), then greedy decode at batch 1, with the decode's weight traffic set against the memory
+ * bandwidth of the machine (decode is memory-bound: every weight of the decoder and lm_head is read once per
+ * token). One {@link Run} per weight width; {@link #ratios} compares them.
+ *
+ * <p>Bandwidth limit: on the GPU, cuMemcpyDtoD of a large buffer (read + write bytes per second); on the CPU, a
+ * parallel vectorised sum over a 256 MiB off-heap buffer (read bytes per second). Peak memory: on the GPU, the
+ * largest total − free of cuMemGetInfo seen after loading, after prefill and after decode (the whole process,
+ * context included) and the backend's own peak (weights + activations + scratch); on the CPU, the peak of the heap
+ * pools plus the off-heap weights.
+ */
+public final class Bench {
+    private Bench() {}
+
+    public record Options(String device, int promptTokens, int imageTokens, int newTokens, int seed) {}
+
+    /** One benchmarked configuration. Times in seconds, sizes in bytes, bandwidths in bytes per second. */
+    public record Run(String label, int wbits, String backend, double loadSeconds, int prefillTokens, double ttftSeconds,
+                      int decodeTokens, double decodeSeconds, long weightBytesPerToken, long weightBytesTotal,
+                      double bandwidthLimit, String bandwidthMethod, long peakMemoryBytes, String peakMemoryKind,
+                      long backendPeakBytes, int firstToken) {
+        public double msPerToken() {
+            return 1e3 * decodeSeconds / decodeTokens;
+        }
+
+        public double tokensPerSecond() {
+            return decodeTokens / decodeSeconds;
+        }
+
+        public double weightBandwidth() {
+            return weightBytesPerToken / (decodeSeconds / decodeTokens);
+        }
+
+        public double limitMsPerToken() {
+            return 1e3 * weightBytesPerToken / bandwidthLimit;
+        }
+
+        public double fractionOfLimit() {
+            return weightBandwidth() / bandwidthLimit;
+        }
+
+        public Map<String, Object> json() {
+            Map<String, Object> o = new LinkedHashMap<>();
+            o.put("label", label);
+            o.put("wbits", wbits);
+            o.put("backend", backend);
+            o.put("load_s", loadSeconds);
+            o.put("prefill_tokens", prefillTokens);
+            o.put("ttft_ms", 1e3 * ttftSeconds);
+            o.put("decode_tokens", decodeTokens);
+            o.put("decode_tokens_per_s", tokensPerSecond());
+            o.put("decode_ms_per_token", msPerToken());
+            o.put("weight_bytes_per_token", weightBytesPerToken);
+            o.put("weight_bytes_total", weightBytesTotal);
+            o.put("weight_bandwidth_gb_s", weightBandwidth() / 1e9);
+            o.put("bandwidth_limit_gb_s", bandwidthLimit / 1e9);
+            o.put("bandwidth_method", bandwidthMethod);
+            o.put("limit_ms_per_token", limitMsPerToken());
+            o.put("fraction_of_limit", fractionOfLimit());
+            o.put("peak_memory_bytes", peakMemoryBytes);
+            o.put("peak_memory_kind", peakMemoryKind);
+            o.put("backend_peak_bytes", backendPeakBytes);
+            o.put("first_token", firstToken);
+            return o;
+        }
+    }
+
+    /** Bytes of host memory the CPU run needs: off-heap weights and on-heap KV cache + activations (estimates). */
+    public record CpuEstimate(long weightBytes, long heapBytes) {}
+
+    public static CpuEstimate estimateCpu(LlavaConfig cfg, int wbits, int tokens) {
+        var tc = cfg.text();
+        long kv = 2L * tc.numLayers() * tokens * tc.kvDim() * 4;
+        long act = 8L * tokens * Math.max(tc.intermediateSize(), tc.hiddenSize()) * 4 + 2L * tokens * tc.vocabSize() * 4 / tokens;
+        int vt = cfg.vision().numPositions();
+        long vis = 10L * vt * cfg.vision().intermediateSize() * 4;
+        return new CpuEstimate(SyntheticModel.hostWeightBytes(cfg, wbits), kv + act + vis);
+    }
+
+    /** MemAvailable of /proc/meminfo, else the OS bean's free memory. */
+    static long availableHostMemory() {
+        try {
+            for (String l : Files.readAllLines(Path.of("/proc/meminfo")))
+                if (l.startsWith("MemAvailable:")) return Long.parseLong(l.replaceAll("\\D+", "")) * 1024;
+        } catch (Exception ignored) {
+            // not Linux: fall through
+        }
+        var os = ManagementFactory.getOperatingSystemMXBean();
+        return os instanceof com.sun.management.OperatingSystemMXBean s ? s.getFreeMemorySize() : Long.MAX_VALUE;
+    }
+
+    /** Refuses a CPU run that would not fit, naming the sizes. */
+    public static void checkCpuFits(String name, LlavaConfig cfg, int wbits, int tokens) {
+        CpuEstimate e = estimateCpu(cfg, wbits, tokens);
+        long avail = availableHostMemory(), heap = Runtime.getRuntime().maxMemory();
+        if (e.weightBytes() + e.heapBytes() > avail || e.heapBytes() > heap)
+            throw new QvlmException(String.format("--synthetic %s --wbits %d on the CPU needs about %.1f GB of weights (off-heap) "
+                            + "+ %.1f GB of heap for %d tokens, but %.1f GB are available (heap limit %.1f GB); use a smaller "
+                            + "model, fewer tokens, or --device cuda", name, wbits, e.weightBytes() / 1e9, e.heapBytes() / 1e9,
+                    tokens, avail / 1e9, heap / 1e9));
+    }
+
+    /** Runs the benchmark on weights from {@code weights} (built after the backend is open). */
+    public static Run run(String label, int wbits, LlavaConfig cfg, Supplier<LlavaWeights> weights, Options o,
+                          java.io.PrintStream log) {
+        boolean cuda = o.device().equals("cuda");
+        resetHeapPeaks();
+        long t0 = System.nanoTime();
+        try (Backend backend = cuda ? CudaBackend.open() : new CpuBackend()) {
+            CudaBackend gpu = cuda ? (CudaBackend) backend : null;
+            long[] peakUsed = {0};
+            Runnable sample = () -> {
+                if (gpu != null) {
+                    long[] mi = gpu.memInfo();
+                    peakUsed[0] = Math.max(peakUsed[0], mi[1] - mi[0]);
+                }
+            };
+            LlavaWeights w = weights.get();
+            LlavaModel model = new LlavaModel(cfg, w, backend);
+            long perToken = 0, total = 0;
+            List<Linear> decodeLinears = new ArrayList<>();
+            for (LlavaWeights.LlamaLayer l : w.text.layers())
+                decodeLinears.addAll(List.of(l.q(), l.k(), l.v(), l.o(), l.gate(), l.up(), l.down()));
+            decodeLinears.add(w.text.lmHead());
+            for (Linear l : w.linears()) {
+                long b = gpu != null ? gpu.weightBytes(l.weight()) : l.weight().storageBytes();
+                total += b;
+                if (decodeLinears.contains(l)) perToken += b;
+            }
+            Matrix emb = w.text.embedTokens();
+            if (gpu != null) {
+                gpu.prepare(emb, "embed_tokens");
+                gpu.prepare(w.vision.patchEmbedding(), "patch_embedding");
+                total += gpu.weightBytes(emb) + gpu.weightBytes(w.vision.patchEmbedding());
+            } else total += emb.storageBytes() + w.vision.patchEmbedding().storageBytes();
+            perToken += 2L * emb.cols(); // one FP16 embedding row
+            if (gpu != null) gpu.synchronize();
+            sample.run();
+            double load = (System.nanoTime() - t0) / 1e9;
+            log.printf("[bench] %s: weights ready in %.2f s (%.2f GB)%n", label, load, total / 1e9);
+
+            double limit;
+            String method;
+            if (gpu != null) {
+                long free = gpu.memInfo()[0];
+                long bytes = Math.max(1L << 20, Math.min(1L << 30, free / 8));
+                limit = gpu.copyBandwidth(bytes, 20);
+                method = String.format("cuMemcpyDtoD %d MiB x20, (read+write)/s", bytes >> 20);
+            } else {
+                limit = cpuReadBandwidth(256L << 20);
+                method = "parallel vector read of 256 MiB, best of 5";
+            }
+
+            int imageTokens = o.imageTokens();
+            int nPrompt = 1 + imageTokens + o.promptTokens();
+            int[] prompt = new int[nPrompt];
+            prompt[0] = cfg.text().bosTokenId();
+            for (int i = 0; i < imageTokens; i++) prompt[1 + i] = cfg.imageTokenIndex();
+            int vocab = cfg.text().vocabSize();
+            for (int i = 0; i < o.promptTokens(); i++) {
+                int id = Math.floorMod(dev.qvlm.tensor.GeneratedMatrix.hash(o.seed(), i), vocab);
+                prompt[1 + imageTokens + i] = id == cfg.imageTokenIndex() ? 0 : id;
+            }
+            var vc = cfg.vision();
+            float[] pixels = new float[vc.numChannels() * vc.imageSize() * vc.imageSize()];
+            for (int i = 0; i < pixels.length; i++)
+                pixels[i] = (dev.qvlm.tensor.GeneratedMatrix.hash(o.seed() + 1, i) >>> 8) * 0x1p-23f - 1f;
+
+            // warm-up, untimed: JIT of the CPU kernels, lazy kernel loading and cuBLAS heuristics on the GPU
+            if (imageTokens > 0) model.encodeImage(pixels);
+            KvCache warm = model.newCache(16);
+            int[] head = java.util.Arrays.copyOfRange(prompt, 1 + imageTokens, 1 + imageTokens + Math.min(8, o.promptTokens()));
+            argmax(model.forward(warm, head.length > 0 ? head : new int[]{prompt[0]}, null, false));
+            for (int i = 0; i < 2; i++) argmax(model.forward(warm, new int[]{first(prompt)}, null, false));
+            warm = null;
+
+            KvCache cache = model.newCache(nPrompt + o.newTokens());
+            long p0 = System.nanoTime();
+            Tensor image = imageTokens > 0 ? model.encodeImage(pixels) : null;
+            float[] logits = model.forward(cache, prompt, image, false);
+            int tok = argmax(logits);
+            double ttft = (System.nanoTime() - p0) / 1e9;
+            int first = tok;
+            sample.run();
+            log.printf("[bench] %s: prefill of %d tokens, first token after %.1f ms%n", label, nPrompt, 1e3 * ttft);
+
+            long d0 = System.nanoTime();
+            for (int i = 0; i < o.newTokens(); i++) {
+                logits = model.forward(cache, new int[]{tok}, null, false);
+                tok = argmax(logits);
+            }
+            double dec = (System.nanoTime() - d0) / 1e9;
+            sample.run();
+            long peak, backendPeak;
+            String kind;
+            if (gpu != null) {
+                peak = peakUsed[0];
+                backendPeak = gpu.peakBytes();
+                kind = "cuMemGetInfo total-free (process)";
+            } else {
+                long nativeWeights = total;
+                peak = heapPeak() + nativeWeights;
+                backendPeak = heapPeak();
+                kind = "heap pools peak + off-heap weights";
+            }
+            return new Run(label, wbits, backend.name(), load, nPrompt, ttft, o.newTokens(), dec, perToken, total, limit,
+                    method, peak, kind, backendPeak, first);
+        }
+    }
+
+    private static int first(int[] prompt) {
+        return prompt[0];
+    }
+
+    static int argmax(float[] v) {
+        int best = 0;
+        for (int i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+        return best;
+    }
+
+    private static void resetHeapPeaks() {
+        for (MemoryPoolMXBean p : ManagementFactory.getMemoryPoolMXBeans())
+            if (p.getType() == MemoryType.HEAP) p.resetPeakUsage();
+    }
+
+    private static long heapPeak() {
+        long s = 0;
+        for (MemoryPoolMXBean p : ManagementFactory.getMemoryPoolMXBeans())
+            if (p.getType() == MemoryType.HEAP && p.getPeakUsage() != null) s += p.getPeakUsage().getUsed();
+        return s;
+    }
+
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+
+    /** Read bandwidth of host memory: all cores sum disjoint slices of an off-heap buffer; best of 5 passes. */
+    public static double cpuReadBandwidth(long bytes) {
+        MemorySegment seg = Arena.ofAuto().allocate(bytes, 64);
+        seg.fill((byte) 1);
+        long floats = bytes / 4;
+        int slices = 256;
+        long per = floats / slices / F.length() * F.length();
+        double best = 0;
+        double[] sink = new double[slices];
+        for (int pass = 0; pass < 5; pass++) {
+            long t = System.nanoTime();
+            Parallel.forRange(slices, 1, (a, b) -> {
+                for (int s = a; s < b; s++) {
+                    FloatVector acc = FloatVector.zero(F);
+                    long base = s * per * 4;
+                    for (long i = 0; i < per; i += F.length())
+                        acc = acc.add(FloatVector.fromMemorySegment(F, seg, base + 4 * i, ByteOrder.LITTLE_ENDIAN));
+                    sink[s] = acc.reduceLanes(VectorOperators.ADD);
+                }
+            });
+            double sec = (System.nanoTime() - t) / 1e9;
+            best = Math.max(best, 4.0 * per * slices / sec);
+        }
+        if (Double.isNaN(sink[0])) throw new IllegalStateException("unreachable");
+        return best;
+    }
+
+    /** Ratios of every run to the first (e.g. W4 against W16). */
+    public static Map<String, Object> ratios(Run base, Run r) {
+        Map<String, Object> o = new LinkedHashMap<>();
+        o.put("of", r.label());
+        o.put("to", base.label());
+        o.put("decode_speedup", r.tokensPerSecond() / base.tokensPerSecond());
+        o.put("ms_per_token_ratio", r.msPerToken() / base.msPerToken());
+        o.put("ttft_ratio", r.ttftSeconds() / base.ttftSeconds());
+        o.put("weight_bytes_per_token_ratio", (double) r.weightBytesPerToken() / base.weightBytesPerToken());
+        o.put("peak_memory_ratio", (double) r.peakMemoryBytes() / base.peakMemoryBytes());
+        return o;
+    }
+
+    /** The human-readable table: one column per run. */
+    public static String table(String title, List<Run> runs) {
+        StringBuilder sb = new StringBuilder(title).append('\n');
+        String[][] rows = {
+                {"weights", null}, {"prefill tokens", null}, {"time to first token", null}, {"decode tokens", null},
+                {"decode tokens/s", null}, {"decode ms/token", null}, {"weight bytes/token", null},
+                {"weight bandwidth", null}, {"bandwidth limit", null}, {"limit ms/token", null}, {"of limit", null},
+                {"peak memory", null}, {"weights on device", null}};
+        sb.append(String.format("%-22s", ""));
+        for (Run r : runs) sb.append(String.format("%18s", r.label()));
+        sb.append('\n');
+        for (String[] row : rows) {
+            sb.append(String.format("%-22s", row[0]));
+            for (Run r : runs) {
+                String v = switch (row[0]) {
+                    case "weights" -> r.wbits() == 4 ? "W4A16 g128" : "FP16";
+                    case "prefill tokens" -> String.valueOf(r.prefillTokens());
+                    case "time to first token" -> String.format("%.1f ms", 1e3 * r.ttftSeconds());
+                    case "decode tokens" -> String.valueOf(r.decodeTokens());
+                    case "decode tokens/s" -> String.format("%.2f", r.tokensPerSecond());
+                    case "decode ms/token" -> String.format("%.3f", r.msPerToken());
+                    case "weight bytes/token" -> String.format("%.2f MB", r.weightBytesPerToken() / 1e6);
+                    case "weight bandwidth" -> String.format("%.1f GB/s", r.weightBandwidth() / 1e9);
+                    case "bandwidth limit" -> String.format("%.1f GB/s", r.bandwidthLimit() / 1e9);
+                    case "limit ms/token" -> String.format("%.3f", r.limitMsPerToken());
+                    case "of limit" -> String.format("%.0f %%", 100 * r.fractionOfLimit());
+                    case "peak memory" -> String.format("%.2f GB", r.peakMemoryBytes() / 1e9);
+                    default -> String.format("%.2f GB", r.weightBytesTotal() / 1e9);
+                };
+                sb.append(String.format("%18s", v));
+            }
+            sb.append('\n');
+        }
+        for (int i = 1; i < runs.size(); i++) {
+            Run b = runs.get(0), r = runs.get(i);
+            sb.append(String.format("%s vs %s: decode %.2fx faster, ms/token x%.2f, TTFT x%.2f, weight bytes/token x%.2f, peak memory x%.2f%n",
+                    r.label(), b.label(), r.tokensPerSecond() / b.tokensPerSecond(), r.msPerToken() / b.msPerToken(),
+                    r.ttftSeconds() / b.ttftSeconds(), (double) r.weightBytesPerToken() / b.weightBytesPerToken(),
+                    (double) r.peakMemoryBytes() / b.peakMemoryBytes()));
+        }
+        return sb.toString();
+    }
+}

@@ -1,0 +1,112 @@
+package dev.qvlm.cli;
+
+import dev.qvlm.QvlmException;
+import dev.qvlm.bench.Bench;
+import dev.qvlm.bench.SyntheticModel;
+import dev.qvlm.config.KnownModels;
+import dev.qvlm.config.LlavaConfig;
+import dev.qvlm.model.Checkpoint;
+import dev.qvlm.util.Json;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = {"End-to-end inference benchmark: prefill of image + text tokens, then greedy decode at batch 1.",
+                "Reports time to first token, decode tokens/s and ms/token, weight bytes read per token, the achieved",
+                "weight bandwidth against the machine's measured limit, and peak memory; table, and JSON with --json/--out.",
+                "--synthetic builds random weights of a known shape (on the GPU in place, on the CPU in memory)."})
+final class BenchCommand implements Callable<Integer> {
+    @Option(names = "--synthetic", paramLabel = "NAME", description = "Random weights of a known shape: llava-1.5-7b, llava-1.5-13b, tiny.")
+    String synthetic;
+
+    @Option(names = "--model", paramLabel = "DIR", description = "A model folder instead (its weights as stored).")
+    Path model;
+
+    @Option(names = "--device", defaultValue = "cpu", paramLabel = "DEV", description = "cpu (default) or cuda.")
+    String device;
+
+    @Option(names = "--wbits", split = ",", paramLabel = "B",
+            description = "Weight widths to run, in order (16 = FP16, 4 = W4A16 g128 decoder linears); repeat or list: --wbits 16,4. Default 16.")
+    List<Integer> wbits;
+
+    @Option(names = "--prompt-tokens", defaultValue = "64", paramLabel = "N", description = "Text tokens of the prompt (default ${DEFAULT-VALUE}).")
+    int promptTokens;
+
+    @Option(names = "--image-tokens", paramLabel = "N",
+            description = "Image tokens: the vision tower's feature count (576 for LLaVA-1.5 7B/13B, the default) or 0 for text only.")
+    Integer imageTokens;
+
+    @Option(names = "--new-tokens", defaultValue = "128", paramLabel = "N", description = "Decoded tokens (default ${DEFAULT-VALUE}).")
+    int newTokens;
+
+    @Option(names = "--batch", defaultValue = "1", paramLabel = "B", description = "Sequences decoded together (only 1 is implemented).")
+    int batch;
+
+    @Option(names = "--seed", defaultValue = "1", paramLabel = "S", description = "Seed of the random weights and prompt (default ${DEFAULT-VALUE}).")
+    int seed;
+
+    @Option(names = "--json", description = "Print JSON instead of the table.")
+    boolean json;
+
+    @Option(names = "--out", paramLabel = "FILE", description = "Also write the JSON report here.")
+    Path out;
+
+    @Override
+    public Integer call() {
+        if ((model == null) == (synthetic == null)) throw new QvlmException("give exactly one of --synthetic NAME or --model DIR");
+        if (!device.equals("cpu") && !device.equals("cuda"))
+            throw new QvlmException("--device: unknown device '" + device + "' (expected cpu or cuda)");
+        if (batch != 1) throw new QvlmException("--batch " + batch + ": only batch 1 is implemented");
+        if (promptTokens < 0 || newTokens < 1) throw new QvlmException("--prompt-tokens must be >= 0 and --new-tokens >= 1");
+        List<Integer> widths = wbits == null || wbits.isEmpty() ? List.of(16) : wbits;
+        for (int b : widths) if (b != 16 && b != 4) throw new QvlmException("--wbits " + b + ": the benchmark runs 16 (FP16) or 4 (W4A16 g128)");
+        if (model != null && wbits != null) throw new QvlmException("--wbits applies to --synthetic; a --model runs with the weights it has");
+        LlavaConfig cfg = model != null ? LlavaConfig.load(model.resolve("config.json")) : KnownModels.config(synthetic);
+        int features = cfg.imageFeatures();
+        int img = imageTokens == null ? features : imageTokens;
+        if (img != 0 && img != features)
+            throw new QvlmException("--image-tokens " + img + ": the vision tower of " + (model != null ? model : synthetic)
+                    + " produces " + features + " image tokens (or give 0 for text only)");
+        int tokens = 1 + img + promptTokens + newTokens;
+        Bench.Options o = new Bench.Options(device, promptTokens, img, newTokens, seed);
+        String name = model != null ? model.toString() : synthetic;
+        List<Bench.Run> runs = new ArrayList<>();
+        if (model != null) {
+            try (Checkpoint ck = Checkpoint.open(model)) {
+                runs.add(Bench.run("model", 0, ck.config(), ck::weights, o, System.err));
+            }
+        } else {
+            for (int b : widths) {
+                if (device.equals("cpu")) Bench.checkCpuFits(synthetic, cfg, b, tokens);
+                boolean host = device.equals("cpu");
+                runs.add(Bench.run(b == 4 ? "W4A16" : "FP16", b, cfg, () -> SyntheticModel.build(cfg, b, seed, host), o, System.err));
+            }
+        }
+        Map<String, Object> report = new LinkedHashMap<>();
+        report.put("model", name);
+        report.put("synthetic", synthetic != null);
+        report.put("device", device);
+        report.put("backend", runs.getFirst().backend());
+        report.put("cpu", System.getProperty("os.arch") + ", " + Runtime.getRuntime().availableProcessors() + " cores");
+        report.put("java", Runtime.version().toString());
+        report.put("prompt_tokens", promptTokens);
+        report.put("image_tokens", img);
+        report.put("new_tokens", newTokens);
+        report.put("runs", runs.stream().map(Bench.Run::json).toList());
+        List<Map<String, Object>> ratios = new ArrayList<>();
+        for (int i = 1; i < runs.size(); i++) ratios.add(Bench.ratios(runs.getFirst(), runs.get(i)));
+        report.put("ratios", ratios);
+        if (out != null) Json.writeAtomically(out, report);
+        if (json) System.out.println(Json.write(report));
+        else System.out.print(Bench.table(name + " on " + runs.getFirst().backend() + ": " + (1 + img + promptTokens)
+                + " prefill tokens (" + img + " image), " + newTokens + " decoded at batch 1", runs));
+        return 0;
+    }
+}

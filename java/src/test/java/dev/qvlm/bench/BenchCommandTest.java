@@ -1,0 +1,99 @@
+package dev.qvlm.bench;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.qvlm.cli.Main;
+import dev.qvlm.config.KnownModels;
+import dev.qvlm.util.Json;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** qvlm bench on the CPU with the tiny shapes: a sane report, both widths in one process, clear bad-input errors. */
+class BenchCommandTest {
+    static synchronized String[] run(String... args) {
+        PrintStream o = System.out, e = System.err;
+        ByteArrayOutputStream ob = new ByteArrayOutputStream(), eb = new ByteArrayOutputStream();
+        System.setOut(new PrintStream(ob, true));
+        System.setErr(new PrintStream(eb, true));
+        try {
+            int code = Main.execute(args);
+            return new String[]{String.valueOf(code), ob.toString(), eb.toString()};
+        } finally {
+            System.setOut(o);
+            System.setErr(e);
+        }
+    }
+
+    @Test
+    void tinyOnTheCpuGivesSaneJsonWithRatios(@TempDir Path dir) throws Exception {
+        Path out = dir.resolve("bench.json");
+        String[] r = run("bench", "--synthetic", "tiny", "--device", "cpu", "--wbits", "16,4", "--prompt-tokens", "8",
+                "--new-tokens", "6", "--json", "--out", out.toString());
+        assertEquals("0", r[0], r[2]);
+        JsonNode j = Json.parse(r[1], "stdout");
+        assertEquals(j, Json.read(out), "--out holds the printed report");
+        assertEquals(64, j.get("image_tokens").asInt(), "tiny's vision tower gives 64 image tokens");
+        assertEquals(2, j.get("runs").size());
+        for (JsonNode run : j.get("runs")) {
+            assertEquals(1 + 64 + 8, run.get("prefill_tokens").asInt());
+            assertEquals(6, run.get("decode_tokens").asInt());
+            for (String f : new String[]{"ttft_ms", "decode_tokens_per_s", "decode_ms_per_token", "weight_bytes_per_token",
+                    "weight_bandwidth_gb_s", "bandwidth_limit_gb_s", "limit_ms_per_token", "peak_memory_bytes", "load_s"}) {
+                double v = run.get(f).asDouble();
+                assertTrue(v > 0 && Double.isFinite(v), f + " = " + v);
+            }
+            assertEquals(run.get("decode_ms_per_token").asDouble() * run.get("decode_tokens_per_s").asDouble(), 1000, 1e-6);
+        }
+        JsonNode w16 = j.get("runs").get(0), w4 = j.get("runs").get(1);
+        assertEquals(16, w16.get("wbits").asInt());
+        assertEquals(4, w4.get("wbits").asInt());
+        double bytesRatio = w4.get("weight_bytes_per_token").asDouble() / w16.get("weight_bytes_per_token").asDouble();
+        assertTrue(bytesRatio < 0.6, "int4 decoder weights read fewer bytes: " + bytesRatio);
+        JsonNode ratio = j.get("ratios").get(0);
+        for (String f : new String[]{"decode_speedup", "ms_per_token_ratio", "ttft_ratio", "weight_bytes_per_token_ratio", "peak_memory_ratio"})
+            assertTrue(ratio.get(f).asDouble() > 0, f);
+        assertEquals(bytesRatio, ratio.get("weight_bytes_per_token_ratio").asDouble(), 1e-9);
+    }
+
+    @Test
+    void tableByDefault() {
+        String[] r = run("bench", "--synthetic", "tiny", "--prompt-tokens", "4", "--new-tokens", "2", "--image-tokens", "0");
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].contains("decode tokens/s") && r[1].contains("bandwidth limit") && r[1].contains("FP16"), r[1]);
+    }
+
+    @Test
+    void badInputIsOneLineAndExitCode2() {
+        String[][] bad = {
+                {"bench", "--synthetic", "llava-9b"},
+                {"bench", "--synthetic", "tiny", "--wbits", "8"},
+                {"bench", "--synthetic", "tiny", "--image-tokens", "10"},
+                {"bench", "--synthetic", "tiny", "--batch", "2"},
+                {"bench", "--synthetic", "tiny", "--device", "tpu"},
+                {"bench"},
+        };
+        for (String[] a : bad) {
+            String[] r = run(a);
+            assertEquals("2", r[0], String.join(" ", a) + ": " + r[2]);
+            assertTrue(r[2].startsWith("qvlm: error: "), r[2]);
+            assertFalse(r[2].contains("Exception"), r[2]);
+        }
+        assertTrue(run("bench", "--synthetic", "llava-9b")[2].contains("unknown model shape 'llava-9b'"));
+    }
+
+    @Test
+    void cpuRunsThatDoNotFitAreRefusedBeforeBuildingAnything() {
+        var e = assertThrows(dev.qvlm.QvlmException.class,
+                () -> Bench.checkCpuFits("llava-1.5-13b", KnownModels.config("llava-1.5-13b"), 16, 1 << 20));
+        assertTrue(e.getMessage().contains("GB") && e.getMessage().contains("--device cuda"), e.getMessage());
+        long w16 = SyntheticModel.hostWeightBytes(KnownModels.config("llava-1.5-13b"), 16);
+        long w4 = SyntheticModel.hostWeightBytes(KnownModels.config("llava-1.5-13b"), 4);
+        assertTrue(w16 > 26e9 && w16 < 27e9, "13B FP16 weights " + w16);
+        assertTrue(w4 < 0.35 * w16, "13B W4A16 weights " + w4);
+    }
+}

@@ -1,0 +1,117 @@
+package dev.qvlm.cuda;
+
+import dev.qvlm.backend.Tensor;
+import dev.qvlm.cpu.CpuBackend;
+import dev.qvlm.cpu.Matmul;
+import dev.qvlm.model.Linear;
+import dev.qvlm.quant.Q4Matrix;
+import dev.qvlm.tensor.GeneratedMatrix;
+import dev.qvlm.tensor.Matrix;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.util.List;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The int4 wiring of CudaBackend.linear on the emulated device: 4-bit weights are re-laid and uploaded once, up to
+ * 8 tokens launch the GEMV of the right bucket, more tokens dequantise and call GemmEx, the bias follows, FP32
+ * activations are rounded to FP16 first, generated weights are filled on the device. Results against CpuBackend.
+ */
+class CudaBackendInt4EmulatedTest {
+    static float[] halfRand(Random r, int n) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = Half.toFloat(Half.fromFloat((float) r.nextGaussian()));
+        return x;
+    }
+
+    static void assertNear(float[] want, float[] got, double tol, String what) {
+        double maxAbs = 0;
+        for (float v : want) maxAbs = Math.max(maxAbs, Math.abs(v));
+        for (int i = 0; i < want.length; i++)
+            assertEquals(want[i], got[i], tol * Math.max(1, maxAbs), what + " element " + i);
+    }
+
+    @ParameterizedTest
+    @CsvSource({"F16, 1, qvlm_q4_gemv1_f16", "F16, 3, qvlm_q4_gemv4_f16", "F32, 8, qvlm_q4_gemv8_f32",
+            "F16, 12, qvlm_q4_dequant", "F32, 20, qvlm_q4_dequant"})
+    void q4LinearUsesTheKernelForItsTokenCount(Storage s, int n, String kernel) {
+        EmulatedDevice dev = new EmulatedDevice();
+        Random r = new Random(n);
+        int in = 256, out = 21;
+        Q4Matrix w = Int4LayoutTest.random(3, out, in, 128, false);
+        float[] bias = halfRand(r, out), x = halfRand(r, n * in);
+        Linear lin = new Linear("model.layers.0.mlp.up_proj", Linear.Part.LLM, w, bias);
+        CpuBackend cpu = new CpuBackend();
+        Tensor ref = cpu.allocate(n, out);
+        cpu.linear(ref, cpu.upload(x, n, in), lin);
+        try (CudaBackend b = new CudaBackend(dev, s)) {
+            Tensor xin = b.view(b.upload(CudaBackendEmulatedTest.concat(new float[in], x), n + 1, in), 1, n);
+            Tensor y = b.allocate(n, out);
+            b.linear(y, xin, lin);
+            // FP16 output storage rounds the result once more
+            assertNear(cpu.download(ref), b.download(y), s == Storage.F16 ? 2e-3 : 5e-4, kernel);
+            List<String> names = dev.launches.stream().map(EmulatedDevice.Launched::symbol).toList();
+            assertTrue(names.contains(kernel), names.toString());
+            assertEquals(kernel.equals("qvlm_q4_dequant") ? 1 : 0, dev.gemms.size(), "GemmEx only after dequantisation");
+            assertEquals("qvlm_bias_add_" + s.suffix(), names.getLast());
+            assertEquals(s == Storage.F32, names.contains("qvlm_f32_to_f16"), "FP32 activations rounded to FP16 first");
+            int allocs = dev.allocations;
+            b.linear(y, xin, lin);
+            assertEquals(allocs, dev.allocations, "weights re-laid and uploaded once");
+            assertEquals(Int4Layout.deviceBytes(out, in, 128), b.weightBytes(w));
+        }
+    }
+
+    @Test
+    void unsupportedQ4ShapesFallBackToFp16() {
+        EmulatedDevice dev = new EmulatedDevice();
+        Q4Matrix w = Int4LayoutTest.random(4, 6, 40, 8, true); // cols 40: not a multiple of 32
+        Linear lin = new Linear("w", Linear.Part.LLM, w, null);
+        float[] x = halfRand(new Random(2), 40);
+        CpuBackend cpu = new CpuBackend();
+        Tensor ref = cpu.allocate(1, 6);
+        cpu.linear(ref, cpu.upload(x, 1, 40), lin);
+        try (CudaBackend b = new CudaBackend(dev, Storage.F32)) {
+            Tensor y = b.allocate(1, 6);
+            b.linear(y, b.upload(x, 1, 40), lin);
+            assertNear(cpu.download(ref), b.download(y), 2e-3, "fp16 fallback");
+            assertEquals(1, dev.gemms.size());
+            assertEquals(2L * 6 * 40, b.weightBytes(w));
+        }
+    }
+
+    @Test
+    void generatedWeightsAreFilledOnTheDevice() {
+        EmulatedDevice dev = new EmulatedDevice();
+        GeneratedMatrix f = GeneratedMatrix.f16(10, 64, 11, 0.1f), q = GeneratedMatrix.q4(10, 64, 12, 0.01f, 32, false);
+        float[] x = halfRand(new Random(3), 64);
+        try (CudaBackend b = new CudaBackend(dev, Storage.F32)) {
+            for (GeneratedMatrix m : new GeneratedMatrix[]{f, q}) {
+                Linear lin = new Linear("g", Linear.Part.LLM, m, null);
+                Tensor y = b.allocate(1, 10);
+                b.linear(y, b.upload(x, 1, 64), lin);
+                float[] want = new float[10];
+                Matmul.matmulScalar(want, 0, x, 0, 1, m.materialize(), null);
+                assertNear(want, b.download(y), 1e-3, m.storageName());
+            }
+            List<String> names = dev.launches.stream().map(EmulatedDevice.Launched::symbol).toList();
+            assertTrue(names.contains("qvlm_fill_f16") && names.contains("qvlm_fill_q4"), names.toString());
+            assertEquals(2L * 10 * 64, b.weightBytes(f));
+            assertEquals(Int4Layout.deviceBytes(10, 64, 32), b.weightBytes(q));
+        }
+    }
+
+    @Test
+    void memInfoAndCopyBandwidthWork() {
+        EmulatedDevice dev = new EmulatedDevice();
+        try (CudaBackend b = new CudaBackend(dev, Storage.F16)) {
+            long[] mi = b.memInfo();
+            assertTrue(mi[0] > 0 && mi[1] >= mi[0]);
+            assertTrue(b.copyBandwidth(1 << 16, 2) > 0);
+        }
+    }
+}
