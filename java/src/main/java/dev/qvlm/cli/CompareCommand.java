@@ -22,8 +22,8 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "compare", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Quantize with several methods and bit settings in one harness and evaluate each:",
-                "accuracy, KL(FP||Q) at the answer position and search time, as a table and JSON.",
+        description = {"Compare quantization methods and bit settings in one harness.",
+                "Each is quantized and evaluated: accuracy, KL(FP||Q) at the answer position and search time, as a table and JSON.",
                 "Settings: wXaY[gG][-dyn], e.g. w4a4 (static per-tensor activations), w4a16g128, w8a8-dyn."})
 final class CompareCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face LLaVA folder.")

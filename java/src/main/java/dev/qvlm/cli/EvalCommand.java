@@ -19,7 +19,8 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "eval", mixinStandardHelpOptions = true,
-        description = {"Multiple-choice accuracy on ScienceQA-format JSONL (question, choices, answer, image, optional hint/task).",
+        description = {"Multiple-choice accuracy on a ScienceQA-format data set.",
+                "Rows: question, choices, answer, image, optional hint and task (JSONL).",
                 "Greedy next token after the LLaVA-1.5 single-letter prompt; an answer that is not an offered letter counts as wrong.",
                 "Prints overall and per-task accuracy; --out writes the full report (with every prediction) as JSON."})
 final class EvalCommand implements Callable<Integer> {

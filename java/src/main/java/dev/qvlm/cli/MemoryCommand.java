@@ -16,8 +16,9 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "memory", mixinStandardHelpOptions = true,
-        description = {"Analytic weight memory of a LLaVA model: FP16 against quantized weights (packed codes, FP16 group",
-                "scales, packed zero points, as compressed-tensors stores them). From a config, no weights needed."})
+        description = {"Analytic weight memory of a LLaVA model, FP16 against quantized.",
+                "Quantized weights count packed codes, FP16 group scales and packed zero points, as compressed-tensors",
+                "stores them. Computed from a config; no weights needed."})
 final class MemoryCommand implements Callable<Integer> {
     @Option(names = "--model", paramLabel = "DIR", description = "A model folder (its config.json).")
     Path model;

@@ -21,8 +21,9 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "quantize", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Post-training quantization with Q-VLM (entropy-guided blocks, block-wise bound search) or a baseline",
-                "(rtn: min-max; layerwise: per-layer search, paper Eq. 2), on a calibration set in ScienceQA format.",
+        description = {"Quantize a model after training: Q-VLM, layer-wise search or RTN.",
+                "Q-VLM: entropy-guided blocks and block-wise search of quantizer bounds; rtn: min-max bounds; layerwise:",
+                "per-layer search (paper Eq. 2). Calibration prompts come from a ScienceQA-format file.",
                 "With --eval it evaluates the full-precision and the quantized model (accuracy and KL at the answer position).",
                 "With --out it saves a compressed-tensors checkpoint that eval/generate load."})
 final class QuantizeCommand implements Callable<Integer> {
