@@ -1,6 +1,7 @@
 package dev.qvlm.cpu;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -73,18 +74,60 @@ public final class VectorMath {
         out[oo + 3 * stride] = s3;
     }
 
+    // exp(x) = 2^k · p(r), k = rint(x·log2 e), r = x − k·ln 2 (in two parts), p a degree-6 polynomial (Cephes expf,
+    // about 1 ulp). Written with fma in a fixed order, the vector and scalar versions give the same bits in the
+    // interpreter and in compiled code; VectorOperators.EXP does not (its intrinsic and its fallback differ).
+    private static final float EXP_HI = 88.0f, EXP_LO = -87.3365447504019f; // k stays in [-126, 127]
+    private static final float LOG2E = 1.44269504088896341f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
+    private static final float P0 = 1.9875691500e-4f, P1 = 1.3981999507e-3f, P2 = 8.3334519073e-3f,
+            P3 = 4.1665795894e-2f, P4 = 1.6666665459e-1f, P5 = 5.0000001201e-1f;
+    private static final float ROUND = 12582912f; // 1.5 · 2^23: adding and subtracting it rounds to an integer
+
+    static FloatVector exp(FloatVector x) {
+        x = x.max(EXP_LO).min(EXP_HI);
+        FloatVector k = x.mul(LOG2E).add(ROUND).sub(ROUND);
+        var sp = x.species();
+        FloatVector r = k.fma(FloatVector.broadcast(sp, -LN2_HI), x);
+        r = k.fma(FloatVector.broadcast(sp, -LN2_LO), r);
+        FloatVector z = r.mul(r);
+        FloatVector y = r.fma(FloatVector.broadcast(sp, P0), FloatVector.broadcast(sp, P1));
+        y = y.fma(r, FloatVector.broadcast(x.species(), P2));
+        y = y.fma(r, FloatVector.broadcast(x.species(), P3));
+        y = y.fma(r, FloatVector.broadcast(x.species(), P4));
+        y = y.fma(r, FloatVector.broadcast(x.species(), P5));
+        y = y.fma(z, r).add(1f);
+        IntVector e = ((IntVector) k.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
+        return y.mul(e.reinterpretAsFloats());
+    }
+
+    /** The scalar twin of {@link #exp(FloatVector)}: the same operations, so the same bits. */
+    public static float exp(float x) {
+        x = Math.min(Math.max(x, EXP_LO), EXP_HI);
+        float k = (x * LOG2E + ROUND) - ROUND;
+        float r = Math.fma(k, -LN2_HI, x);
+        r = Math.fma(k, -LN2_LO, r);
+        float z = r * r;
+        float y = Math.fma(r, P0, P1);
+        y = Math.fma(y, r, P2);
+        y = Math.fma(y, r, P3);
+        y = Math.fma(y, r, P4);
+        y = Math.fma(y, r, P5);
+        y = Math.fma(y, z, r) + 1f;
+        return y * Float.intBitsToFloat(((int) k + 127) << 23);
+    }
+
     /** x[i] = exp(x[i] - shift) over [off, off+n); returns the sum (double accumulation, fixed order). */
     public static double expShiftSum(float[] x, int off, int n, float shift) {
         int i = 0;
         double sum = 0;
         FloatVector sh = FloatVector.broadcast(F, shift);
         for (int upper = F.loopBound(n); i < upper; i += F.length()) {
-            FloatVector e = FloatVector.fromArray(F, x, off + i).sub(sh).lanewise(VectorOperators.EXP);
+            FloatVector e = exp(FloatVector.fromArray(F, x, off + i).sub(sh));
             e.intoArray(x, off + i);
             sum += sum(e);
         }
         for (; i < n; i++) {
-            float e = (float) Math.exp(x[off + i] - shift);
+            float e = exp(x[off + i] - shift);
             x[off + i] = e;
             sum += e;
         }
@@ -97,13 +140,13 @@ public final class VectorMath {
         FloatVector one = FloatVector.broadcast(F, 1f), na = FloatVector.broadcast(F, -alpha);
         for (int upper = F.loopBound(n); i < upper; i += F.length()) {
             FloatVector v = FloatVector.fromArray(F, x, off + i);
-            FloatVector r = v.div(one.add(v.mul(na).lanewise(VectorOperators.EXP)));
+            FloatVector r = v.div(one.add(exp(v.mul(na))));
             if (mul != null) r = r.mul(FloatVector.fromArray(F, mul, mulOff + i));
             r.intoArray(x, off + i);
         }
         for (; i < n; i++) {
             float v = x[off + i];
-            float r = v / (1f + (float) Math.exp(-alpha * v));
+            float r = v / (1f + exp(-alpha * v));
             x[off + i] = mul != null ? r * mul[mulOff + i] : r;
         }
     }
