@@ -8,6 +8,26 @@ import dev.qvlm.tensor.Matrix;
 
 /** FP32 compute on the host: vectorised matmuls spread over the cores, simple loops for the cheap ops. */
 public final class CpuBackend implements Backend {
+    private final boolean fp16Storage;
+
+    public CpuBackend() {
+        this(false);
+    }
+
+    /**
+     * @param fp16Storage round every op's output to FP16, as an FP16 model stores its activations on a GPU
+     *                    (compute stays FP32): for comparisons with FP16 reference runs
+     */
+    public CpuBackend(boolean fp16Storage) {
+        this.fp16Storage = fp16Storage;
+    }
+
+    private void store(Tensor t) {
+        if (!fp16Storage) return;
+        CpuTensor x = c(t);
+        float[] d = x.data();
+        for (int i = x.offset(), e = x.offset() + x.size(); i < e; i++) d[i] = Float.float16ToFloat(Float.floatToFloat16(d[i]));
+    }
     @Override
     public String name() {
         return "cpu";
@@ -25,7 +45,9 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor upload(float[] data, int rows, int cols) {
         if (data.length < rows * cols) throw new IllegalArgumentException("upload: " + data.length + " < " + rows + "x" + cols);
-        return new CpuTensor(data.clone(), 0, rows, cols);
+        CpuTensor t = new CpuTensor(data.clone(), 0, rows, cols);
+        store(t);
+        return t;
     }
 
     @Override
@@ -55,6 +77,7 @@ public final class CpuBackend implements Backend {
     public void embed(Tensor out, Matrix table, int[] ids) {
         CpuTensor o = c(out);
         for (int t = 0; t < ids.length; t++) table.rowToFloat(ids[t], o.data(), o.offset() + t * o.cols());
+        store(out);
     }
 
     @Override
@@ -73,6 +96,7 @@ public final class CpuBackend implements Backend {
             q.apply(xd, 0, x.rows(), x.cols());
         }
         Matmul.matmul(o.data(), o.offset(), xd, xo, x.rows(), w.weight(), w.bias());
+        store(out);
     }
 
     @Override
@@ -86,6 +110,7 @@ public final class CpuBackend implements Backend {
             float inv = (float) (1.0 / Math.sqrt(ss / n + eps));
             for (int i = 0; i < n; i++) o.data()[oo + i] = gamma[i] * (x.data()[xo + i] * inv);
         }
+        store(out);
     }
 
     @Override
@@ -107,6 +132,7 @@ public final class CpuBackend implements Backend {
             for (int i = 0; i < n; i++)
                 o.data()[oo + i] = (float) ((x.data()[xo + i] - mean) * inv) * gamma[i] + beta[i];
         }
+        store(out);
     }
 
     @Override
@@ -114,6 +140,7 @@ public final class CpuBackend implements Backend {
         CpuTensor a = c(acc), b = c(x);
         if (a.size() != b.size()) throw new IllegalArgumentException("add size mismatch");
         for (int i = 0; i < a.size(); i++) a.data()[a.offset() + i] += b.data()[b.offset() + i];
+        store(acc);
     }
 
     @Override
@@ -127,6 +154,7 @@ public final class CpuBackend implements Backend {
             else
                 for (int i = s; i < e; i++) d[off + i] = Activations.apply(act, d[off + i]);
         });
+        store(x);
     }
 
     @Override
@@ -141,6 +169,7 @@ public final class CpuBackend implements Backend {
             else
                 for (int i = s; i < e; i++) gd[go + i] = Activations.apply(act, gd[go + i]) * ud[uo + i];
         });
+        store(gate);
     }
 
     @Override
@@ -163,6 +192,7 @@ public final class CpuBackend implements Backend {
                 }
             }
         }
+        store(x);
     }
 
     /** cos/sin of pos · inv_freq for positions [0, len), row-major [pos][i]; grown on demand, shared by threads. */
@@ -218,5 +248,6 @@ public final class CpuBackend implements Backend {
                     VectorMath.axpy(scores[j] * inv, vv.data(), vv.offset() + j * vv.cols() + kh * headDim, o.data(), oo, headDim);
             }
         });
+        store(out);
     }
 }
