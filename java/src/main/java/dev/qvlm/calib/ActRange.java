@@ -12,7 +12,37 @@ public final class ActRange {
     private long[] hist;
     private long count;
 
-    public synchronized void observeRange(float[] x, int off, int n) {
+    private double perCallP = 1.0;
+    private double callLo = Double.POSITIVE_INFINITY, callHi = Double.NEGATIVE_INFINITY;
+
+    /**
+     * Also track, per observed call (one prompt through one linear), the k-th smallest and largest value with
+     * k = max(1, ⌊n·(1 − p)⌋), aggregated as the minimum and maximum over calls: the clipped static ranges of the
+     * PyTorch reference (static_reference.py), which differ from a quantile over all values pooled.
+     */
+    public synchronized void trackPerCallQuantile(double p) {
+        this.perCallP = p;
+    }
+
+    /** {lo, hi} of the per-call quantiles (see {@link #trackPerCallQuantile}). */
+    public synchronized double[] perCallBounds() {
+        return new double[]{callLo, callHi};
+    }
+
+    public void observeRange(float[] x, int off, int n) {
+        if (perCallP < 1.0 && n > 0) {
+            float[] v = java.util.Arrays.copyOfRange(x, off, off + n);
+            java.util.Arrays.sort(v);
+            int k = Math.max(1, (int) (n * (1 - perCallP)));
+            synchronized (this) {
+                callLo = Math.min(callLo, v[k - 1]);
+                callHi = Math.max(callHi, v[n - k]);
+            }
+        }
+        observeMinMax(x, off, n);
+    }
+
+    private synchronized void observeMinMax(float[] x, int off, int n) {
         double lo = min, hi = max;
         for (int i = off; i < off + n; i++) {
             float v = x[i];

@@ -222,7 +222,10 @@ public final class Calibrator {
     private double[] statisticsPass(String name, List<Unit> units, List<Tensor> xFp) {
         for (LinearState s : states.values()) s.setFp();
         boolean needD = st.method() == Method.QVLM && units.size() > 1;
+        boolean rtnClip = st.method() == Method.RTN && st.grid().length == 1 && st.grid()[0] < 1.0;
         boolean needHist = st.staticActivations() && Arrays.stream(st.grid()).anyMatch(p -> p < 1.0) && st.method() != Method.RTN;
+        if (rtnClip && st.staticActivations())
+            for (LinearState s : states.values()) s.range.trackPerCallQuantile(st.grid()[0]);
         double[] d = new double[Math.max(0, units.size() - 1)];
         List<float[]> prev = null;
         Entropy.Levels prevLv = null;
@@ -382,7 +385,9 @@ public final class Calibrator {
             evals[0]++;
             return relMse(runUnits(units, xQ), target);
         };
-        if (!warmStart) for (Slot sl : slots) sl.set(1.0);
+        // rtn: min-max, or, for activations, the one percentile given with --grid (as a clipped RTN baseline)
+        double rtnAct = st.method() == Method.RTN && st.grid().length == 1 ? st.grid()[0] : 1.0;
+        if (!warmStart) for (Slot sl : slots) sl.set(sl.kind() == Kind.WEIGHT ? 1.0 : (search ? 1.0 : rtnAct));
         double before = slots.isEmpty() ? relMse(runUnits(units, xQ), target) : evaluate.get();
         double best = before;
         String how = "none";

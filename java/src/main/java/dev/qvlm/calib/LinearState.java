@@ -73,7 +73,10 @@ final class LinearState {
         if (settings.actDynamic()) return acts.computeIfAbsent(-1.0, k -> ActQuantizer.dynamicPerToken(settings.activations()));
         long key = Double.doubleToLongBits(lo) * 31 + Double.doubleToLongBits(hi);
         return actCache.computeIfAbsent(key, k -> {
-            double[] b = range.bounds(lo, hi);
+            // clipped RTN (--method rtn --grid P): per-prompt quantiles, as the PyTorch reference computes them
+            boolean perCall = settings.method() == Method.RTN && settings.grid().length == 1 && lo == settings.grid()[0]
+                    && hi == lo && lo < 1.0;
+            double[] b = perCall ? range.perCallBounds() : range.bounds(lo, hi);
             return ActQuantizer.staticPerTensor(settings.activations(), (float) b[0], (float) b[1]);
         });
     }

@@ -35,7 +35,8 @@ public final class QuantOptions {
     @Option(names = "--scope", defaultValue = "all", paramLabel = "S", description = "llm | vision | projector | all (default ${DEFAULT-VALUE}); lm_head and embeddings stay full precision.")
     public String scope;
 
-    @Option(names = "--grid", split = ",", paramLabel = "P,...", description = "Clipping percentiles to search (default 1.0,0.995,0.99,0.985,0.98, the paper's grid).")
+    @Option(names = "--grid", split = ",", paramLabel = "P,...", description = {"Clipping percentiles to search (default 1.0,0.995,0.99,0.985,0.98, the paper's grid).",
+                    "With --method rtn and one value P: static activation ranges clipped at the P quantile of each prompt, widest over prompts, as the PyTorch reference does (weights stay min-max)."})
     public double[] grid;
 
     @Option(names = "--h0", paramLabel = "X", description = "Block threshold h0 (default: mean of D over consecutive layers).")
@@ -78,7 +79,7 @@ public final class QuantOptions {
         if (gr.length == 0) throw new QvlmException("--grid is empty");
         for (double p : gr)
             if (!(p > 0.5 && p <= 1.0)) throw new QvlmException("--grid: percentile " + p + " is outside (0.5, 1]");
-        if (Arrays.stream(gr).noneMatch(p -> p == 1.0)) {
+        if (m != Method.RTN && Arrays.stream(gr).noneMatch(p -> p == 1.0)) {
             gr = Arrays.copyOf(gr, gr.length + 1);
             gr[gr.length - 1] = 1.0; // min–max is always a candidate, so a search never does worse than RTN
         }
