@@ -70,11 +70,19 @@ public final class Entropy {
             });
             total[0] += xa.length;
         }
+        return fromJointSums(joint, total[0], M, Mb);
+    }
+
+    /**
+     * D(k, k+1) = H(joint) − H(marginal of a) from the unnormalised joint sums (M×Mb, row-major) over
+     * {@code count} elements; shared by the CPU accumulation above and the GPU kernel's.
+     */
+    public static Dependency fromJointSums(double[] sums, long count, int M, int Mb) {
+        double[] joint = new double[M * Mb], ma = new double[M], mb = new double[Mb];
         double hJoint = 0, hA = 0, hB = 0;
-        double[] ma = new double[M], mb = new double[Mb];
         for (int m = 0; m < M; m++)
             for (int n = 0; n < Mb; n++) {
-                double p = joint[m * Mb + n] / total[0];
+                double p = sums[m * Mb + n] / count;
                 joint[m * Mb + n] = p;
                 ma[m] += p;
                 mb[n] += p;

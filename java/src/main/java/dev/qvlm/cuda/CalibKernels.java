@@ -109,19 +109,7 @@ public final class CalibKernels {
 
     /** D(k, k+1) = H(joint) − H(marginal of a) from unnormalised joint sums over {@code count} elements (Eq. 5). */
     public static Entropy.Dependency dependency(double[] sums, long count, int M, int Mb) {
-        double[] joint = new double[M * Mb], ma = new double[M], mb = new double[Mb];
-        double hJoint = 0, hA = 0, hB = 0;
-        for (int m = 0; m < M; m++)
-            for (int n = 0; n < Mb; n++) {
-                double p = sums[m * Mb + n] / count;
-                joint[m * Mb + n] = p;
-                ma[m] += p;
-                mb[n] += p;
-                if (p > 0) hJoint -= p * Math.log(p);
-            }
-        for (double p : ma) if (p > 0) hA -= p * Math.log(p);
-        for (double p : mb) if (p > 0) hB -= p * Math.log(p);
-        return new Entropy.Dependency(hJoint - hA, hA, hB, joint);
+        return Entropy.fromJointSums(sums, count, M, Mb);
     }
 
     /** {@link Entropy#dependency} on the GPU: one kernel launch per sample, sums accumulated on the device. */
