@@ -6,7 +6,6 @@ import dev.qvlm.calib.QuantOptions;
 import dev.qvlm.calib.QuantRun;
 import dev.qvlm.calib.QuantSettings;
 import dev.qvlm.eval.Evaluator;
-import dev.qvlm.eval.McDataset;
 import dev.qvlm.eval.McQuestion;
 import dev.qvlm.runtime.Llava;
 import dev.qvlm.util.Json;
@@ -82,9 +81,7 @@ final class CompareCommand implements Callable<Integer> {
             q.actDynamic = s.dynamic();
             for (Method m : ms) plan.add(q.settings(m, s.wbits(), s.abits(), s.group()));
         }
-        List<McQuestion> rows = McDataset.read(data);
-        if (limit != null && limit < rows.size()) rows = rows.subList(0, Math.max(1, limit));
-        Evaluator.checkImages(rows, data.toString());
+        List<McQuestion> rows = Evaluator.load(data, limit);
         int j = jobs != null ? Math.max(1, jobs) : Runtime.getRuntime().availableProcessors();
         List<Map<String, Object>> results = new ArrayList<>();
         Evaluator.Report fp;

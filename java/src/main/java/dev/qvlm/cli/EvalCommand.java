@@ -2,7 +2,6 @@ package dev.qvlm.cli;
 
 import dev.qvlm.QvlmException;
 import dev.qvlm.eval.Evaluator;
-import dev.qvlm.eval.McDataset;
 import dev.qvlm.eval.McQuestion;
 import dev.qvlm.runtime.Llava;
 import dev.qvlm.util.Json;
@@ -52,10 +51,7 @@ final class EvalCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if (limit != null && limit < 1) throw new QvlmException("--limit must be at least 1, got " + limit);
-        List<McQuestion> rows = McDataset.read(data);
-        if (limit != null && limit < rows.size()) rows = rows.subList(0, limit);
-        Evaluator.checkImages(rows, data.toString());
+        List<McQuestion> rows = Evaluator.load(data, limit);
         if (out != null && out.toAbsolutePath().getParent() != null && !Files.isDirectory(out.toAbsolutePath().getParent()))
             throw new QvlmException("--out: folder " + out.toAbsolutePath().getParent() + " does not exist");
         if (saveLogits && out == null) throw new QvlmException("--save-logits needs --out");

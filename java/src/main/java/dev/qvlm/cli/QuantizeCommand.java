@@ -5,7 +5,6 @@ import dev.qvlm.calib.QuantOptions;
 import dev.qvlm.calib.QuantRun;
 import dev.qvlm.calib.QuantSettings;
 import dev.qvlm.eval.Evaluator;
-import dev.qvlm.eval.McDataset;
 import dev.qvlm.eval.McQuestion;
 import dev.qvlm.runtime.Llava;
 import dev.qvlm.util.Json;
@@ -73,12 +72,7 @@ final class QuantizeCommand implements Callable<Integer> {
             throw new QvlmException("--out " + out + " already exists (use --force to replace it)");
         List<McQuestion> rows = null;
         if (eval != null) {
-            rows = McDataset.read(eval);
-            if (limit != null) {
-                if (limit < 1) throw new QvlmException("--limit must be at least 1, got " + limit);
-                if (limit < rows.size()) rows = rows.subList(0, limit);
-            }
-            Evaluator.checkImages(rows, eval.toString());
+            rows = Evaluator.load(eval, limit);
         }
         try (Llava llava = Llava.open(model, common.backend())) {
             int j = jobs != null ? Math.max(1, jobs) : Runtime.getRuntime().availableProcessors();

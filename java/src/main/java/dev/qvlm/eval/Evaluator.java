@@ -8,6 +8,7 @@ import dev.qvlm.runtime.Llava;
 import dev.qvlm.util.Progress;
 
 import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -46,6 +47,18 @@ public final class Evaluator {
     public Evaluator(Llava llava, boolean keepLogits) {
         this.llava = llava;
         this.keepLogits = keepLogits;
+    }
+
+    /**
+     * The questions a command evaluates: the file's rows, the first {@code limit} of them when given (at least 1),
+     * with every image checked to exist before any compute.
+     */
+    public static List<McQuestion> load(Path file, Integer limit) {
+        if (limit != null && limit < 1) throw new QvlmException("--limit must be at least 1, got " + limit);
+        List<McQuestion> rows = McDataset.read(file);
+        if (limit != null && limit < rows.size()) rows = rows.subList(0, limit);
+        checkImages(rows, file.toString());
+        return rows;
     }
 
     /** Fails fast, before any compute, on a row whose image file is missing. */
