@@ -1,32 +1,21 @@
 package dev.qvlm.bench;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.qvlm.cli.Main;
 import dev.qvlm.config.KnownModels;
 import dev.qvlm.util.Json;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.*;
 
 /** qvlm bench on the CPU with the tiny shapes: a sane report, both widths in one process, clear bad-input errors. */
 class BenchCommandTest {
-    static synchronized String[] run(String... args) {
-        PrintStream o = System.out, e = System.err;
-        ByteArrayOutputStream ob = new ByteArrayOutputStream(), eb = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(ob, true));
-        System.setErr(new PrintStream(eb, true));
-        try {
-            int code = Main.execute(args);
-            return new String[]{String.valueOf(code), ob.toString(), eb.toString()};
-        } finally {
-            System.setOut(o);
-            System.setErr(e);
-        }
+    /** {code, stdout, stderr} of one CLI run, through the shared harness of {@link dev.qvlm.cli.CliTest}. */
+    static String[] run(String... args) {
+        dev.qvlm.cli.CliTest.Run r = dev.qvlm.cli.CliTest.run(args);
+        return new String[]{String.valueOf(r.code()), r.out(), r.err()};
     }
 
     @Test

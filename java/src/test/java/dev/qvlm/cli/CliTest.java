@@ -14,7 +14,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The CLI end to end: real runs on the bundled model, and bad input → one clear line, exit code 2. */
-class CliTest {
+public class CliTest {
     public record Run(int code, String out, String err) {}
 
     public static synchronized Run run(String... args) {

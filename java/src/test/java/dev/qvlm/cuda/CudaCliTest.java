@@ -2,29 +2,17 @@ package dev.qvlm.cuda;
 
 import dev.qvlm.QvlmException;
 import dev.qvlm.TestPaths;
-import dev.qvlm.cli.Main;
 import org.junit.jupiter.api.Test;
-
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 
 import static org.junit.jupiter.api.Assertions.*;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** Without a usable GPU, {@code --device cuda} is one clear line and exit code 2; the CPU path is unaffected. */
 class CudaCliTest {
-    static synchronized String[] run(String... args) {
-        PrintStream o = System.out, e = System.err;
-        ByteArrayOutputStream ob = new ByteArrayOutputStream(), eb = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(ob, true));
-        System.setErr(new PrintStream(eb, true));
-        try {
-            int code = Main.execute(args);
-            return new String[]{String.valueOf(code), ob.toString(), eb.toString()};
-        } finally {
-            System.setOut(o);
-            System.setErr(e);
-        }
+    /** {code, stdout, stderr} of one CLI run, through the shared harness of {@link dev.qvlm.cli.CliTest}. */
+    static String[] run(String... args) {
+        dev.qvlm.cli.CliTest.Run r = dev.qvlm.cli.CliTest.run(args);
+        return new String[]{String.valueOf(r.code()), r.out(), r.err()};
     }
 
     @Test
