@@ -23,7 +23,6 @@ final class LinearState {
     double wClip = 1.0, aLo = 1.0, aHi = 1.0;
     private WeightQuantizer.Prepared prepared;
     private final Map<Double, QuantizedWeight> weights = new HashMap<>();
-    private final Map<Double, Linear.InputQuantizer> acts = new HashMap<>();
 
     LinearState(Linear linear, QuantSettings settings) {
         this.linear = linear;
@@ -66,11 +65,15 @@ final class LinearState {
     }
 
     private final Map<Long, Linear.InputQuantizer> actCache = new HashMap<>();
+    private Linear.InputQuantizer dynamicAct; // per-token ranges: the same quantizer whatever the clip
 
     /** The input quantizer with bounds at the (1 − lo) and hi quantiles of the calibration activations. */
     synchronized Linear.InputQuantizer actQuantizer(double lo, double hi) {
         if (settings.activations() == null) return null;
-        if (settings.actDynamic()) return acts.computeIfAbsent(-1.0, k -> ActQuantizer.dynamicPerToken(settings.activations()));
+        if (settings.actDynamic()) {
+            if (dynamicAct == null) dynamicAct = ActQuantizer.dynamicPerToken(settings.activations());
+            return dynamicAct;
+        }
         long key = Double.doubleToLongBits(lo) * 31 + Double.doubleToLongBits(hi);
         return actCache.computeIfAbsent(key, k -> {
             // clipped RTN (--method rtn --grid P): per-prompt quantiles, as the PyTorch reference computes them
