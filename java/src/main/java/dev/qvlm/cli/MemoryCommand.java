@@ -62,11 +62,14 @@ final class MemoryCommand implements Callable<Integer> {
             System.out.println(Json.write(o));
         } else {
             String q = "W" + wbits + "A16 " + (group > 0 ? "g" + group : "per-channel") + ", " + scope;
-            System.out.printf("%s: %.2f B parameters%n", name, s.params() / 1e9);
-            System.out.printf("  FP16 weights        %8.2f GB%n", s.fp16Bytes() / 1e9);
-            System.out.printf("  %-19s %8.2f GB  (%.2fx smaller)%n", q, s.quantizedBytes() / 1e9, s.ratio());
-            System.out.printf("  quantized tensors   %8.2f GB -> %.2f GB (%.2fx)%n", s.quantizedTensorsFp16Bytes() / 1e9,
-                    s.quantizedTensorsBytes() / 1e9, s.quantizedTensorsRatio());
+            boolean big = s.fp16Bytes() >= 1e9; // GB for real checkpoints, MB for small ones like the bundled model
+            double unit = big ? 1e9 : 1e6;
+            String u = big ? "GB" : "MB";
+            System.out.printf("%s: %.2f %s parameters%n", name, s.params() / (big ? 1e9 : 1e6), big ? "B" : "M");
+            System.out.printf("  FP16 weights        %8.2f %s%n", s.fp16Bytes() / unit, u);
+            System.out.printf("  %-19s %8.2f %s  (%.2fx smaller)%n", q, s.quantizedBytes() / unit, u, s.ratio());
+            System.out.printf("  quantized tensors   %8.2f %s -> %.2f %s (%.2fx)%n", s.quantizedTensorsFp16Bytes() / unit, u,
+                    s.quantizedTensorsBytes() / unit, u, s.quantizedTensorsRatio());
         }
         return 0;
     }
