@@ -28,10 +28,9 @@ final class KernelFixture implements AutoCloseable {
     private final Arena arena;
 
     KernelFixture(String shape, String dtype, String impl, int n) {
-        String[] rc = shape.toLowerCase().split("x");
-        if (rc.length != 2) throw new IllegalArgumentException("shape must be ROWSxCOLS: " + shape);
-        this.rows = Integer.parseInt(rc[0].trim());
-        this.cols = Integer.parseInt(rc[1].trim());
+        int[] rc = parseShape(shape);
+        this.rows = rc[0];
+        this.cols = rc[1];
         this.n = n;
         this.vector = switch (impl) {
             case "vector" -> true;
@@ -39,25 +38,15 @@ final class KernelFixture implements AutoCloseable {
             default -> throw new IllegalArgumentException("impl must be vector|scalar: " + impl);
         };
         SplittableRandom rnd = new SplittableRandom(SEED);
-        float scale = (float) (1.0 / Math.sqrt(cols)); // keep outputs O(1), like a trained layer
+        float[] a = weights(rows, cols, rnd);
         switch (dtype) {
             case "f32" -> {
-                float[] a = new float[Math.multiplyExact(rows, cols)];
-                for (int i = 0; i < a.length; i++) a[i] = uniform(rnd) * scale;
                 this.arena = null;
                 this.w = new F32Matrix(rows, cols, a);
             }
             case "f16", "bf16" -> {
-                boolean f16 = dtype.equals("f16");
                 this.arena = Arena.ofShared();
-                long count = (long) rows * cols;
-                MemorySegment seg = arena.allocate(count * 2, 64);
-                for (long i = 0; i < count; i++) {
-                    float v = uniform(rnd) * scale;
-                    short bits = f16 ? Float.floatToFloat16(v) : (short) (Float.floatToRawIntBits(v) >>> 16);
-                    seg.setAtIndex(LE16, i, bits);
-                }
-                this.w = new HalfMatrix(rows, cols, seg, f16 ? HalfMatrix.Kind.F16 : HalfMatrix.Kind.BF16);
+                this.w = halfMatrix(arena, rows, cols, a, dtype.equals("f16") ? HalfMatrix.Kind.F16 : HalfMatrix.Kind.BF16);
             }
             default -> throw new IllegalArgumentException("dtype must be f32|f16|bf16: " + dtype);
         }
@@ -69,8 +58,32 @@ final class KernelFixture implements AutoCloseable {
         verify();
     }
 
-    private static float uniform(SplittableRandom r) {
+    static int[] parseShape(String shape) {
+        String[] rc = shape.toLowerCase().split("x");
+        if (rc.length != 2) throw new IllegalArgumentException("shape must be ROWSxCOLS: " + shape);
+        return new int[] {Integer.parseInt(rc[0].trim()), Integer.parseInt(rc[1].trim())};
+    }
+
+    static float uniform(SplittableRandom r) {
         return (float) (r.nextDouble() * 2 - 1);
+    }
+
+    /** uniform(−1, 1)/√cols, row-major: outputs stay O(1), like a trained layer. */
+    static float[] weights(int rows, int cols, SplittableRandom rnd) {
+        float scale = (float) (1.0 / Math.sqrt(cols));
+        float[] a = new float[Math.multiplyExact(rows, cols)];
+        for (int i = 0; i < a.length; i++) a[i] = uniform(rnd) * scale;
+        return a;
+    }
+
+    /** The weights as an F16 or BF16 matrix off-heap in {@code arena}, as mmapped safetensors weights are held. */
+    static HalfMatrix halfMatrix(Arena arena, int rows, int cols, float[] a, HalfMatrix.Kind kind) {
+        MemorySegment seg = arena.allocate((long) a.length * 2, 64);
+        for (int i = 0; i < a.length; i++) {
+            short bits = kind == HalfMatrix.Kind.F16 ? Float.floatToFloat16(a[i]) : (short) (Float.floatToRawIntBits(a[i]) >>> 16);
+            seg.setAtIndex(LE16, i, bits);
+        }
+        return new HalfMatrix(rows, cols, seg, kind);
     }
 
     /** One kernel call: what the benchmark measures. */
@@ -87,10 +100,18 @@ final class KernelFixture implements AutoCloseable {
      */
     private void verify() {
         run();
-        int[] sampleRows = {0, 1, 2, 3, rows / 2, rows / 2 + 1, rows - 2, rows - 1};
-        int[] sampleTokens = n == 1 ? new int[] {0} : new int[] {0, n / 2, n - 1};
-        for (int t : sampleTokens)
-            for (int o : sampleRows) {
+        check(w, x, bias, out, n == 1 ? new int[] {0} : new int[] {0, n / 2, n - 1}, "");
+        java.util.Arrays.fill(out, 0f);
+    }
+
+    /**
+     * Sample rows of {@code out} (tokens × rows) against a double-precision dot product through the scalar
+     * {@link Matrix#get} reference, within 1e-5 of the sum of |terms|.
+     */
+    static void check(Matrix w, float[] x, float[] bias, float[] out, int[] tokens, String what) {
+        int rows = w.rows(), cols = w.cols();
+        for (int t : tokens)
+            for (int o : new int[] {0, 1, 2, 3, rows / 2, rows / 2 + 1, rows - 2, rows - 1}) {
                 double s = bias[o], mag = Math.abs(bias[o]);
                 for (int i = 0; i < cols; i++) {
                     double p = (double) x[t * cols + i] * w.get(o, i);
@@ -100,10 +121,9 @@ final class KernelFixture implements AutoCloseable {
                 float got = out[t * rows + o];
                 double tol = 1e-5 * mag + 1e-6;
                 if (!(Math.abs(got - s) <= tol))
-                    throw new IllegalStateException("kernel mismatch at token " + t + " row " + o + ": got " + got
+                    throw new IllegalStateException(what + "kernel mismatch at token " + t + " row " + o + ": got " + got
                             + ", want " + s + " (tol " + tol + ")");
             }
-        java.util.Arrays.fill(out, 0f);
     }
 
     @Override

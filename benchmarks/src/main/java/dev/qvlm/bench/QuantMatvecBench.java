@@ -22,9 +22,6 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 
@@ -49,9 +46,6 @@ import java.util.concurrent.TimeUnit;
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector"})
 @State(Scope.Benchmark)
 public class QuantMatvecBench {
-    static final long SEED = 0x5EED_C0FFEEL;
-    private static final ValueLayout.OfShort LE16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-
     @Param({"4096x4096", "11008x4096"})
     public String shape;
 
@@ -65,19 +59,15 @@ public class QuantMatvecBench {
 
     @Setup(Level.Trial)
     public void setup() {
-        String[] rc = shape.toLowerCase().split("x");
-        int rows = Integer.parseInt(rc[0].trim()), cols = Integer.parseInt(rc[1].trim());
-        SplittableRandom rnd = new SplittableRandom(SEED);
-        float scale = (float) (1.0 / Math.sqrt(cols));
-        float[] a = new float[Math.multiplyExact(rows, cols)];
-        for (int i = 0; i < a.length; i++) a[i] = uniform(rnd) * scale;
+        int[] rc = KernelFixture.parseShape(shape);
+        int rows = rc[0], cols = rc[1];
+        SplittableRandom rnd = new SplittableRandom(KernelFixture.SEED);
+        float[] a = KernelFixture.weights(rows, cols, rnd);
         switch (weights) {
             case "f32" -> w = new F32Matrix(rows, cols, a);
             case "f16" -> {
                 arena = Arena.ofShared();
-                MemorySegment seg = arena.allocate((long) a.length * 2, 64);
-                for (int i = 0; i < a.length; i++) seg.setAtIndex(LE16, i, Float.floatToFloat16(a[i]));
-                w = new HalfMatrix(rows, cols, seg, HalfMatrix.Kind.F16);
+                w = KernelFixture.halfMatrix(arena, rows, cols, a, HalfMatrix.Kind.F16);
             }
             case "q4g128", "q4g128-fused" -> {
                 Q4Matrix q = WeightQuantizer.quantize(new F32Matrix(rows, cols, a), QuantArgs.perGroup(4, false, 128), 1.0)
@@ -91,15 +81,13 @@ public class QuantMatvecBench {
             default -> throw new IllegalArgumentException("weights must be f32|f16|q4g128|q4g128-fused: " + weights);
         }
         x = new float[cols];
-        for (int i = 0; i < cols; i++) x[i] = uniform(rnd);
+        for (int i = 0; i < cols; i++) x[i] = KernelFixture.uniform(rnd);
         bias = new float[rows];
-        for (int i = 0; i < rows; i++) bias[i] = uniform(rnd) * 0.1f;
+        for (int i = 0; i < rows; i++) bias[i] = KernelFixture.uniform(rnd) * 0.1f;
         out = new float[rows];
-        verify();
-    }
-
-    private static float uniform(SplittableRandom r) {
-        return (float) (r.nextDouble() * 2 - 1);
+        matvec();
+        KernelFixture.check(w, x, bias, out, new int[] {0}, weights + " ");
+        java.util.Arrays.fill(out, 0f);
     }
 
     @Benchmark
@@ -107,24 +95,6 @@ public class QuantMatvecBench {
         if (fused != null) fused.matmul(out, 0, x, 0, 1, bias);
         else Matmul.matmul(out, 0, x, 0, 1, w, bias);
         return out;
-    }
-
-    /** The kernel against a double-precision dot product through the scalar Matrix.get, on sample rows. */
-    private void verify() {
-        matvec();
-        int rows = w.rows(), cols = w.cols();
-        for (int o : new int[] {0, 1, 2, 3, rows / 2, rows / 2 + 1, rows - 2, rows - 1}) {
-            double s = bias[o], mag = Math.abs(bias[o]);
-            for (int i = 0; i < cols; i++) {
-                double p = (double) x[i] * w.get(o, i);
-                s += p;
-                mag += Math.abs(p);
-            }
-            double tol = 1e-5 * mag + 1e-6;
-            if (!(Math.abs(out[o] - s) <= tol))
-                throw new IllegalStateException(weights + " kernel mismatch at row " + o + ": got " + out[o] + ", want " + s);
-        }
-        java.util.Arrays.fill(out, 0f);
     }
 
     @TearDown(Level.Trial)

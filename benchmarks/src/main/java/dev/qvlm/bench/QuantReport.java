@@ -3,18 +3,14 @@ package dev.qvlm.bench;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.qvlm.quant.Q4Matrix;
-import jdk.incubator.vector.FloatVector;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
-import java.util.concurrent.ForkJoinPool;
 
 /**
  * Markdown summary of {@link QuantMatvecBench} and {@link MemReadBench} JMH JSON results (same style as
@@ -43,42 +39,29 @@ public final class QuantReport {
         }
     }
 
-    private static final String FJP_PROP = "-Djava.util.concurrent.ForkJoinPool.common.parallelism=";
     private static final List<String> ORDER = List.of("f32", "f16", "q4g128", "q4g128-fused");
 
     public static void main(String[] args) throws IOException {
-        if (args.length == 0) {
-            System.err.println("usage: QuantReport JMH_RESULT.json [MORE.json ...]");
-            System.exit(2);
-        }
-        int defaultFjp = ForkJoinPool.getCommonPoolParallelism();
+        JmhRun.requireArgs(args, "QuantReport");
+        JmhRun run = new JmhRun();
         List<Row> rows = new ArrayList<>();
-        Map<Integer, double[]> roofline = new LinkedHashMap<>(); // fjp -> {GB/s, ± GB/s}
-        String jvm = "?", jmh = "?";
-        List<String> argSets = new ArrayList<>();
+        Map<Integer, double[]> roofline = new LinkedHashMap<>(); // fjp -> {GB/s median, GB/s best}
         for (String file : args) {
             for (JsonNode b : new ObjectMapper().readTree(Path.of(file).toFile())) {
                 String name = b.path("benchmark").asText();
                 JsonNode p = b.path("params");
                 JsonNode m = b.path("primaryMetric");
-                double toSec = secondsPerUnit(m.path("scoreUnit").asText());
+                double toSec = JmhRun.secondsPerUnit(m.path("scoreUnit").asText());
                 JsonNode pct = m.path("scorePercentiles");
                 double sec = (pct.has("50.0") ? pct.path("50.0").asDouble() : m.path("score").asDouble()) * toSec;
                 double min = (pct.has("0.0") ? pct.path("0.0").asDouble() : Double.NaN) * toSec;
-                int fjp = defaultFjp;
-                List<String> ja = new ArrayList<>();
-                b.path("jvmArgs").forEach(a -> ja.add(a.asText()));
-                for (String a : ja) if (a.startsWith(FJP_PROP)) fjp = Integer.parseInt(a.substring(FJP_PROP.length()));
-                String joined = "`" + String.join(" ", ja) + "`";
-                if (!argSets.contains(joined)) argSets.add(joined);
-                jvm = b.path("vmName").asText() + " " + b.path("vmVersion").asText();
-                jmh = b.path("jmhVersion").asText();
+                int fjp = run.note(b);
                 if (name.endsWith("MemReadBench.read")) {
                     double bytes = (double) p.path("mib").asInt() * (1 << 20);
                     roofline.put(fjp, new double[] {bytes / sec / 1e9, bytes / min / 1e9});
                 } else if (name.endsWith("QuantMatvecBench.matvec")) {
-                    String[] rc = p.path("shape").asText().toLowerCase(Locale.ROOT).split("x");
-                    rows.add(new Row(Integer.parseInt(rc[0]), Integer.parseInt(rc[1]), p.path("weights").asText(), fjp, sec, min));
+                    int[] rc = JmhRun.shape(p);
+                    rows.add(new Row(rc[0], rc[1], p.path("weights").asText(), fjp, sec, min));
                 }
             }
         }
@@ -87,16 +70,7 @@ public final class QuantReport {
 
         StringBuilder sb = new StringBuilder();
         sb.append("### Packed 4-bit vs F16 / F32 CPU matvec, n = 1 (JMH: ").append(String.join(", ", args)).append(")\n\n");
-        Map<String, String> cpu = cpuInfo();
-        sb.append("- CPU: ").append(cpu.getOrDefault("model name", "?")).append(", ")
-                .append(cpu.getOrDefault("processors", "?")).append(" logical CPUs, SIMD: ").append(cpu.getOrDefault("simd", "?"))
-                .append(", Vector API preferred species: ").append(FloatVector.SPECIES_PREFERRED.vectorBitSize()).append("-bit\n");
-        sb.append("- JVM: ").append(jvm).append(", JMH ").append(jmh).append(", fork JVM args: ").append(String.join(" / ", argSets)).append("\n");
-        sb.append("- Default fork-join common-pool parallelism (what Matmul splits rows over): ").append(defaultFjp).append("\n");
-        sb.append("- Load average (1/5/15 min) before: ").append(System.getProperty("qvlm.loadBefore", "?"))
-                .append(", after: ").append(loadAvg());
-        if (System.getProperty("qvlm.wallSeconds") != null) sb.append("; JMH wall time ").append(System.getProperty("qvlm.wallSeconds")).append(" s");
-        sb.append(" (shared machine: expect noise)\n");
+        sb.append(run.header("run-quant.sh"));
         if (!roofline.isEmpty()) {
             sb.append("- Memory-read roofline (MemReadBench, vectorised sum of 512 MiB off-heap, median / best call):");
             roofline.forEach((f, g) -> sb.append(" ").append(fmt("%.2f", g[0])).append(" / ").append(fmt("%.2f", g[1]))
@@ -137,49 +111,6 @@ public final class QuantReport {
     }
 
     private static String fmt(String f, double v) {
-        return String.format(Locale.ROOT, f, v);
-    }
-
-    private static double secondsPerUnit(String unit) {
-        return switch (unit) {
-            case "s/op" -> 1;
-            case "ms/op" -> 1e-3;
-            case "us/op" -> 1e-6;
-            case "ns/op" -> 1e-9;
-            default -> throw new IllegalArgumentException("unsupported score unit " + unit + " (use -bm avgt)");
-        };
-    }
-
-    private static String loadAvg() {
-        try {
-            String[] f = Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+");
-            return f[0] + " / " + f[1] + " / " + f[2];
-        } catch (IOException | RuntimeException e) {
-            return "?";
-        }
-    }
-
-    private static Map<String, String> cpuInfo() {
-        Map<String, String> info = new LinkedHashMap<>();
-        try {
-            int procs = 0;
-            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
-                int c = line.indexOf(':');
-                if (c < 0) continue;
-                String k = line.substring(0, c).trim(), v = line.substring(c + 1).trim();
-                if (k.equals("processor")) procs++;
-                if (k.equals("flags") && !info.containsKey("simd")) {
-                    List<String> simd = new ArrayList<>();
-                    for (String f : v.split("\\s+"))
-                        if (f.equals("avx2") || f.equals("fma") || f.equals("f16c") || f.equals("avx512f")) simd.add(f);
-                    info.put("simd", String.join(" ", simd));
-                }
-                info.putIfAbsent(k, v);
-            }
-            info.put("processors", Integer.toString(procs));
-        } catch (IOException e) {
-            info.put("model name", "unknown (" + e.getMessage() + ")");
-        }
-        return info;
+        return JmhRun.fmt(f, v);
     }
 }

@@ -2,19 +2,14 @@ package dev.qvlm.bench;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import jdk.incubator.vector.FloatVector;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
-import java.util.concurrent.ForkJoinPool;
 
 /**
  * Turns a JMH JSON result ({@code -rf json -rff FILE}) of {@link MatvecBench}, {@link MatmulBench} and
@@ -51,17 +46,10 @@ public final class Report {
         }
     }
 
-    private static final String FJP_PROP = "-Djava.util.concurrent.ForkJoinPool.common.parallelism=";
-
     public static void main(String[] args) throws IOException {
-        if (args.length == 0) {
-            System.err.println("usage: Report JMH_RESULT.json [MORE.json ...]");
-            System.exit(2);
-        }
+        JmhRun.requireArgs(args, "Report");
+        JmhRun run = new JmhRun();
         List<Row> rows = new ArrayList<>();
-        String jvm = "?", jmh = "?";
-        List<String> argSets = new ArrayList<>();
-        int defaultFjp = ForkJoinPool.getCommonPoolParallelism();
         for (String file : args) {
             JsonNode root = new ObjectMapper().readTree(Path.of(file).toFile());
             for (JsonNode b : root) {
@@ -70,21 +58,13 @@ public final class Report {
                 String bench = parts.length >= 2 ? parts[parts.length - 2] : name;
                 JsonNode p = b.path("params");
                 if (!p.has("shape") || !p.has("n")) continue; // not one of ours
-                String[] rc = p.path("shape").asText().toLowerCase(Locale.ROOT).split("x");
+                int[] rc = JmhRun.shape(p);
                 JsonNode m = b.path("primaryMetric");
-                double toSec = secondsPerUnit(m.path("scoreUnit").asText());
+                double toSec = JmhRun.secondsPerUnit(m.path("scoreUnit").asText());
                 double score = m.path("score").asDouble(), err = m.path("scoreError").asDouble(Double.NaN);
-                List<String> ja = new ArrayList<>();
-                b.path("jvmArgs").forEach(a -> ja.add(a.asText()));
-                int fjp = defaultFjp;
-                for (String a : ja) if (a.startsWith(FJP_PROP)) fjp = Integer.parseInt(a.substring(FJP_PROP.length()));
-                String impl = p.path("impl").asText();
-                rows.add(new Row(bench, p.path("n").asInt(), Integer.parseInt(rc[0]), Integer.parseInt(rc[1]),
-                        p.path("dtype").asText(), impl, fjp, score * toSec, err * toSec));
-                jvm = b.path("vmName").asText() + " " + b.path("vmVersion").asText();
-                jmh = b.path("jmhVersion").asText();
-                String joined = "`" + String.join(" ", ja) + "`";
-                if (!argSets.contains(joined)) argSets.add(joined);
+                int fjp = run.note(b);
+                rows.add(new Row(bench, p.path("n").asInt(), rc[0], rc[1],
+                        p.path("dtype").asText(), p.path("impl").asText(), fjp, score * toSec, err * toSec));
             }
         }
         List<String> benchOrder = List.of("MatvecBench", "MatmulBench", "MatmulLargeBench");
@@ -98,29 +78,11 @@ public final class Report {
         Map<String, Row> scalar = new HashMap<>();
         for (Row r : rows) if (r.impl().equals("scalar")) scalar.put(r.key(), r);
 
-        Map<String, String> cpu = cpuInfo();
         StringBuilder sb = new StringBuilder();
         List<String> names = new ArrayList<>();
         for (String a : args) names.add(Path.of(a).getFileName().toString());
         sb.append("### CPU matmul kernels (JMH: ").append(String.join(", ", names)).append(")\n\n");
-        sb.append("- CPU: ").append(cpu.getOrDefault("model name", "?"));
-        if (cpu.containsKey("cpu family"))
-            sb.append(" (family ").append(cpu.get("cpu family")).append(", model ").append(cpu.get("model")).append(")");
-        sb.append(", ").append(cpu.getOrDefault("processors", "?")).append(" logical CPUs in /proc/cpuinfo, ")
-                .append(Runtime.getRuntime().availableProcessors()).append(" available to the JVM")
-                .append(", SIMD: ").append(cpu.getOrDefault("simd", "?"))
-                .append(", Vector API preferred species: ").append(FloatVector.SPECIES_PREFERRED.vectorBitSize())
-                .append("-bit (").append(FloatVector.SPECIES_PREFERRED.length()).append(" floats)\n");
-        sb.append("- Default fork-join common-pool parallelism here (what `Matmul.matmul` splits rows over): ")
-                .append(defaultFjp).append("\n");
-        sb.append("- JVM: ").append(jvm).append(", JMH ").append(jmh).append(", fork JVM args: ")
-                .append(String.join(" / ", argSets)).append("\n");
-        sb.append("- Load average (1/5/15 min) before the run: ").append(System.getProperty("qvlm.loadBefore", "?"))
-                .append(", after: ").append(loadAvg());
-        if (System.getProperty("qvlm.wallSeconds") != null)
-            sb.append("; run-cpu.sh wall time ").append(System.getProperty("qvlm.wallSeconds")).append(" s");
-        sb.append(" (").append(Runtime.getRuntime().availableProcessors())
-                .append(" cores shared with other work: expect noise)\n\n");
+        sb.append(run.header("run-cpu.sh")).append("\n");
 
         sb.append("| benchmark | n | shape (rows x cols) | dtype | impl | FJ par. | time/call (ms) | GFLOP/s | weight GB/s | vector / scalar |\n");
         sb.append("|---|---:|---|---|---|---:|---:|---:|---:|---:|\n");
@@ -153,54 +115,7 @@ public final class Report {
         return i < 0 ? order.size() : i;
     }
 
-    private static String loadAvg() {
-        try {
-            String[] f = Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+");
-            return f[0] + " / " + f[1] + " / " + f[2];
-        } catch (IOException | RuntimeException e) {
-            return "?";
-        }
-    }
-
     private static String fmt(String f, double v) {
-        return String.format(Locale.ROOT, f, v);
-    }
-
-    private static double secondsPerUnit(String unit) {
-        return switch (unit) {
-            case "s/op" -> 1;
-            case "ms/op" -> 1e-3;
-            case "us/op" -> 1e-6;
-            case "ns/op" -> 1e-9;
-            default -> throw new IllegalArgumentException("unsupported score unit " + unit + " (use -bm avgt)");
-        };
-    }
-
-    /** model name, cpu family, model (first processor), count of processors, SIMD summary from /proc/cpuinfo. */
-    private static Map<String, String> cpuInfo() {
-        Map<String, String> info = new LinkedHashMap<>();
-        try {
-            int procs = 0;
-            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
-                int c = line.indexOf(':');
-                if (c < 0) continue;
-                String k = line.substring(0, c).trim(), v = line.substring(c + 1).trim();
-                if (k.equals("processor")) procs++;
-                if (k.equals("flags") && !info.containsKey("simd")) {
-                    List<String> simd = new ArrayList<>();
-                    for (String f : v.split("\\s+"))
-                        if (f.equals("avx2") || f.equals("fma") || f.equals("f16c") || f.equals("avx512f")
-                                || f.equals("avx512_bf16") || f.equals("avx512_fp16") || f.equals("amx_bf16"))
-                            simd.add(f);
-                    info.put("simd", String.join(" ", simd));
-                }
-                if ((k.equals("features") || k.equals("Features")) && !info.containsKey("simd")) info.put("simd", v);
-                info.putIfAbsent(k, v);
-            }
-            info.put("processors", Integer.toString(procs));
-        } catch (IOException e) {
-            info.put("model name", "unknown (" + e.getMessage() + ")");
-        }
-        return info;
+        return JmhRun.fmt(f, v);
     }
 }
