@@ -1,77 +1,162 @@
 #!/usr/bin/env bash
-# Every GPU check of qvlm in one run, for the GPU host (no Java, no Maven, no network there).
+# Every GPU check of qvlm in one run, for the GPU host (no Java, no Maven, no network there). Each step runs under
+# its own time limit and the script goes on past a failed step; summary.json says how each one ended.
 #
-# On the build machine (nvcc needed, no GPU):
-#   mvn -q package -pl java -Pgpu-dist -DskipTests     # java/target/: qvlm.jar, lib/, qvlm-tests.jar, test-lib/
-#   ../shared/gpu-host/pack-jre.sh                      # .devjre/jre.tar.xz (a jlinked Java 25)
-# On the GPU host, from the repository root (java/target and .devjre carried along):
-#   OUT=/some/dir benchmarks/gpu/run.sh
+# On the build machine (nvcc needed, no GPU): benchmarks/gpu/prepare.sh   (builds everything into .gpu/, ~56 MiB)
+# On the GPU host, from the repository root, with .gpu carried along (the device tool: carry [".gpu"]):
+#   QVLM_PACK=1 benchmarks/gpu/run.sh        # OUT is set by the device tool; QVLM_PACK keeps what comes back to
+#                                            # 4 files: summary.json, gpu-report.md, device.txt, results.tar.gz
+# then unpack into benchmarks/results/gpu/CARD-DATE/ and commit it.
 #
-# Writes to $OUT (default out/gpu): device.txt (nvidia-smi, driver, Java), gpu-tests.log (every kernel vs the CPU
-# backend and the tiny model vs the HF goldens, with max |Δ| per check), junit/ (XML reports), generate-*.json and
-# eval-*.json (CLI on cuda and cpu), summary.json. Exit code: that of the GPU tests.
-# GPU tests fail, rather than skip, when the GPU is unusable (-Dqvlm.cuda.required=true); QVLM_CUDA_REQUIRED=false
-# turns that off (e.g. to dry-run this script on a machine without a GPU).
+# Steps, in order, everything under $OUT (default out/gpu):
+#   a. device.txt                nvidia-smi, driver, Java
+#   b. gpu-tests.log, junit/     every kernel vs the CPU backend, the tiny model vs the HF goldens, int4 GEMV and
+#                                calibration kernels (the *GpuTest classes; they fail rather than skip without a GPU)
+#   c. bench-13b.json/.txt       qvlm bench --synthetic llava-1.5-13b --device cuda --wbits 16,4 (576 image + 64 text
+#                                tokens, 128 new tokens); jmh-decode.json: DecodeStepBench on cuda, short mode
+#   d. jmh-gemv.json             GpuGemvBench: int4 GEMV vs cuBLAS FP16 vs cuMemcpyDtoD on the 13B shapes
+#   e. eval-{fp,w4}-{cuda,cpu}.json   200 questions on both devices, FP and a W4A16 g128 checkpoint made here
+#   f. quantize-cuda.*           W4A4 qvlm calibration of the bundled model with --device cuda
+#   gpu-report.md                the JMH tables (GB/s, % of copy bandwidth, ms/token, W4 / FP16)
+#   summary.json                 exit code and seconds of every step
+#
+# Environment: QVLM_CUDA_REQUIRED=false lets GPU tests skip instead of fail. QVLM_DRY_RUN=1 (the test suite's
+# GpuScriptDryRunTest) runs every step at toy sizes on a machine without a GPU, with QVLM_JAVA and QVLM_CP /
+# QVLM_BENCH_CP naming the Java and the class paths instead of the packed ones; the cuda steps then fail cleanly.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OUT="${OUT:-$ROOT/out/gpu}"
-T="${QVLM_TARGET:-$ROOT/java/target}"
+G="$ROOT/.gpu"                      # made by prepare.sh
+T="${QVLM_TARGET:-$([[ -d "$G" ]] && echo "$G" || echo "$ROOT/java/target")}"
+DRY="${QVLM_DRY_RUN:-0}"
 mkdir -p "$OUT"
 cd "$ROOT"
 
-for f in "$T/qvlm.jar" "$T/qvlm-tests.jar" "$T/lib" "$T/test-lib"; do
-  [[ -e "$f" ]] || { echo "run.sh: $f is missing: build with 'mvn -q package -pl java -Pgpu-dist -DskipTests' first" >&2; exit 2; }
-done
-[[ -n "$(unzip -l "$T/qvlm.jar" 2>/dev/null | grep qvlm_kernels.fatbin)" ]] \
-  || echo "run.sh: warning: $T/qvlm.jar has no fatbin (built without nvcc); the GPU tests will fail" >&2
+# ---------------------------------------------------------------- Java and class paths
+if [[ -n "${QVLM_CP:-}" ]]; then
+  CP="$QVLM_CP"
+else
+  for f in "$T/qvlm.jar" "$T/qvlm-tests.jar" "$T/lib" "$T/test-lib"; do
+    [[ -e "$f" ]] || { echo "run.sh: $f is missing: run benchmarks/gpu/prepare.sh first" >&2; exit 2; }
+  done
+  [[ -n "$(unzip -l "$T/qvlm.jar" 2>/dev/null | grep qvlm_kernels.fatbin)" ]] \
+    || echo "run.sh: warning: $T/qvlm.jar has no fatbin (built without nvcc); the GPU steps will fail" >&2
+  CP="$T/qvlm.jar:$T/lib/*:$T/qvlm-tests.jar:$T/test-lib/*"
+fi
+if [[ -n "${QVLM_BENCH_CP:-}" ]]; then BENCH_CP="$QVLM_BENCH_CP"
+elif [[ -d "$G/bench-lib" ]]; then BENCH_CP="$G/qvlm.jar:$G/lib/*:$G/bench-lib/*"
+else BENCH_CP="$ROOT/benchmarks/target/benchmarks.jar"; fi
 
-# Java: a Java 25 on PATH, else the packed runtime (unpacked into a fresh private folder).
-JAVA=""
-if command -v java >/dev/null 2>&1 && java -version 2>&1 | grep -q 'version "2[5-9]'; then JAVA="$(command -v java)"; fi
+JAVA="${QVLM_JAVA:-}"
+if [[ -z "$JAVA" ]] && command -v java >/dev/null 2>&1 && java -version 2>&1 | grep -q 'version "2[5-9]'; then
+  JAVA="$(command -v java)"
+fi
 if [[ -z "$JAVA" ]]; then
-  [[ -f "$ROOT/.devjre/jre.tar.xz" ]] || { echo "run.sh: no Java 25 on PATH and no .devjre/jre.tar.xz (make it with ../shared/gpu-host/pack-jre.sh)" >&2; exit 2; }
+  JRE_TAR="$G/jre.tar.xz"; [[ -f "$JRE_TAR" ]] || JRE_TAR="$ROOT/.devjre/jre.tar.xz"
+  [[ -f "$JRE_TAR" ]] || { echo "run.sh: no Java 25 on PATH and no .gpu/jre.tar.xz (make it with benchmarks/gpu/prepare.sh)" >&2; exit 2; }
   JRE_DIR="$(mktemp -d "${TMPDIR:-/tmp}/qvlm-jre.XXXXXX")"
   trap 'rm -rf "$JRE_DIR"' EXIT
-  tar xJf "$ROOT/.devjre/jre.tar.xz" -C "$JRE_DIR"
+  tar xJf "$JRE_TAR" -C "$JRE_DIR"
   JAVA="$(find "$JRE_DIR" -path '*/bin/java' -type f | head -1)"
 fi
 JFLAGS=(--enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xss4m -Xmx16g
         -Dqvlm.root="$ROOT" -Dqvlm.cuda.required="${QVLM_CUDA_REQUIRED:-true}")
-CP="$T/qvlm.jar:$T/lib/*:$T/qvlm-tests.jar:$T/test-lib/*"
+QVLM=("$JAVA" "${JFLAGS[@]}" -cp "$CP" dev.qvlm.cli.Main)
+JMH=("$JAVA" -cp "$BENCH_CP" org.openjdk.jmh.Main)
 
+# Sizes: the real run, or toy sizes for the dry run (same commands, same code paths).
+if [[ "$DRY" == 1 ]]; then
+  SHAPE=tiny; EVAL_N=4; NEW=4; JMH_IT=(-wi 0 -i 1 -r 200ms); GEMV_SHAPES=5120x5120; CALIB_N=2
+else
+  SHAPE=llava-1.5-13b; EVAL_N=200; NEW=128; JMH_IT=(-wi 1 -i 3 -r 1); GEMV_SHAPES=5120x5120,13824x5120,5120x13824; CALIB_N=64
+fi
+
+# ---------------------------------------------------------------- steps
+SUMMARY=()
+# step NAME LIMIT_S COMMAND...: runs the command under `timeout`, output to $OUT/NAME.log, records rc and seconds.
+step() {
+  local name=$1 limit=$2; shift 2
+  local t0=$(date +%s) rc
+  echo "== [$name] (limit ${limit}s) $(echo "$*" | sed -e "s/ -cp [^ ]* / /" | head -c 300)" >&2
+  timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
+  rc=$?
+  local s=$(( $(date +%s) - t0 ))
+  [[ $rc == 124 || $rc == 137 ]] && echo "run.sh: step $name ran past ${limit}s and was stopped" >> "$OUT/$name.log"
+  echo "   [$name] exit $rc after ${s}s" >&2
+  tail -4 "$OUT/$name.log" | sed 's/^/   | /' >&2
+  SUMMARY+=("\"$name\": {\"exit\": $rc, \"seconds\": $s, \"limit\": $limit}")
+}
+
+# a. device
 {
-  echo "date: $(date -u +%FT%TZ)"; echo "host: $(hostname)"
+  echo "date: $(date -u +%FT%TZ)"; echo "host: $(hostname)"; echo "dry run: $DRY"
   if command -v nvidia-smi >/dev/null 2>&1; then
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv 2>&1
   else echo "nvidia-smi: not available"; fi
   "$JAVA" -version 2>&1
 } > "$OUT/device.txt"
-cat "$OUT/device.txt"
+cat "$OUT/device.txt" >&2
 
-# 1. the GPU tests: kernels vs CpuBackend, tiny model vs HF goldens (plus the CPU-side cuda tests)
-start=$(date +%s)
-"$JAVA" "${JFLAGS[@]}" -cp "$CP" org.junit.platform.console.ConsoleLauncher execute \
-  --select-package dev.qvlm.cuda --reports-dir "$OUT/junit" --details tree --disable-banner \
-  > "$OUT/gpu-tests.log" 2>&1
-tests_rc=$?
-tests_s=$(( $(date +%s) - start ))
-tail -25 "$OUT/gpu-tests.log"
+# b. kernels vs the CPU backend and the HF goldens (the CPU-side cuda tests run in CI; only the GPU tests here)
+step gpu-tests 150 "$JAVA" "${JFLAGS[@]}" -cp "$CP" org.junit.platform.console.ConsoleLauncher execute \
+  --select-package dev.qvlm.cuda --include-classname '.*GpuTest' --reports-dir "$OUT/junit" --details tree --disable-banner --disable-ansi-colors
 
-# 2. the CLI on both devices: a greedy answer and a 200-question eval (accuracy must agree closely)
+# c. end-to-end decode on synthetic 13B shapes: our bench command, then the JMH decode step
+step bench 120 "${QVLM[@]}" bench --synthetic "$SHAPE" --device cuda --wbits 16,4 --prompt-tokens 64 --new-tokens "$NEW" \
+  --out "$OUT/bench-$SHAPE.json"
+step jmh-decode 120 "${JMH[@]}" DecodeStepBench -p device=cuda -p shape="$SHAPE" -p wbits=16,4 "${JMH_IT[@]}" \
+  -rf json -rff "$OUT/jmh-decode.json"
+if [[ "$DRY" == 1 ]]; then # the same benchmark on the CPU, so the dry run proves the measuring path too
+  step jmh-decode-cpu 60 "${JMH[@]}" DecodeStepBench -p device=cpu -p shape=tiny -p wbits=4 -p context=16 "${JMH_IT[@]}" \
+    -rf json -rff "$OUT/jmh-decode-cpu.json"
+fi
+
+# d. GEMV and copy bandwidth
+step jmh-gemv 90 "${JMH[@]}" GpuGemvBench -p shape="$GEMV_SHAPES" "${JMH_IT[@]}" -rf json -rff "$OUT/jmh-gemv.json"
+
+# e. accuracy on both devices: FP and a W4A16 g128 checkpoint (quantized here, on the CPU: RTN needs no GPU)
 IMG="$ROOT/data/shapes-vqa/images/eval_00000.png"
 PROMPT=$'How many objects are in the image?\nA. one\nB. two\nC. three\nD. four\nAnswer with the option\'s letter from the given choices directly.'
-cli_rc=0
+rm -rf "$OUT/w4a16g128"
+step quantize-w4 120 "${QVLM[@]}" quantize --model models/tiny-llava-shapes --calib data/shapes-vqa/calib.jsonl --calib-samples 8 \
+  --method rtn --wbits 4 --abits 16 --group 128 --scope llm --out "$OUT/w4a16g128"
 for dev in cuda cpu; do
-  "$JAVA" "${JFLAGS[@]}" -jar "$T/qvlm.jar" generate --model models/tiny-llava-shapes --image "$IMG" --prompt "$PROMPT" \
-    --max-tokens 4 --json --device "$dev" > "$OUT/generate-$dev.json" 2> "$OUT/generate-$dev.err" || cli_rc=1
-  "$JAVA" "${JFLAGS[@]}" -jar "$T/qvlm.jar" eval --model models/tiny-llava-shapes --data data/shapes-vqa/eval.jsonl \
-    --limit 200 --quiet --device "$dev" --out "$OUT/eval-$dev.json" > "$OUT/eval-$dev.txt" 2>&1 || cli_rc=1
+  step "generate-$dev" 60 "${QVLM[@]}" generate --model models/tiny-llava-shapes --image "$IMG" --prompt "$PROMPT" \
+    --max-tokens 4 --json --device "$dev"
+  step "eval-fp-$dev" 90 "${QVLM[@]}" eval --model models/tiny-llava-shapes --data data/shapes-vqa/eval.jsonl \
+    --limit "$EVAL_N" --quiet --device "$dev" --out "$OUT/eval-fp-$dev.json"
+  step "eval-w4-$dev" 90 "${QVLM[@]}" eval --model "$OUT/w4a16g128" --data data/shapes-vqa/eval.jsonl \
+    --limit "$EVAL_N" --quiet --device "$dev" --out "$OUT/eval-w4-$dev.json"
 done
+rm -rf "$OUT/w4a16g128/model.safetensors" # keep the report and config, not the weights
 
-cat > "$OUT/summary.json" <<JSON
-{"gpu_tests_exit": $tests_rc, "gpu_tests_seconds": $tests_s, "cli_exit": $cli_rc,
- "device": "$( (nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || true) | head -1)",
- "reports": ["gpu-tests.log", "junit/", "generate-cuda.json", "generate-cpu.json", "eval-cuda.json", "eval-cpu.json"]}
-JSON
-echo "run.sh: GPU tests exit $tests_rc (${tests_s}s), CLI exit $cli_rc; results in $OUT"
-exit $tests_rc
+# f. calibration with the GPU
+step quantize-cuda 120 "${QVLM[@]}" quantize --model models/tiny-llava-shapes --calib data/shapes-vqa/calib.jsonl \
+  --calib-samples "$CALIB_N" --method qvlm --wbits 4 --abits 4 --device cuda --report "$OUT/quantize-cuda.json"
+
+# the JMH tables
+reports=()
+for f in "$OUT"/jmh-*.json; do [[ -s "$f" ]] && reports+=("$f"); done
+if (( ${#reports[@]} )); then
+  "$JAVA" --add-modules jdk.incubator.vector -cp "$BENCH_CP" dev.qvlm.bench.GpuReport "${reports[@]}" \
+    > "$OUT/gpu-report.md" 2> "$OUT/gpu-report.err"
+fi
+
+{
+  echo "{\"device\": \"$( (nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || true) | head -1)\","
+  echo " \"dry_run\": $([[ "$DRY" == 1 ]] && echo true || echo false), \"steps\": {"
+  for i in "${!SUMMARY[@]}"; do
+    sep=","; (( i == ${#SUMMARY[@]} - 1 )) && sep=""
+    echo "  ${SUMMARY[$i]}$sep"
+  done
+  echo "}}"
+} > "$OUT/summary.json"
+cat "$OUT/summary.json" >&2
+if [[ "${QVLM_PACK:-0}" == 1 ]]; then # the device tool brings back at most 8 files: one archive + the summaries
+  archive=$(mktemp "${TMPDIR:-/tmp}/qvlm-gpu.XXXXXX")
+  tar czf "$archive" -C "$OUT" . && find "$OUT" -mindepth 1 -delete && mv "$archive" "$OUT/results.tar.gz" \
+    && tar xzf "$OUT/results.tar.gz" -C "$OUT" ./summary.json ./device.txt ./gpu-report.md 2>/dev/null
+fi
+tests_rc=$(grep -o '"gpu-tests": {"exit": [0-9]*' "$OUT/summary.json" | grep -o '[0-9]*$')
+echo "run.sh: results in $OUT" >&2
+exit "${tests_rc:-1}"
