@@ -6,6 +6,7 @@ import dev.qvlm.calib.QuantRun;
 import dev.qvlm.calib.QuantSettings;
 import dev.qvlm.eval.Evaluator;
 import dev.qvlm.eval.McQuestion;
+import dev.qvlm.quant.SaveTarget;
 import dev.qvlm.runtime.Llava;
 import dev.qvlm.util.Json;
 import picocli.CommandLine.Command;
@@ -53,6 +54,14 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "DIR", description = "Save the quantized checkpoint here.")
     Path out;
 
+    @Option(names = "--target", paramLabel = "T",
+            description = {"Runtime the --out folder is for: vllm (default with --out: the most portable, also loads in",
+                    "transformers and qvlm), transformers or qvlm. It picks the weight symmetry when neither --wsym nor",
+                    "--no-wsym is given (symmetric for vllm and transformers, asymmetric for qvlm) and refuses, before any",
+                    "work, a setting that runtime cannot run. Every target writes llava-hf key names, re: ignore patterns",
+                    "and scales in the weight dtype."})
+    String target;
+
     @Option(names = "--force", description = "Replace an existing --out folder.")
     boolean force;
 
@@ -67,7 +76,11 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        // without --out nothing is saved, so no runtime constrains the setting unless --target names one
+        SaveTarget t = target != null ? SaveTarget.parse(target) : out != null ? SaveTarget.DEFAULT : SaveTarget.QVLM;
+        q.defaultWsym = t.defaultSymmetricWeights();
         QuantSettings st = q.settings();
+        if (out != null || target != null) t.check(st.weights(), st.activations(), st.actDynamic());
         if (out != null && Files.exists(out) && !force)
             throw new QvlmException("--out " + out + " already exists (use --force to replace it)");
         List<McQuestion> rows = null;
@@ -96,8 +109,8 @@ final class QuantizeCommand implements Callable<Integer> {
                 res.put("kl", r.meanKl());
             }
             if (out != null) {
-                dev.qvlm.calib.CheckpointSaver.save(llava, r, st, out, force);
-                System.out.println("saved: " + out);
+                dev.qvlm.calib.CheckpointSaver.save(llava, r, st, t, out, force);
+                System.out.println("saved: " + out + " (target " + t.id() + ", " + st.weights().label() + " weights)");
             }
             Path rf = reportFile != null ? reportFile : (out != null ? out.resolve("quantization_report.json") : null);
             if (rf != null) {
