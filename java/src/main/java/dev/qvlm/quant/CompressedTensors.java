@@ -222,7 +222,8 @@ public final class CompressedTensors {
         w.add(name, DType.I8, shape, MemorySegment.ofArray(b));
     }
 
-    private static void addFloats(SafeTensorsWriter w, String name, long[] shape, float[] v, DType type) {
+    private static void addFloats(SafeTensorsWriter w, String name, long[] shape, float[] v, DType preferred) {
+        DType type = holds(preferred, v) ? preferred : DType.F32;
         switch (type) {
             case F32 -> w.addF32(name, shape, v);
             case F16 -> w.addF16(name, shape, v);
@@ -238,6 +239,23 @@ public final class CompressedTensors {
             }
             default -> throw new IllegalArgumentException("scales are stored as F32, F16 or BF16, not " + type);
         }
+    }
+
+    /**
+     * Whether every scale keeps its magnitude in {@code type}: a scale below half precision's range (the ε scale of
+     * an input range that never saw data, e.g. a vision layer past the feature layer) would become 0 and is then
+     * written in F32 for its tensor, which compressed-tensors and our loader read as they read any float scale.
+     */
+    static boolean holds(DType type, float[] v) {
+        for (float x : v) {
+            float back = switch (type) {
+                case F16 -> Float.float16ToFloat(Float.floatToFloat16(x));
+                case BF16 -> Float.intBitsToFloat(Float.floatToRawIntBits(x) & 0xffff0000); // magnitude check only
+                default -> x;
+            };
+            if (x != 0 && (back == 0 || Float.isInfinite(back))) return false;
+        }
+        return true;
     }
 
     // ------------------------------------------------------------------------------------------------ config

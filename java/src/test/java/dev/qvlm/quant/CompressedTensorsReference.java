@@ -33,10 +33,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * </ul>
  * The safetensors container is parsed here too (header JSON + little-endian data), independent of our reader.
  */
-final class CompressedTensorsReference {
+public final class CompressedTensorsReference {
     private CompressedTensorsReference() {}
 
-    record Tensor(String dtype, long[] shape, ByteBuffer data) {
+    public record Tensor(String dtype, long[] shape, ByteBuffer data) {
         long numel() {
             long n = 1;
             for (long d : shape) n *= d;
@@ -53,7 +53,7 @@ final class CompressedTensorsReference {
             };
         }
 
-        long longAt(long i) {
+        public long longAt(long i) {
             return switch (dtype) {
                 case "I8" -> data.get((int) i);
                 case "I32" -> data.getInt((int) (4 * i));
@@ -62,7 +62,7 @@ final class CompressedTensorsReference {
             };
         }
 
-        float floatAt(long i) {
+        public float floatAt(long i) {
             return switch (dtype) {
                 case "F32" -> data.getFloat((int) (4 * i));
                 case "F16" -> Float.float16ToFloat(data.getShort((int) (2 * i)));
@@ -73,7 +73,7 @@ final class CompressedTensorsReference {
     }
 
     /** The tensors of a safetensors file in header order, checking the reference writer's layout on the way. */
-    static Map<String, Tensor> read(Path file) throws IOException {
+    public static Map<String, Tensor> read(Path file) throws IOException {
         byte[] all = Files.readAllBytes(file);
         ByteBuffer bb = ByteBuffer.wrap(all).order(ByteOrder.LITTLE_ENDIAN);
         long n = bb.getLong(0);
@@ -137,7 +137,7 @@ final class CompressedTensorsReference {
     }
 
     /** A value rounded to the scale dtype, as torch computes (q − zp) · scale in that dtype. */
-    static float inDtype(float v, String dtype) {
+    public static float inDtype(float v, String dtype) {
         return switch (dtype) {
             case "F32" -> v;
             case "F16" -> Float.float16ToFloat(Float.floatToFloat16(v));
@@ -151,7 +151,7 @@ final class CompressedTensorsReference {
     }
 
     /** The dequantized weight [out × in] of module {@code prefix}, as compressed-tensors decompresses it. */
-    static float[] dequantize(Map<String, Tensor> t, String prefix, JsonNode quantizationConfig) {
+    public static float[] dequantize(Map<String, Tensor> t, String prefix, JsonNode quantizationConfig) {
         String format = quantizationConfig.get("format").asText();
         JsonNode args = quantizationConfig.get("config_groups").elements().next().get("weights");
         int bits = args.get("num_bits").asInt();

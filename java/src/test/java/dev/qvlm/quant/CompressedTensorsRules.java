@@ -19,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  * 0.11–0.12, and a scheme-level {@code format} (0.11) is not needed, so both are refused here. Value rules: the
  * validators of those files (strategy/group_size consistency, token strategy only dynamic, input strategies).
  */
-final class CompressedTensorsRules {
+public final class CompressedTensorsRules {
     private CompressedTensorsRules() {}
 
     static final Set<String> CONFIG_FIELDS = Set.of("config_groups", "quant_method", "kv_cache_scheme", "format",
@@ -36,7 +36,7 @@ final class CompressedTensorsRules {
     static final Set<String> DYNAMIC_STRATEGIES = Set.of("token", "tensor", "tensor_group", "group");
 
     /** Fails the test, naming the field, if {@code qc} would not validate as a QuantizationConfig. */
-    static void validate(JsonNode qc) {
+    public static void validate(JsonNode qc) {
         onlyFields(qc, CONFIG_FIELDS, "quantization_config");
         assertEquals("compressed-tensors", qc.path("quant_method").asText(), "quant_method");
         assertTrue(FORMATS.contains(qc.path("format").asText()), "format " + qc.path("format"));

@@ -123,4 +123,19 @@ class SavedFormatTest {
         assertThrows(IllegalArgumentException.class,
                 () -> CompressedTensors.writeLinear(new SafeTensorsWriter(), "l", q, null, DType.F16, CompressedTensors.PACK_QUANTIZED));
     }
+
+    @Test
+    void aScaleHalfPrecisionCannotHoldIsKeptInF32() throws Exception {
+        QuantizedWeight q = WeightQuantizer.quantize(new F32Matrix(4, 64, TorchReference.fp16Weights(256, 6)),
+                QuantArgs.perChannel(8, true), 1.0);
+        ActQuantizer tiny = ActQuantizer.fromScale(QuantArgs.perTensor(8, true), 1e-9f, 128); // an input range never seen
+        SafeTensorsWriter w = new SafeTensorsWriter();
+        CompressedTensors.writeLinear(w, "l", q, tiny, DType.F16, CompressedTensors.INT_QUANTIZED);
+        Path file = dir.resolve("tiny.safetensors");
+        w.write(file);
+        Map<String, CompressedTensorsReference.Tensor> t = CompressedTensorsReference.read(file);
+        assertEquals("F16", t.get("l.weight_scale").dtype());
+        assertEquals("F32", t.get("l.input_scale").dtype(), "1e-9 would be 0 in F16");
+        assertEquals(1e-9f, t.get("l.input_scale").floatAt(0));
+    }
 }
