@@ -23,8 +23,7 @@ public final class QuantOptions {
     public int group;
 
     @Option(names = "--wsym", negatable = true, paramLabel = "",
-            description = {"Symmetric weight quantization; --no-wsym for asymmetric (zero points).",
-                    "Default: asymmetric, except when quantize saves for vLLM or transformers (--target), which picks symmetric."})
+            description = "Symmetric weights; --no-wsym for asymmetric ones (zero points). Default: asymmetric, but quantize --target vllm|transformers (vllm is the default with --out) picks symmetric.")
     public Boolean wsym;
 
     /** Weight symmetry when neither --wsym nor --no-wsym is given (quantize sets it from --target). */

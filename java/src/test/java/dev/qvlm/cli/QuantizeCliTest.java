@@ -80,7 +80,9 @@ class QuantizeCliTest {
     @Test
     void savesAndLoadsWithForce(@TempDir Path tmp) throws Exception {
         Path out = Files.createDirectories(tmp.resolve("q"));
-        CliTest.Run r = run(quantize("--wbits", "4", "--group", "128", "--out", out.toString(), "--force", "--quiet"));
+        String data = TestPaths.data().resolve("eval.jsonl").toString();
+        CliTest.Run r = run(quantize("--wbits", "4", "--group", "128", "--out", out.toString(), "--force", "--quiet",
+                "--eval", data, "--limit", "6"));
         assertEquals(0, r.code(), r.err());
         String cfg = Files.readString(out.resolve("config.json"));
         assertTrue(cfg.contains("pack-quantized") && cfg.contains("\"symmetric\" : true") && cfg.contains("re:"), cfg);
@@ -89,7 +91,13 @@ class QuantizeCliTest {
         try (var l = Files.list(tmp)) {
             assertEquals(1, l.count(), "no temporary folder left next to the output");
         }
-        CliTest.Run e = run("eval", "--model", out.toString(), "--data", TestPaths.data().resolve("eval.jsonl").toString(), "--limit", "3", "--quiet");
+        Path rep = tmp.resolve("eval.json");
+        CliTest.Run e = run("eval", "--model", out.toString(), "--data", data, "--limit", "6", "--quiet", "--out", rep.toString());
         assertEquals(0, e.code(), e.err());
+        // quantize --eval --out reports the saved folder's accuracy: what eval of that folder gives
+        var om = new com.fasterxml.jackson.databind.ObjectMapper();
+        assertEquals(om.readTree(rep.toFile()).get("accuracy").asDouble(),
+                om.readTree(out.resolve("quantization_report.json").toFile()).get("accuracy").asDouble());
+        assertEquals("saved folder", om.readTree(out.resolve("quantization_report.json").toFile()).get("evaluated").asText());
     }
 }
