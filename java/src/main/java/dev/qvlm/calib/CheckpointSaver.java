@@ -3,10 +3,10 @@ package dev.qvlm.calib;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.qvlm.QvlmException;
+import dev.qvlm.config.ConfigSpellings;
 import dev.qvlm.model.Linear;
 import dev.qvlm.model.WeightNames;
 import dev.qvlm.quant.ActQuantizer;
-import dev.qvlm.config.ConfigSpellings;
 import dev.qvlm.quant.CompressedTensors;
 import dev.qvlm.quant.SaveTarget;
 import dev.qvlm.runtime.Llava;
@@ -85,7 +85,7 @@ public final class CheckpointSaver {
         String format = CompressedTensors.formatFor(st.weights(), st.activations());
         SafeTensorsWriter w = new SafeTensorsWriter().metadata("format", "pt").metadata("quantized_by", "qvlm");
         Set<String> replaced = new HashSet<>();
-        Set<String> written = new HashSet<>();
+        Set<String> copied = new HashSet<>();
         Map<Linear.Part, List<String>> keptByPart = new EnumMap<>(Linear.Part.class);
         Map<Linear.Part, Integer> linearsByPart = new EnumMap<>(Linear.Part.class);
         for (Linear l : llava.model().weights().linears()) {
@@ -104,14 +104,13 @@ public final class CheckpointSaver {
             // compressed-tensors keeps scales in the dtype of the weight they replace (F16 for an FP16 model)
             CompressedTensors.writeLinear(w, WeightNames.llavaHf(l.name()), s.quantized(s.wClip),
                     iq instanceof ActQuantizer a ? a : null, store.info(key).dtype(), format);
-            written.add(WeightNames.llavaHf(l.name()));
             replaced.add(key);
         }
         for (String k : store.names()) {
             if (replaced.contains(k)) continue;
             String canonical = WeightNames.canonical(k);
             String outKey = canonical == null ? k : WeightNames.llavaHf(canonical); // unknown extras keep their name
-            if (!written.add(outKey)) throw new QvlmException(store.info(k).file() + ": tensor '" + k + "' and another one both map to '" + outKey + "'");
+            if (!copied.add(outKey)) throw new QvlmException(store.info(k).file() + ": tensor '" + k + "' and another one both map to '" + outKey + "'");
             TensorInfo t = store.info(k);
             w.add(outKey, t.dtype(), t.shape(), store.segment(k));
         }

@@ -46,7 +46,7 @@ import java.util.regex.Pattern;
  * The format follows what compressed-tensors itself picks ({@code compressors/format.py}, infer_module_format:
  * int-quantized when inputs are quantized, else pack-quantized) and what every version of it and of vLLM reads:
  * pack-quantized only for 4 and 8 bits, whose per-word packing never changed (other widths moved to a dense
- * cross-word packing in 2026), naive-quantized for the other weight-only widths.
+ * cross-word packing in compressed-tensors 0.18), naive-quantized for the other weight-only widths.
  * Scales here are computed as in the PyTorch reference of this project (symmetric: amax/(2^(b−1) − 1)), whereas
  * compressed-tensors' own observer divides by 2^(b−1); the file holds the scale used, so either dequantises right.
  */
