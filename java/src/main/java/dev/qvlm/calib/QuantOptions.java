@@ -22,8 +22,12 @@ public final class QuantOptions {
     @Option(names = "--group", defaultValue = "0", paramLabel = "G", description = "Weight group size in input columns; 0 = per output channel (default).")
     public int group;
 
-    @Option(names = "--wsym", description = "Symmetric weight quantization (default asymmetric).")
-    public boolean wsym;
+    @Option(names = "--wsym", negatable = true, paramLabel = "",
+            description = "Symmetric weights; --no-wsym for asymmetric ones (zero points). Default: asymmetric, but quantize --target vllm|transformers (vllm is the default with --out) picks symmetric.")
+    public Boolean wsym;
+
+    /** Weight symmetry when neither --wsym nor --no-wsym is given (quantize sets it from --target). */
+    public boolean defaultWsym;
 
     @Option(names = "--asym-act", negatable = true, defaultValue = "true", fallbackValue = "true",
             description = "Asymmetric activation quantization (default); --no-asym-act for symmetric.")
@@ -68,7 +72,8 @@ public final class QuantOptions {
         if (wb != 16) {
             checkBits("--wbits", wb);
             if (g < 0) throw new QvlmException("--group must be 0 (per channel) or a positive group size, got " + g);
-            w = g > 0 ? QuantArgs.perGroup(wb, wsym, g) : QuantArgs.perChannel(wb, wsym);
+            boolean sym = wsym != null ? wsym : defaultWsym;
+            w = g > 0 ? QuantArgs.perGroup(wb, sym, g) : QuantArgs.perChannel(wb, sym);
         }
         if (ab != 16) {
             checkBits("--abits", ab);

@@ -6,6 +6,7 @@ import dev.qvlm.calib.QuantRun;
 import dev.qvlm.calib.QuantSettings;
 import dev.qvlm.eval.Evaluator;
 import dev.qvlm.eval.McQuestion;
+import dev.qvlm.quant.SaveTarget;
 import dev.qvlm.runtime.Llava;
 import dev.qvlm.util.Json;
 import picocli.CommandLine.Command;
@@ -23,7 +24,8 @@ import java.util.concurrent.Callable;
         description = {"Quantize a model after training: Q-VLM, layer-wise search or RTN.",
                 "Q-VLM: entropy-guided blocks and block-wise search of quantizer bounds; rtn: min-max bounds; layerwise:",
                 "per-layer search (paper Eq. 2). Calibration prompts come from a ScienceQA-format file.",
-                "With --eval it evaluates the full-precision and the quantized model (accuracy and KL at the answer position).",
+                "With --eval it evaluates the full-precision and the quantized model (accuracy and KL at the answer position);",
+                "with --out as well, the quantized model evaluated is the saved folder, as `qvlm eval` would load it.",
                 "With --out it saves a compressed-tensors checkpoint that eval/generate load."})
 final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face LLaVA folder.")
@@ -53,6 +55,12 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "DIR", description = "Save the quantized checkpoint here.")
     Path out;
 
+    @Option(names = "--target", paramLabel = "T",
+            description = {"Runtime the --out folder is for: vllm (the default with --out, the most portable: it also loads in transformers and qvlm), transformers or qvlm.",
+                    "It sets the weight symmetry when neither --wsym nor --no-wsym is given (symmetric for vllm and transformers, asymmetric for qvlm) and refuses, before any work, a setting that runtime cannot run.",
+                    "Every target writes llava-hf key names, re: ignore patterns and scales in the weight dtype."})
+    String target;
+
     @Option(names = "--force", description = "Replace an existing --out folder.")
     boolean force;
 
@@ -67,43 +75,62 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        // without --out nothing is saved, so no runtime constrains the setting unless --target names one
+        SaveTarget t = target != null ? SaveTarget.parse(target) : out != null ? SaveTarget.DEFAULT : SaveTarget.QVLM;
+        q.defaultWsym = t.defaultSymmetricWeights();
         QuantSettings st = q.settings();
+        if (out != null || target != null) t.check(st.weights(), st.activations(), st.actDynamic());
         if (out != null && Files.exists(out) && !force)
             throw new QvlmException("--out " + out + " already exists (use --force to replace it)");
         List<McQuestion> rows = null;
         if (eval != null) {
             rows = Evaluator.load(eval, limit);
         }
+        int j = jobs != null ? Math.max(1, jobs) : Runtime.getRuntime().availableProcessors();
+        Evaluator.Report fp = null;
+        QuantRun.Result r;
         try (Llava llava = Llava.open(model, common.backend())) {
-            int j = jobs != null ? Math.max(1, jobs) : Runtime.getRuntime().availableProcessors();
-            Evaluator.Report fp = null;
             if (rows != null) {
                 if (!common.quiet) System.err.println("evaluating the full-precision model");
                 fp = new Evaluator(llava, true).run(rows, !common.quiet, j);
             }
             if (!common.quiet) System.err.println("quantizing: " + st.label() + ", method " + st.method().id());
-            QuantRun.Result r = QuantRun.quantize(llava, calib, calibSamples, seed, st, analyzeEntropy, rows, fp, j,
+            // when saving, --eval measures the saved folder (below), not the in-memory model: its scales are rounded
+            // to the weight dtype on the way, and the accuracy reported is then exactly what `qvlm eval` gives
+            r = QuantRun.quantize(llava, calib, calibSamples, seed, st, analyzeEntropy, out != null ? null : rows, fp, j,
                     !common.quiet, common.quiet ? null : System.err::println);
             System.out.println(r.report().summary());
-            Map<String, Object> res = new LinkedHashMap<>();
-            res.put("report", r.report());
-            if (fp != null) {
-                System.out.printf("%-10s %9s %10s%n", "model", "accuracy", "KL(FP||Q)");
-                System.out.printf("%-10s %8.1f%% %10s%n", "fp", 100 * fp.accuracy(), "-");
-                System.out.printf("%-10s %8.1f%% %10.4f%n", r.report().method, 100 * r.eval().accuracy(), r.meanKl());
-                res.put("fp_accuracy", fp.accuracy());
-                res.put("accuracy", r.eval().accuracy());
-                res.put("kl", r.meanKl());
-            }
             if (out != null) {
-                dev.qvlm.calib.CheckpointSaver.save(llava, r, st, out, force);
-                System.out.println("saved: " + out);
+                dev.qvlm.calib.CheckpointSaver.save(llava, r, st, t, out, force);
+                System.out.println("saved: " + out + " (target " + t.id() + ", " + st.weights().label() + " weights)");
             }
-            Path rf = reportFile != null ? reportFile : (out != null ? out.resolve("quantization_report.json") : null);
-            if (rf != null) {
-                Json.writeAtomically(rf, res);
-                System.out.println("report: " + rf);
+        }
+        Evaluator.Report qev = r.eval();
+        Double kl = r.meanKl();
+        String label = r.report().method;
+        if (out != null && rows != null) {
+            if (!common.quiet) System.err.println("evaluating the saved model " + out);
+            try (Llava saved = Llava.open(out, common.backend())) {
+                qev = new Evaluator(saved, fp != null).run(rows, !common.quiet, j);
             }
+            kl = QuantRun.meanKl(fp, qev);
+            label += " (saved)";
+        }
+        Map<String, Object> res = new LinkedHashMap<>();
+        res.put("report", r.report());
+        if (fp != null) {
+            System.out.printf("%-14s %9s %10s%n", "model", "accuracy", "KL(FP||Q)");
+            System.out.printf("%-14s %8.1f%% %10s%n", "fp", 100 * fp.accuracy(), "-");
+            System.out.printf("%-14s %8.1f%% %10.4f%n", label, 100 * qev.accuracy(), kl);
+            res.put("fp_accuracy", fp.accuracy());
+            res.put("accuracy", qev.accuracy());
+            res.put("kl", kl);
+            if (out != null) res.put("evaluated", "saved folder");
+        }
+        Path rf = reportFile != null ? reportFile : (out != null ? out.resolve("quantization_report.json") : null);
+        if (rf != null) {
+            Json.writeAtomically(rf, res);
+            System.out.println("report: " + rf);
         }
         return 0;
     }

@@ -51,6 +51,43 @@ public final class WeightNames {
         return canonical;
     }
 
+    /**
+     * The key of a canonical name in the llava-hf layout, which is what we save: transformers 4 names with the
+     * {@code vision_model.} level ({@code language_model.model.*}, {@code language_model.lm_head.*},
+     * {@code vision_tower.vision_model.*}, {@code multi_modal_projector.*}). vLLM's LlavaForConditionalGeneration
+     * reads these as they are (its CLIP loader needs {@code vision_model.}); transformers ≥ 4.52 renames them with
+     * LlavaForConditionalGeneration._checkpoint_conversion_mapping.
+     */
+    public static String llavaHf(String canonical) {
+        if (canonical.startsWith("text.")) return "language_model.model." + canonical.substring(5);
+        if (canonical.startsWith("lm_head.") || canonical.equals("lm_head")) return "language_model." + canonical;
+        if (canonical.startsWith("vision.")) return "vision_tower.vision_model." + canonical.substring(7);
+        if (canonical.startsWith("projector.")) return "multi_modal_projector." + canonical.substring(10);
+        throw new IllegalArgumentException("not a canonical weight name: " + canonical);
+    }
+
+    /**
+     * A Python regex (compressed-tensors' {@code re:} targets, applied with re.match) matching the module named by
+     * {@code canonical} (a layer such as "vision.encoder.layers.0.self_attn.q_proj", or a whole part: "text",
+     * "vision", "projector", "lm_head") under every naming it meets: checkpoint keys and vLLM modules
+     * ({@code language_model.model.layers.0.mlp.up_proj}, {@code language_model.lm_head}) and transformers ≥ 4.52
+     * modules ({@code model.language_model.layers.0.mlp.up_proj}, {@code lm_head}), with or without the vision
+     * tower's {@code vision_model.} level. Only '.' needs escaping in our names, and the syntax used (groups, '?',
+     * '.*', '$') means the same in Python and Java.
+     */
+    public static String anyLayoutRegex(String canonical) {
+        int dot = canonical.indexOf('.');
+        String part = dot < 0 ? canonical : canonical.substring(0, dot);
+        String rest = dot < 0 ? null : canonical.substring(dot + 1).replace(".", "\\.") + "$";
+        return switch (part) {
+            case "text" -> "(.*\\.)?language_model\\.(model\\.)?" + (rest == null ? "layers\\..*" : rest);
+            case "vision" -> "(.*\\.)?vision_tower\\." + (rest == null ? ".*" : "(vision_model\\.)?" + rest);
+            case "projector" -> "(.*\\.)?multi_modal_projector\\." + (rest == null ? ".*" : rest);
+            case "lm_head" -> "(.*\\.)?lm_head$";
+            default -> throw new IllegalArgumentException("not a canonical weight name: " + canonical);
+        };
+    }
+
     /** canonical name → stored key, for all recognised keys. */
     public static Map<String, String> index(Set<String> keys) {
         Map<String, String> m = new LinkedHashMap<>();

@@ -32,17 +32,21 @@ import java.util.regex.Pattern;
  * Our unsigned codes and zero points are the same numbers plus 2^(b−1), so (code − zero) = (q − zp) exactly.
  * Per linear {@code prefix}:
  * <pre>
- * pack-quantized (4-bit weights)
- *   weight_packed      I32 [out, ceil(in/8)]       nibble j of word [r, w] (bits 4j..4j+3) = q[r, 8w+j] + 8
+ * pack-quantized (weight-only, 4 or 8 bits; any width dividing 32 reads back)
+ *   weight_packed      I32 [out, ceil(in·b/32)]    value j of word [r, w] (bits b·j..b·j+b−1) = q[r, (32/b)·w + j] + 2^(b−1)
  *   weight_scale       F32/F16/BF16 [out, in/g] | [out, 1] (channel) | [1] (tensor)
- *   weight_zero_point  I32 [ceil(out/8), groups]   asymmetric group/channel: zp + 8 packed along the OUTPUT dim
+ *   weight_zero_point  I32 [ceil(out·b/32), groups] asymmetric group/channel: zp + 2^(b−1) packed along the OUTPUT dim
  *                      I8 [1]                      asymmetric tensor (not packed); symmetric: absent
  *   weight_shape       I64 [2] = {out, in}
- * int-quantized (other bit widths)
+ * naive-quantized (weight-only, other widths) and int-quantized (weights + input activations)
  *   weight             I8 [out, in] signed q;  weight_scale as above;  weight_zero_point I8 (asymmetric only)
  * static input activations
  *   input_scale        [1];  input_zero_point I8 [1] signed (asymmetric only)
  * </pre>
+ * The format follows what compressed-tensors itself picks ({@code compressors/format.py}, infer_module_format:
+ * int-quantized when inputs are quantized, else pack-quantized) and what every version of it and of vLLM reads:
+ * pack-quantized only for 4 and 8 bits, whose per-word packing never changed (other widths moved to a dense
+ * cross-word packing in compressed-tensors 0.18), naive-quantized for the other weight-only widths.
  * Scales here are computed as in the PyTorch reference of this project (symmetric: amax/(2^(b−1) − 1)), whereas
  * compressed-tensors' own observer divides by 2^(b−1); the file holds the scale used, so either dequantises right.
  */
@@ -50,13 +54,20 @@ public final class CompressedTensors {
     public static final String QUANT_METHOD = "compressed-tensors";
     public static final String PACK_QUANTIZED = "pack-quantized";
     public static final String INT_QUANTIZED = "int-quantized";
+    public static final String NAIVE_QUANTIZED = "naive-quantized";
     private static final ObjectMapper OM = new ObjectMapper();
 
     private CompressedTensors() {}
 
-    /** "pack-quantized" for 4-bit weights, "int-quantized" otherwise. */
-    public static String formatFor(QuantArgs weights) {
-        return weights != null && weights.bits() == 4 ? PACK_QUANTIZED : INT_QUANTIZED;
+    /**
+     * The compression format of a setting: int-quantized when input activations are quantized (what vLLM's int8
+     * W8A8 / W4A8 schemes read), pack-quantized for 4- and 8-bit weight-only (the only format vLLM's
+     * CompressedTensorsWNA16 reads), naive-quantized for the other weight-only widths.
+     */
+    public static String formatFor(QuantArgs weights, QuantArgs activations) {
+        if (weights == null) throw new IllegalArgumentException("weights quantizer is required");
+        if (activations != null) return INT_QUANTIZED;
+        return weights.bits() == 4 || weights.bits() == 8 ? PACK_QUANTIZED : NAIVE_QUANTIZED;
     }
 
     /**
@@ -74,7 +85,7 @@ public final class CompressedTensors {
             throw new IllegalArgumentException("weights cannot be quantized per token");
         ObjectNode qc = OM.createObjectNode();
         qc.put("quant_method", QUANT_METHOD);
-        qc.put("format", formatFor(weights));
+        qc.put("format", formatFor(weights, activations));
         ObjectNode group = qc.putObject("config_groups").putObject("group_0");
         group.putArray("targets").add("Linear");
         group.set("weights", argsJson(weights, false));
@@ -119,13 +130,20 @@ public final class CompressedTensors {
         writeLinear(w, prefix, q, act, DType.F32);
     }
 
+    /** {@link #writeLinear(SafeTensorsWriter, String, QuantizedWeight, ActQuantizer, DType, String)} in the format of {@link #formatFor}. */
+    public static void writeLinear(SafeTensorsWriter w, String prefix, QuantizedWeight q, ActQuantizer act, DType scaleType) {
+        writeLinear(w, prefix, q, act, scaleType, formatFor(q.args(), act == null ? null : act.args()));
+    }
+
     /**
      * Adds one linear's quantized tensors (see the class comment) under {@code prefix} ("...q_proj").
      *
      * @param act       its input quantizer: static ones store input_scale (+ input_zero_point); dynamic or null store nothing
-     * @param scaleType F32 (exact), F16 (what compressed-tensors writes for an fp16 model) or BF16
+     * @param scaleType F32 (exact), F16 or BF16: compressed-tensors stores scales in the dtype of the original weight
+     * @param format    {@link #PACK_QUANTIZED}, {@link #NAIVE_QUANTIZED} or {@link #INT_QUANTIZED}
      */
-    public static void writeLinear(SafeTensorsWriter w, String prefix, QuantizedWeight q, ActQuantizer act, DType scaleType) {
+    public static void writeLinear(SafeTensorsWriter w, String prefix, QuantizedWeight q, ActQuantizer act, DType scaleType,
+                                   String format) {
         int rows = q.rows(), cols = q.cols();
         int half = 1 << (q.bits() - 1);
         long[] scaleShape = switch (q.granularity()) {
@@ -134,30 +152,38 @@ public final class CompressedTensors {
             case GROUP -> new long[] {rows, q.groupsPerRow()};
             case TOKEN -> throw new IllegalArgumentException("weights cannot be per token");
         };
-        if (q.bits() == 4) {
-            Q4Matrix m = Q4Matrix.from(q);
-            w.add(prefix + ".weight_packed", DType.I32, new long[] {rows, m.wordsPerRow()}, m.packed());
-            addFloats(w, prefix + ".weight_scale", scaleShape, q.scales(), scaleType);
-            if (!q.symmetric()) {
-                if (q.granularity() == QuantArgs.Granularity.TENSOR) {
-                    addI8(w, prefix + ".weight_zero_point", new long[] {1}, new int[] {q.zeros()[0] - half});
-                } else {
-                    int[] pz = m.packedZeros();
-                    w.addI32(prefix + ".weight_zero_point", new long[] {(rows + 7) / 8, m.groupsPerRow()}, pz);
+        switch (format) {
+            case PACK_QUANTIZED -> {
+                if (32 % q.bits() != 0)
+                    throw new IllegalArgumentException(prefix + ": pack-quantized needs a width dividing 32, not " + q.bits() + " bits");
+                int per = 32 / q.bits();
+                int words = (cols + per - 1) / per;
+                w.addI32(prefix + ".weight_packed", new long[] {rows, words}, packAlongColumns(q.codes(), rows, cols, q.bits()));
+                addFloats(w, prefix + ".weight_scale", scaleShape, q.scales(), scaleType);
+                if (!q.symmetric()) {
+                    if (q.granularity() == QuantArgs.Granularity.TENSOR) {
+                        addI8(w, prefix + ".weight_zero_point", new long[] {1}, new int[] {q.zeros()[0] - half});
+                    } else {
+                        int gpr = q.groupsPerRow();
+                        w.addI32(prefix + ".weight_zero_point", new long[] {(rows + per - 1) / per, gpr},
+                                packAlongRows(q.zeros(), rows, gpr, q.bits()));
+                    }
+                }
+                w.addI64(prefix + ".weight_shape", new long[] {2}, new long[] {rows, cols});
+            }
+            case NAIVE_QUANTIZED, INT_QUANTIZED -> {
+                byte[] codes = q.codes();
+                int[] signed = new int[codes.length];
+                for (int i = 0; i < codes.length; i++) signed[i] = (codes[i] & 0xff) - half;
+                addI8(w, prefix + ".weight", new long[] {rows, cols}, signed);
+                addFloats(w, prefix + ".weight_scale", scaleShape, q.scales(), scaleType);
+                if (!q.symmetric()) {
+                    int[] z = new int[q.zeros().length];
+                    for (int i = 0; i < z.length; i++) z[i] = q.zeros()[i] - half;
+                    addI8(w, prefix + ".weight_zero_point", scaleShape, z);
                 }
             }
-            w.addI64(prefix + ".weight_shape", new long[] {2}, new long[] {rows, cols});
-        } else {
-            byte[] codes = q.codes();
-            int[] signed = new int[codes.length];
-            for (int i = 0; i < codes.length; i++) signed[i] = (codes[i] & 0xff) - half;
-            addI8(w, prefix + ".weight", new long[] {rows, cols}, signed);
-            addFloats(w, prefix + ".weight_scale", scaleShape, q.scales(), scaleType);
-            if (!q.symmetric()) {
-                int[] z = new int[q.zeros().length];
-                for (int i = 0; i < z.length; i++) z[i] = q.zeros()[i] - half;
-                addI8(w, prefix + ".weight_zero_point", scaleShape, z);
-            }
+            default -> throw new IllegalArgumentException("unknown compressed-tensors format '" + format + "'");
         }
         if (act != null && act.isStatic()) {
             addFloats(w, prefix + ".input_scale", new long[] {1}, new float[] {act.scale()}, scaleType);
@@ -165,6 +191,26 @@ public final class CompressedTensors {
                 addI8(w, prefix + ".input_zero_point", new long[] {1},
                         new int[] {act.zeroPoint() - act.args().symmetricZero()});
         }
+    }
+
+    /** Unsigned b-bit codes [rows × cols] → int32 [rows, ceil(cols·b/32)], value j of a word at bits b·j (zero padded). */
+    static int[] packAlongColumns(byte[] codes, int rows, int cols, int bits) {
+        int per = 32 / bits, words = (cols + per - 1) / per, mask = (1 << bits) - 1;
+        int[] out = new int[rows * words];
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++)
+                out[r * words + c / per] |= ((codes[r * cols + c] & 0xff) & mask) << (bits * (c % per));
+        return out;
+    }
+
+    /** Unsigned b-bit zero points [rows × groups] → int32 [ceil(rows·b/32), groups], packed along the row (output) dim. */
+    static int[] packAlongRows(int[] zeros, int rows, int groups, int bits) {
+        int per = 32 / bits, mask = (1 << bits) - 1;
+        int[] out = new int[((rows + per - 1) / per) * groups];
+        for (int r = 0; r < rows; r++)
+            for (int g = 0; g < groups; g++)
+                out[(r / per) * groups + g] |= (zeros[r * groups + g] & mask) << (bits * (r % per));
+        return out;
     }
 
     private static void addI8(SafeTensorsWriter w, String name, long[] shape, int[] v) {
@@ -176,7 +222,8 @@ public final class CompressedTensors {
         w.add(name, DType.I8, shape, MemorySegment.ofArray(b));
     }
 
-    private static void addFloats(SafeTensorsWriter w, String name, long[] shape, float[] v, DType type) {
+    private static void addFloats(SafeTensorsWriter w, String name, long[] shape, float[] v, DType preferred) {
+        DType type = holds(preferred, v) ? preferred : DType.F32;
         switch (type) {
             case F32 -> w.addF32(name, shape, v);
             case F16 -> w.addF16(name, shape, v);
@@ -192,6 +239,23 @@ public final class CompressedTensors {
             }
             default -> throw new IllegalArgumentException("scales are stored as F32, F16 or BF16, not " + type);
         }
+    }
+
+    /**
+     * Whether every scale keeps its magnitude in {@code type}: a scale below half precision's range (the ε scale of
+     * an input range that never saw data, e.g. a vision layer past the feature layer) would become 0 and is then
+     * written in F32 for its tensor, which compressed-tensors and our loader read as they read any float scale.
+     */
+    static boolean holds(DType type, float[] v) {
+        for (float x : v) {
+            float back = switch (type) {
+                case F16 -> Float.float16ToFloat(Float.floatToFloat16(x));
+                case BF16 -> Float.intBitsToFloat(Float.floatToRawIntBits(x) & 0xffff0000); // magnitude check only
+                default -> x;
+            };
+            if (x != 0 && (back == 0 || Float.isInfinite(back))) return false;
+        }
+        return true;
     }
 
     // ------------------------------------------------------------------------------------------------ config

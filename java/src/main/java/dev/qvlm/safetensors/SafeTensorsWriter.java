@@ -15,12 +15,19 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
- * Writes a standard safetensors file. Tensors are added in order; {@link #write(Path)} writes to a temporary file
- * next to the target and renames it, so an interrupted write never leaves a half-written file behind.
+ * Writes a standard safetensors file laid out as the reference writer does (huggingface/safetensors,
+ * {@code safetensors/src/tensor.rs}, {@code prepare}): tensors sorted by descending dtype alignment, then by name,
+ * so every tensor's data offset is a multiple of its element size whatever the shapes (an odd-sized I8 tensor
+ * placed before an F16 one would leave the F16 data at an odd offset); the header is padded with spaces to a
+ * multiple of 8 bytes. {@link #write(Path)} writes to a temporary file next to the target and renames it, so an
+ * interrupted write never leaves a half-written file behind.
  */
 public final class SafeTensorsWriter {
     private record Entry(DType dtype, long[] shape, MemorySegment bytes) {}
@@ -67,6 +74,25 @@ public final class SafeTensorsWriter {
         return add(name, DType.I64, shape, seg);
     }
 
+    /**
+     * Position of a dtype in the reference writer's {@code Dtype} enum, which is declared "in increasing alignment
+     * order" (BOOL, U8, I8, …, I16, U16, F16, BF16, I32, U32, F32, F64, I64, U64); the writer sorts descending.
+     */
+    static int referenceOrder(DType d) {
+        return switch (d) {
+            case BOOL -> 0;
+            case U8 -> 4;
+            case I8 -> 5;
+            case I16 -> 11;
+            case F16 -> 13;
+            case BF16 -> 14;
+            case I32 -> 15;
+            case F32 -> 17;
+            case F64 -> 19;
+            case I64 -> 20;
+        };
+    }
+
     public void write(Path target) {
         ObjectMapper om = new ObjectMapper();
         ObjectNode header = om.createObjectNode();
@@ -74,8 +100,11 @@ public final class SafeTensorsWriter {
             ObjectNode m = header.putObject("__metadata__");
             metadata.forEach(m::put);
         }
+        List<Map.Entry<String, Entry>> sorted = new ArrayList<>(entries.entrySet());
+        sorted.sort(Comparator.comparingInt((Map.Entry<String, Entry> e) -> -referenceOrder(e.getValue().dtype))
+                .thenComparing(Map.Entry::getKey));
         long off = 0;
-        for (var e : entries.entrySet()) {
+        for (var e : sorted) {
             ObjectNode t = header.putObject(e.getKey());
             t.put("dtype", e.getValue().dtype.name());
             ArrayNode sh = t.putArray("shape");
@@ -99,7 +128,8 @@ public final class SafeTensorsWriter {
             os.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(header8.length).array());
             os.write(header8);
             byte[] buf = new byte[1 << 20];
-            for (Entry e : entries.values()) {
+            for (var se : sorted) {
+                Entry e = se.getValue();
                 long n = e.bytes.byteSize();
                 for (long p = 0; p < n; p += buf.length) {
                     int len = (int) Math.min(buf.length, n - p);

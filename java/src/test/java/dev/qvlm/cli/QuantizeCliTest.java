@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import static dev.qvlm.cli.CliTest.assertUserError;
 import static dev.qvlm.cli.CliTest.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Bad input to quantize/compare: one clear line, exit code 2, nothing written. */
@@ -64,15 +65,39 @@ class QuantizeCliTest {
     }
 
     @Test
+    void targetRefusesWhatItsRuntimeCannotRunBeforeAnyWork(@TempDir Path tmp) {
+        Path out = tmp.resolve("q");
+        // the default target with --out is vllm: static W4A4 has no vLLM scheme
+        assertUserError(run(quantize("--wbits", "4", "--abits", "4", "--out", out.toString())),
+                "--target vllm", "W4A4", "--target transformers", "--target qvlm");
+        assertUserError(run(quantize("--wbits", "8", "--abits", "8", "--no-wsym", "--target", "vllm", "--out", out.toString())),
+                "symmetric", "--no-wsym");
+        assertUserError(run(quantize("--wbits", "4", "--abits", "8", "--target", "vllm")), "--act-dynamic");
+        assertUserError(run(quantize("--target", "onnx", "--out", out.toString())), "--target", "onnx");
+        assertFalse(Files.exists(out), "nothing written");
+    }
+
+    @Test
     void savesAndLoadsWithForce(@TempDir Path tmp) throws Exception {
         Path out = Files.createDirectories(tmp.resolve("q"));
-        CliTest.Run r = run(quantize("--wbits", "4", "--group", "128", "--out", out.toString(), "--force", "--quiet"));
+        String data = TestPaths.data().resolve("eval.jsonl").toString();
+        CliTest.Run r = run(quantize("--wbits", "4", "--group", "128", "--out", out.toString(), "--force", "--quiet",
+                "--eval", data, "--limit", "6"));
         assertEquals(0, r.code(), r.err());
-        assertTrue(Files.exists(out.resolve("config.json")) && Files.readString(out.resolve("config.json")).contains("pack-quantized"));
+        String cfg = Files.readString(out.resolve("config.json"));
+        assertTrue(cfg.contains("pack-quantized") && cfg.contains("\"symmetric\" : true") && cfg.contains("re:"), cfg);
+        assertTrue(Files.readString(out.resolve("model.safetensors"), java.nio.charset.StandardCharsets.ISO_8859_1)
+                .contains("vision_tower.vision_model.encoder.layers.0.self_attn.q_proj.weight_packed"), "llava-hf vision keys");
         try (var l = Files.list(tmp)) {
             assertEquals(1, l.count(), "no temporary folder left next to the output");
         }
-        CliTest.Run e = run("eval", "--model", out.toString(), "--data", TestPaths.data().resolve("eval.jsonl").toString(), "--limit", "3", "--quiet");
+        Path rep = tmp.resolve("eval.json");
+        CliTest.Run e = run("eval", "--model", out.toString(), "--data", data, "--limit", "6", "--quiet", "--out", rep.toString());
         assertEquals(0, e.code(), e.err());
+        // quantize --eval --out reports the saved folder's accuracy: what eval of that folder gives
+        var om = new com.fasterxml.jackson.databind.ObjectMapper();
+        assertEquals(om.readTree(rep.toFile()).get("accuracy").asDouble(),
+                om.readTree(out.resolve("quantization_report.json").toFile()).get("accuracy").asDouble());
+        assertEquals("saved folder", om.readTree(out.resolve("quantization_report.json").toFile()).get("evaluated").asText());
     }
 }

@@ -113,7 +113,8 @@ class CompressedTensorsTest {
             ActQuantizer act = ActQuantizer.staticPerTensor(QuantArgs.perTensor(8, false), -1.25f, 3.5f);
             Path file = dir.resolve("pack-" + a.granularity() + a.symmetric() + ".safetensors");
             SafeTensorsWriter w = new SafeTensorsWriter();
-            CompressedTensors.writeLinear(w, "model.layers.0.mlp.up_proj", q, act);
+            // pack-quantized with static inputs: what qvlm wrote before formats followed compressed-tensors; still read
+            CompressedTensors.writeLinear(w, "model.layers.0.mlp.up_proj", q, act, DType.F32, CompressedTensors.PACK_QUANTIZED);
             w.write(file);
             CompressedTensors.Config cfg = config(a, QuantArgs.perTensor(8, false), false, List.of());
             try (SafeTensors st = SafeTensors.open(file)) {
