@@ -16,7 +16,7 @@ public final class VectorMath {
      * the interpreter and in compiled code, which made the first forward pass differ in the last bits from later
      * ones; a fixed order keeps every pass bit-identical.
      */
-    static float sum(FloatVector v) {
+    public static float sum(FloatVector v) {
         float[] t = new float[v.length()];
         v.intoArray(t, 0);
         float s = 0;
