@@ -38,7 +38,8 @@ public final class Engine implements AutoCloseable {
     private volatile boolean stopped;
     private volatile long drainDeadlineNs = Long.MAX_VALUE;
     private volatile int activeCount;
-    private final AtomicLong steps = new AtomicLong(), stepRows = new AtomicLong();
+    private final AtomicLong steps = new AtomicLong(), stepRows = new AtomicLong(), cancelled = new AtomicLong();
+    private volatile long lastCancelledTokens;
 
     public Engine(LlavaModel model, Tokenizer tokenizer, int slots, int queueCapacity) {
         if (slots < 1 || slots > 32) throw new QvlmException("--slots must be in 1..32, got " + slots);
@@ -67,9 +68,12 @@ public final class Engine implements AutoCloseable {
         }
     }
 
-    /** Decode steps run and rows over all of them (mean batch = rows / steps). */
-    public long[] stepStats() {
-        return new long[]{steps.get(), stepRows.get()};
+    /**
+     * Decode steps run, rows over all of them (mean batch = rows / steps), running sequences dropped because their
+     * client went away, and how many tokens the last of those had generated.
+     */
+    public long[] stats() {
+        return new long[]{steps.get(), stepRows.get(), cancelled.get(), lastCancelledTokens};
     }
 
     /**
@@ -214,7 +218,12 @@ public final class Engine implements AutoCloseable {
             boolean drainOver = now > drainDeadlineNs;
             for (Iterator<Slot> it = active.iterator(); it.hasNext(); ) {
                 Slot s = it.next();
-                if (s.finished || s.job.cancelled()) it.remove();
+                if (s.finished) it.remove();
+                else if (s.job.cancelled()) {
+                    lastCancelledTokens = s.out.size();
+                    cancelled.incrementAndGet();
+                    it.remove();
+                }
                 else if (now > s.job.deadlineNs || drainOver) {
                     s.job.emit(new Job.Failed(drainOver
                             ? new ApiException(503, "server_error", null, "shutting_down", "the server shut down before the answer was complete", 0)

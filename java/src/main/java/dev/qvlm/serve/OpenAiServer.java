@@ -59,6 +59,15 @@ public final class OpenAiServer implements AutoCloseable {
         http.start();
     }
 
+    public Engine engine() {
+        return engine;
+    }
+
+    /** {@link Engine#stats()}. */
+    public long[] engineStats() {
+        return engine.stats();
+    }
+
     /** The bound port (useful with port 0). */
     public int port() {
         return http.getAddress().getPort();
@@ -117,9 +126,10 @@ public final class OpenAiServer implements AutoCloseable {
                 o.put("slots", engine.slots());
                 o.put("active", engine.active());
                 o.put("queued", engine.queued());
-                long[] st = engine.stepStats();
+                long[] st = engine.stats();
                 o.put("decode_steps", st[0]);
                 o.put("decode_rows", st[1]);
+                o.put("cancelled", st[2]);
                 sendJson(ex, draining ? 503 : 200, o);
             }
             case "/v1/models" -> {
