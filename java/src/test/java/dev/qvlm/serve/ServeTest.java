@@ -263,6 +263,21 @@ class ServeTest {
     }
 
     @Test
+    void aRequestPastItsTimeLimitGets504AndTheServerGoesOn() throws Exception {
+        try (Engine e = new Engine(llava.model(), llava.tokenizer(), 2, 4);
+             OpenAiServer s = new OpenAiServer(llava, e, "tiny", ServeLimits.DEFAULT.withTimeoutSeconds(0.05), null, "127.0.0.1", 0)) {
+            String url = "http://127.0.0.1:" + s.port() + "/v1/chat/completions";
+            // 240 tokens take far longer than 50 ms here
+            String body = "{\"ignore_eos\":true,\"max_tokens\":240,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+            assertError(504, "timeout", HTTP.send(HttpRequest.newBuilder(URI.create(url)).POST(HttpRequest.BodyPublishers.ofString(body)).build(),
+                    HttpResponse.BodyHandlers.ofString()));
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (e.active() > 0 && System.nanoTime() < deadline) Thread.sleep(10);
+            assertEquals(0, e.active());
+        }
+    }
+
+    @Test
     void multiTurnConversationsUseLlava15Template() {
         var user1 = new ChatRequest.Message("user", List.of("Describe."), List.of("u"), List.of("p"));
         var asst = new ChatRequest.Message("assistant", List.of("A red circle."), List.of(), List.of());
