@@ -124,6 +124,26 @@ class ServeTest {
     }
 
     @Test
+    void stopSequencesAndSeededSamplingFollowGenerate() throws Exception {
+        Generator.Result want = generate(image(0), "Describe the image.", 40);
+        int at = want.text().indexOf(" at ");
+        assertTrue(at > 0, want.text());
+        var p = params(image(0), "Describe the image.", 40).toBuilder().stop(" at ").build();
+        ChatCompletion c = client.chat().completions().create(p);
+        assertEquals(want.text().substring(0, at), c.choices().getFirst().message().content().orElseThrow());
+        assertEquals("stop", c.choices().getFirst().finishReason().asString());
+        assertEquals(want.text().substring(0, at), streamed(p));
+        // temperature 0.9, top_p 0.8, seed 7: the same draws as qvlm generate --temperature 0.9 --top-p 0.8 --seed 7
+        Generator.Result sampled;
+        try (Llava ref = Llava.open(TestPaths.tinyModel(), new CpuBackend())) {
+            sampled = new Generator(ref.model(), ref.tokenizer()).generate(ref.promptIds(Llava.chatPrompt("Describe the image.")),
+                    ref.model().encodeImage(ref.processor().preprocess(image(1))), new SamplingOptions(30, 0.9f, 0.8f, 7), null);
+        }
+        var ps = params(image(1), "Describe the image.", 30).toBuilder().temperature(0.9).topP(0.8).seed(7).build();
+        assertEquals(sampled.text(), client.chat().completions().create(ps).choices().getFirst().message().content().orElseThrow());
+    }
+
+    @Test
     void sixteenConcurrentClientsGetTheirOneAtATimeAnswers() throws Exception {
         String[] questions = {"Describe the image.", "What shapes are there?", "What color is the circle?", "How many shapes?"};
         List<ChatCompletionCreateParams> reqs = new ArrayList<>();
