@@ -42,12 +42,22 @@ public final class Engine implements AutoCloseable {
     private volatile long lastCancelledTokens;
 
     public Engine(LlavaModel model, Tokenizer tokenizer, int slots, int queueCapacity) {
+        this(model, tokenizer, slots, queueCapacity, true);
+    }
+
+    /** With {@code start} false the scheduler waits for {@link #start()} (tests fill the queue deterministically). */
+    Engine(LlavaModel model, Tokenizer tokenizer, int slots, int queueCapacity, boolean start) {
         if (slots < 1 || slots > 32) throw new QvlmException("--slots must be in 1..32, got " + slots);
         this.model = model;
         this.tokenizer = tokenizer;
         this.slots = slots;
         this.queueCapacity = queueCapacity;
-        this.thread = Thread.ofPlatform().name("qvlm-scheduler").daemon(true).start(this::loop);
+        this.thread = Thread.ofPlatform().name("qvlm-scheduler").daemon(true).unstarted(this::loop);
+        if (start) thread.start();
+    }
+
+    void start() {
+        thread.start();
     }
 
     public int slots() {

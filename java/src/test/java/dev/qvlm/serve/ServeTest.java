@@ -263,22 +263,28 @@ class ServeTest {
 
     @Test
     void fullQueueGets429WithRetryAfterAndApiKeyIsRequiredWhenSet() throws Exception {
-        try (Engine e = new Engine(llava.model(), llava.tokenizer(), 1, 0);
-             OpenAiServer s = new OpenAiServer(llava, e, "tiny", ServeLimits.DEFAULT, "sekret", "127.0.0.1", 0)) {
+        // 1 slot + 1 queue place; the scheduler starts only after the queue is full, so nothing races
+        Engine e = new Engine(llava.model(), llava.tokenizer(), 1, 1, false);
+        try (OpenAiServer s = new OpenAiServer(llava, e, "tiny", ServeLimits.DEFAULT, "sekret", "127.0.0.1", 0)) {
             String url = "http://127.0.0.1:" + s.port() + "/v1/chat/completions";
-            String longOne = "{\"stream\":true,\"ignore_eos\":true,\"max_tokens\":230,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
-            HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(url)).header("Authorization", "Bearer sekret");
+            String body = "{\"max_tokens\":5,\"temperature\":0,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+            HttpRequest req = HttpRequest.newBuilder(URI.create(url)).header("Authorization", "Bearer sekret")
+                    .POST(HttpRequest.BodyPublishers.ofString(body)).build();
             assertError(401, "invalid_api_key", HTTP.send(HttpRequest.newBuilder(URI.create(url))
-                    .POST(HttpRequest.BodyPublishers.ofString(longOne)).build(), HttpResponse.BodyHandlers.ofString()));
-            HttpResponse<InputStream> first = HTTP.send(b.POST(HttpRequest.BodyPublishers.ofString(longOne)).build(),
-                    HttpResponse.BodyHandlers.ofInputStream());
-            assertEquals(200, first.statusCode());
-            HttpResponse<String> second = HTTP.send(b.POST(HttpRequest.BodyPublishers.ofString(longOne)).build(),
-                    HttpResponse.BodyHandlers.ofString());
-            assertError(429, "queue_full", second);
-            assertEquals("1", second.headers().firstValue("Retry-After").orElse(null));
-            String all = new String(first.body().readAllBytes(), StandardCharsets.UTF_8);
-            assertTrue(all.endsWith("data: [DONE]\n\n"), all.substring(Math.max(0, all.length() - 200)));
+                    .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString()));
+            assertError(401, "invalid_api_key", HTTP.send(HttpRequest.newBuilder(URI.create(url)).header("Authorization", "Bearer wrong")
+                    .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString()));
+            var first = HTTP.sendAsync(req, HttpResponse.BodyHandlers.ofString());
+            var second = HTTP.sendAsync(req, HttpResponse.BodyHandlers.ofString());
+            long deadline = System.nanoTime() + 30_000_000_000L;
+            while (e.queued() < 2 && System.nanoTime() < deadline) Thread.sleep(5);
+            assertEquals(2, e.queued());
+            HttpResponse<String> third = HTTP.send(req, HttpResponse.BodyHandlers.ofString());
+            assertError(429, "queue_full", third);
+            assertEquals("1", third.headers().firstValue("Retry-After").orElse(null));
+            e.start();
+            assertEquals(200, first.get().statusCode(), first.get().body());
+            assertEquals(200, second.get().statusCode(), second.get().body());
         }
     }
 
