@@ -23,6 +23,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -45,6 +46,13 @@ public final class OpenAiServer implements AutoCloseable {
     private final AtomicLong ids = new AtomicLong();
     private final SecureRandom seeds = new SecureRandom();
     private volatile boolean draining;
+    /**
+     * Requests between reading their body and their last byte out: slots + queue. Bounds the memory held by bodies
+     * (at most that many × max body size) however many connections are open; one more gets 429.
+     */
+    private final Semaphore admitted;
+    /** Images decoded at once: a decoded image may take max-image-pixels × 4 bytes. */
+    private final Semaphore decoding = new Semaphore(Math.max(2, Runtime.getRuntime().availableProcessors()));
 
     public OpenAiServer(Llava llava, Engine engine, String modelId, ServeLimits limits, String apiKey,
                         String host, int port) throws IOException {
@@ -53,6 +61,7 @@ public final class OpenAiServer implements AutoCloseable {
         this.modelId = modelId;
         this.limits = limits;
         this.apiKey = apiKey == null ? null : apiKey.getBytes(StandardCharsets.UTF_8);
+        this.admitted = new Semaphore(engine.slots() + limits.queueCapacity());
         this.http = HttpServer.create(new InetSocketAddress(host, port), 128);
         http.setExecutor(executor);
         http.createContext("/", this::handle);
@@ -170,6 +179,16 @@ public final class OpenAiServer implements AutoCloseable {
 
     private void chat(HttpExchange ex) throws IOException {
         if (draining) throw new ApiException(503, "server_error", null, "shutting_down", "the server is shutting down", 1);
+        if (!admitted.tryAcquire())
+            throw new ApiException(429, "rate_limit_error", null, "queue_full", "too many requests in flight; retry later", 1);
+        try {
+            chatAdmitted(ex);
+        } finally {
+            admitted.release();
+        }
+    }
+
+    private void chatAdmitted(HttpExchange ex) throws IOException {
         JsonNode body = readJson(ex);
         ChatRequest req = ChatRequest.parse(body);
         if (req.model() != null && !req.model().equals(modelId))
@@ -190,8 +209,13 @@ public final class OpenAiServer implements AutoCloseable {
             throw ApiException.invalid("messages", count + " images in the conversation; at most " + limits.maxImages());
         for (ChatRequest.Message m : req.messages())
             for (int i = 0; i < m.imageUrls().size(); i++) {
-                BufferedImage img = DataUrlImage.decode(m.imageUrls().get(i), limits.maxImagePixels(), m.imageParams().get(i));
-                images.add(llava.processor().preprocess(img));
+                decoding.acquireUninterruptibly();
+                try {
+                    BufferedImage img = DataUrlImage.decode(m.imageUrls().get(i), limits.maxImagePixels(), m.imageParams().get(i));
+                    images.add(llava.processor().preprocess(img));
+                } finally {
+                    decoding.release();
+                }
             }
         int[] ids = llava.promptIds(ChatTemplate.render(req.messages()));
         int context = llava.model().config().text().maxPositionEmbeddings();
