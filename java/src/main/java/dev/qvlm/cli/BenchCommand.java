@@ -70,6 +70,8 @@ final class BenchCommand implements Callable<Integer> {
             if (b < 1 || b > 32) throw new QvlmException("--batch " + b + ": must be in 1..32");
             if (b > 1) batches.add(b);
         }
+        // the curve is timed after the main run (warm JIT) and starts with its own batch-1 point to compare against
+        if (!batches.isEmpty()) batches.addFirst(1);
         if (promptTokens < 0 || newTokens < 1) throw new QvlmException("--prompt-tokens must be >= 0 and --new-tokens >= 1");
         List<Integer> widths = wbits == null || wbits.isEmpty() ? List.of(16) : wbits;
         for (int b : widths) if (b != 16 && b != 4) throw new QvlmException("--wbits " + b + ": the benchmark runs 16 (FP16) or 4 (W4A16 g128)");
