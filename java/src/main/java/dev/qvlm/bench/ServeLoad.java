@@ -27,9 +27,12 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * Loopback load client for {@code qvlm serve} (benchmarks/serve-load.sh starts the server and calls this):
  * <ol>
- *   <li>the continuous-batching curve: for B = 1, 2, 4, 8, B streams started together, each generating exactly
- *   {@code --stream-tokens} tokens (ignore_eos); aggregate decode tokens/s counted from the streamed chunks while
- *   all B were decoding (from the last stream's first token to the first stream's last token);</li>
+ *   <li>the continuous-batching curve: for B = 1, 2, 4, 8 (round-robin, {@code --repeat} times, median), B streams
+ *   started together, each generating exactly {@code --stream-tokens} tokens (ignore_eos). Aggregate decode
+ *   tokens/s three ways: from the server's own timing of its decode steps with exactly B rows (GET /health: B × steps
+ *   / their wall time, forward + sampling + detokenizing + events; and the forward pass alone), and as the client
+ *   sees it (streamed chunks while all B were decoding: from the last stream's first chunk to the first stream's
+ *   last; client-side timestamps bunch up when the client is descheduled, so this one is the noisiest);</li>
  *   <li>the load test: {@code --requests} chat requests with an image (non-streamed, greedy, natural length up to
  *   {@code --max-tokens}) from {@code --clients} concurrent clients: errors, p50/p95 latency, tokens/s.</li>
  * </ol>
@@ -44,7 +47,7 @@ public final class ServeLoad {
     public static void main(String[] args) throws Exception {
         String url = "http://127.0.0.1:8080";
         Path images = Path.of("data/shapes-vqa/images");
-        int requests = 200, clients = 8, maxTokens = 64, streamTokens = 200;
+        int requests = 200, clients = 8, maxTokens = 64, streamTokens = 200, repeat = 5;
         String curve = "1,2,4,8";
         for (int i = 0; i < args.length; i += 2) {
             String v = args[i + 1];
@@ -56,26 +59,49 @@ public final class ServeLoad {
                 case "--max-tokens" -> maxTokens = Integer.parseInt(v);
                 case "--stream-tokens" -> streamTokens = Integer.parseInt(v);
                 case "--curve" -> curve = v;
+                case "--repeat" -> repeat = Integer.parseInt(v);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
         String endpoint = url + "/v1/chat/completions";
         ObjectNode report = JSON.createObjectNode();
-        // warm-up: compile the hot paths before anything is timed
+        // warm-up: compile the hot paths (batched too) before anything is timed
         for (int i = 0; i < 3; i++) stream(endpoint, 64);
+        for (int b : new int[]{2, 4, 8}) batch(endpoint, b, 64);
 
         ArrayNode curveOut = report.putArray("batching");
-        System.out.println("streams  decode tok/s (all streams decoding)  per stream  vs 1 stream");
-        double one = 0;
-        for (String b : curve.split(",")) {
-            int B = Integer.parseInt(b.trim());
-            double rate = batch(endpoint, B, streamTokens);
-            if (B == 1) one = rate;
+        // the points are measured round-robin (1, 2, 4, 8, 1, 2, ...) so that a burst of load from other jobs on the
+        // machine hits every point alike; each point reports the median of its repeats
+        String[] bs = curve.split(",");
+        double[][][] rates = new double[3][bs.length][repeat]; // [client | server step | server forward][point][repeat]
+        for (int r = 0; r < repeat; r++)
+            for (int k = 0; k < bs.length; k++) {
+                double[] x = batch(endpoint, Integer.parseInt(bs[k].trim()), streamTokens);
+                for (int m = 0; m < 3; m++) rates[m][k][r] = x[m];
+            }
+        System.out.println("aggregate decode tokens/s, median of " + repeat + " (min..max); x = against 1 stream");
+        System.out.println("streams   server: scheduler steps        server: forward pass only      client: streamed chunks");
+        double[] one = new double[3];
+        for (int k = 0; k < bs.length; k++) {
+            int B = Integer.parseInt(bs[k].trim());
             ObjectNode o = curveOut.addObject();
             o.put("streams", B);
-            o.put("decode_tokens_per_s", rate);
-            o.put("speedup", one > 0 ? rate / one : Double.NaN);
-            System.out.printf("%7d  %36.1f  %10.1f  %10.2fx%n", B, rate, rate / B, one > 0 ? rate / one : Double.NaN);
+            StringBuilder line = new StringBuilder(String.format("%7d", B));
+            String[] names = {"server_step", "server_forward", "client"};
+            for (int m : new int[]{1, 2, 0}) {
+                double[] sorted = rates[m][k].clone();
+                Arrays.sort(sorted);
+                double rate = sorted[sorted.length / 2];
+                if (B == 1) one[m] = rate;
+                double x = one[m] > 0 ? rate / one[m] : Double.NaN;
+                ObjectNode e = o.putObject(names[m]);
+                e.put("decode_tokens_per_s", rate);
+                e.put("vs_1_stream", x);
+                ArrayNode rep = e.putArray("repeats");
+                for (double v : rates[m][k]) rep.add(v);
+                line.append(String.format("   %7.0f %5.2fx (%5.0f..%5.0f)", rate, x, sorted[0], sorted[sorted.length - 1]));
+            }
+            System.out.println(line);
         }
 
         List<Path> pngs;
@@ -171,8 +197,22 @@ public final class ServeLoad {
         return times.stream().mapToLong(Long::longValue).toArray();
     }
 
-    /** B streams at once; chunks per second while all B are between their first and last chunk. */
-    static double batch(String endpoint, int B, int n) throws Exception {
+    /** Steps, seconds and forward seconds of the server's decode steps of batch size b so far (GET /health). */
+    static double[] serverSteps(String endpoint, int b) throws Exception {
+        String health = endpoint.replace("/v1/chat/completions", "/health");
+        JsonNode h = JSON.readTree(HTTP.send(HttpRequest.newBuilder(URI.create(health)).build(), HttpResponse.BodyHandlers.ofString()).body());
+        for (JsonNode e : h.path("decode_steps_by_batch"))
+            if (e.get("batch").asInt() == b)
+                return new double[]{e.get("steps").asDouble(), e.get("seconds").asDouble(), e.get("forward_seconds").asDouble()};
+        return new double[3];
+    }
+
+    /**
+     * B streams at once. Returns {client: chunks per second while all B are between their first and last chunk;
+     * server: B × (steps of batch B) / (their wall time in the scheduler); the same for the forward pass alone}.
+     */
+    static double[] batch(String endpoint, int B, int n) throws Exception {
+        double[] before = serverSteps(endpoint, B);
         List<long[]> all = new ArrayList<>();
         try (ExecutorService pool = Executors.newFixedThreadPool(B)) {
             List<Future<long[]>> fs = new ArrayList<>();
@@ -186,6 +226,8 @@ public final class ServeLoad {
         }
         long count = 0;
         for (long[] t : all) for (long x : t) if (x > from && x <= to) count++;
-        return count / ((to - from) / 1e9);
+        double[] after = serverSteps(endpoint, B);
+        double steps = after[0] - before[0];
+        return new double[]{count / ((to - from) / 1e9), B * steps / (after[1] - before[1]), B * steps / (after[2] - before[2])};
     }
 }

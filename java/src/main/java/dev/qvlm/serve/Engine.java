@@ -13,6 +13,7 @@ import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -40,6 +41,10 @@ public final class Engine implements AutoCloseable {
     private volatile int activeCount;
     private final AtomicLong steps = new AtomicLong(), stepRows = new AtomicLong(), cancelled = new AtomicLong();
     private volatile long lastCancelledTokens;
+    /** Per batch size b (index b): decode steps run, their wall time (forward + sampling + detokenizing + events),
+     *  and the forward pass alone, in ns. */
+    private final AtomicLongArray stepsOfSize = new AtomicLongArray(33), nanosOfSize = new AtomicLongArray(33),
+            forwardNanosOfSize = new AtomicLongArray(33);
 
     public Engine(LlavaModel model, Tokenizer tokenizer, int slots, int queueCapacity) {
         this(model, tokenizer, slots, queueCapacity, true);
@@ -84,6 +89,11 @@ public final class Engine implements AutoCloseable {
      */
     public long[] stats() {
         return new long[]{steps.get(), stepRows.get(), cancelled.get(), lastCancelledTokens};
+    }
+
+    /** Decode steps of batch size {@code b} so far: {steps, wall ns of the whole step, ns of the forward pass}. */
+    public long[] stepsOfSize(int b) {
+        return new long[]{stepsOfSize.get(b), nanosOfSize.get(b), forwardNanosOfSize.get(b)};
     }
 
     /**
@@ -282,10 +292,17 @@ public final class Engine implements AutoCloseable {
         List<LlavaModel.Sequence> batch = new ArrayList<>(active.size());
         for (Slot s : active) batch.add(new LlavaModel.Sequence(s.cache, new int[]{s.next}, null));
         try {
+            long t0 = System.nanoTime();
             float[] logits = model.forwardLast(batch);
-            steps.incrementAndGet();
-            stepRows.addAndGet(batch.size());
+            long t1 = System.nanoTime();
             for (int i = 0; i < active.size(); i++) active.get(i).accept(logits, i * vocab, vocab);
+            long t2 = System.nanoTime();
+            int b = batch.size();
+            steps.incrementAndGet();
+            stepRows.addAndGet(b);
+            stepsOfSize.incrementAndGet(b);
+            nanosOfSize.addAndGet(b, t2 - t0);
+            forwardNanosOfSize.addAndGet(b, t1 - t0);
         } catch (RuntimeException e) {
             for (Slot s : active) {
                 s.job.emit(new Job.Failed(new ApiException(500, "server_error", null, null, "generation failed: " + e, 0)));

@@ -139,6 +139,17 @@ public final class OpenAiServer implements AutoCloseable {
                 o.put("decode_steps", st[0]);
                 o.put("decode_rows", st[1]);
                 o.put("cancelled", st[2]);
+                // per batch size: what continuous batching buys, timed inside the scheduler
+                ArrayNode by = o.putArray("decode_steps_by_batch");
+                for (int b = 1; b <= engine.slots(); b++) {
+                    long[] sb = engine.stepsOfSize(b);
+                    if (sb[0] == 0) continue;
+                    ObjectNode e = by.addObject();
+                    e.put("batch", b);
+                    e.put("steps", sb[0]);
+                    e.put("seconds", sb[1] / 1e9);
+                    e.put("forward_seconds", sb[2] / 1e9);
+                }
                 sendJson(ex, draining ? 503 : 200, o);
             }
             case "/v1/models" -> {
