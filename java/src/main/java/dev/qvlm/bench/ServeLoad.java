@@ -87,7 +87,7 @@ public final class ServeLoad {
             ObjectNode o = curveOut.addObject();
             o.put("streams", B);
             StringBuilder line = new StringBuilder(String.format("%7d", B));
-            String[] names = {"server_step", "server_forward", "client"};
+            String[] names = {"client", "server_step", "server_forward"}; // indexed like rates[m]
             for (int m : new int[]{1, 2, 0}) {
                 double[] sorted = rates[m][k].clone();
                 Arrays.sort(sorted);

@@ -381,13 +381,19 @@ public final class OpenAiServer implements AutoCloseable {
             } catch (NumberFormatException e) {
                 throw ApiException.invalid(null, "bad Content-Length");
             }
-            if (n > max) throw tooLarge(max);
+            if (n > max) {
+                drain(ex.getRequestBody());
+                throw tooLarge(max);
+            }
         }
         ByteArrayOutputStream buf = new ByteArrayOutputStream();
         try (InputStream in = ex.getRequestBody()) {
             byte[] b = new byte[65536];
             for (int r; (r = in.read(b)) > 0; ) {
-                if (buf.size() + r > max) throw tooLarge(max);
+                if (buf.size() + r > max) {
+                    drain(in);
+                    throw tooLarge(max);
+                }
                 buf.write(b, 0, r);
             }
         }
@@ -399,6 +405,20 @@ public final class OpenAiServer implements AutoCloseable {
             throw ApiException.invalid(null, "malformed JSON" + (loc == null ? "" : " at line " + loc.getLineNr()
                     + ", column " + loc.getColumnNr()) + ": " + e.getOriginalMessage());
         }
+    }
+
+    /** Bytes of an oversize body read and dropped so that the client, still sending, can read the 413. */
+    private static final long DRAIN_LIMIT = 64L << 20;
+
+    /**
+     * Reads and drops the rest of a refused body, up to {@link #DRAIN_LIMIT}: a client that is still sending when
+     * the answer comes would otherwise get a connection reset instead of the 413. Beyond the limit the connection
+     * is simply closed (the client then sees a reset: acceptable for such a body).
+     */
+    private static void drain(InputStream in) throws IOException {
+        byte[] b = new byte[65536];
+        long left = DRAIN_LIMIT;
+        for (int r; left > 0 && (r = in.read(b, 0, (int) Math.min(b.length, left))) > 0; ) left -= r;
     }
 
     private static ApiException tooLarge(long max) {
