@@ -45,13 +45,21 @@ import java.util.function.Supplier;
 public final class Bench {
     private Bench() {}
 
-    public record Options(String device, int promptTokens, int imageTokens, int newTokens, int seed) {}
+    /** @param batches decode batch sizes to time after batch 1 (continuous batching's step, {@link LlavaModel#forwardLast}) */
+    public record Options(String device, int promptTokens, int imageTokens, int newTokens, int seed, List<Integer> batches) {}
+
+    /** {@code batch} sequences decoded together for {@code steps} steps in {@code seconds}. */
+    public record BatchPoint(int batch, int steps, double seconds) {
+        public double tokensPerSecond() {
+            return batch * (double) steps / seconds;
+        }
+    }
 
     /** One benchmarked configuration. Times in seconds, sizes in bytes, bandwidths in bytes per second. */
     public record Run(String label, int wbits, String backend, double loadSeconds, int prefillTokens, double ttftSeconds,
                       int decodeTokens, double decodeSeconds, long weightBytesPerToken, long weightBytesTotal,
                       double bandwidthLimit, String bandwidthMethod, long peakMemoryBytes, String peakMemoryKind,
-                      long backendPeakBytes, int firstToken) {
+                      long backendPeakBytes, int firstToken, List<BatchPoint> batched) {
         public double msPerToken() {
             return 1e3 * decodeSeconds / decodeTokens;
         }
@@ -70,6 +78,12 @@ public final class Bench {
 
         public double fractionOfLimit() {
             return weightBandwidth() / bandwidthLimit;
+        }
+
+        /** Batch-1 decode rate of the batched curve when there is one (timed right before it), else the main run's. */
+        public double batch1TokensPerSecond() {
+            for (BatchPoint b : batched) if (b.batch() == 1) return b.tokensPerSecond();
+            return tokensPerSecond();
         }
 
         public Map<String, Object> json() {
@@ -94,6 +108,17 @@ public final class Bench {
             o.put("peak_memory_kind", peakMemoryKind);
             o.put("backend_peak_bytes", backendPeakBytes);
             o.put("first_token", firstToken);
+            List<Map<String, Object>> bs = new ArrayList<>();
+            for (BatchPoint b : batched) {
+                Map<String, Object> m = new LinkedHashMap<>();
+                m.put("batch", b.batch());
+                m.put("steps", b.steps());
+                m.put("seconds", b.seconds());
+                m.put("decode_tokens_per_s", b.tokensPerSecond());
+                m.put("vs_batch_1", b.tokensPerSecond() / batch1TokensPerSecond());
+                bs.add(m);
+            }
+            o.put("batched_decode", bs);
             return o;
         }
     }
@@ -224,6 +249,29 @@ public final class Bench {
             }
             double dec = (System.nanoTime() - d0) / 1e9;
             sample.run();
+            List<BatchPoint> batched = new ArrayList<>();
+            for (int B : o.batches()) {
+                // B sequences with the same prompt, prefilled one by one (untimed), then decoded together
+                List<KvCache> caches = new ArrayList<>();
+                int[] next = new int[B];
+                for (int b = 0; b < B; b++) {
+                    KvCache c = model.newCache(nPrompt + o.newTokens());
+                    next[b] = argmax(model.forward(c, prompt, image, false));
+                    caches.add(c);
+                }
+                int vocabSize = cfg.text().vocabSize();
+                long b0 = System.nanoTime();
+                for (int i = 0; i < o.newTokens(); i++) {
+                    List<LlavaModel.Sequence> seqs = new ArrayList<>(B);
+                    for (int b = 0; b < B; b++) seqs.add(new LlavaModel.Sequence(caches.get(b), new int[]{next[b]}, null));
+                    float[] all = model.forwardLast(seqs);
+                    for (int b = 0; b < B; b++) next[b] = dev.qvlm.generate.Sampler.argmax(all, b * vocabSize, vocabSize);
+                }
+                BatchPoint bp = new BatchPoint(B, o.newTokens(), (System.nanoTime() - b0) / 1e9);
+                batched.add(bp);
+                sample.run();
+                log.printf("[bench] %s: batch %d decode %.1f tokens/s%n", label, B, bp.tokensPerSecond());
+            }
             long peak, backendPeak;
             String kind;
             if (gpu != null) {
@@ -237,7 +285,7 @@ public final class Bench {
                 kind = "heap pools peak + off-heap weights";
             }
             return new Run(label, wbits, backend.name(), load, nPrompt, ttft, o.newTokens(), dec, perToken, total, limit,
-                    method, peak, kind, backendPeak, first);
+                    method, peak, kind, backendPeak, first, batched);
         }
     }
 
@@ -338,6 +386,10 @@ public final class Bench {
             }
             sb.append('\n');
         }
+        for (Run r : runs)
+            for (BatchPoint b : r.batched())
+                sb.append(String.format("%s batch %d: %.2f decode tokens/s aggregate, %.2fx batch 1%n", r.label(), b.batch(),
+                        b.tokensPerSecond(), b.tokensPerSecond() / r.batch1TokensPerSecond()));
         for (int i = 1; i < runs.size(); i++) {
             Run b = runs.get(0), r = runs.get(i);
             sb.append(String.format("%s vs %s: decode %.2fx faster, ms/token x%.2f, TTFT x%.2f, weight bytes/token x%.2f, peak memory x%.2f%n",

@@ -21,6 +21,7 @@ import java.util.concurrent.Callable;
         description = {"End-to-end inference benchmark: prefill of image + text tokens, then greedy decode at batch 1.",
                 "Reports time to first token, decode tokens/s and ms/token, weight bytes read per token, the achieved",
                 "weight bandwidth against the machine's measured limit, and peak memory; table, and JSON with --json/--out.",
+                "--batch 2,4,8 also times batched decode steps (aggregate tokens/s of B sequences against batch 1).",
                 "--synthetic builds random weights of a known shape (on the GPU in place, on the CPU in memory)."})
 final class BenchCommand implements Callable<Integer> {
     @Option(names = "--synthetic", paramLabel = "NAME", description = "Random weights of a known shape: llava-1.5-7b, llava-1.5-13b, tiny.")
@@ -46,8 +47,9 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--new-tokens", defaultValue = "128", paramLabel = "N", description = "Decoded tokens (default ${DEFAULT-VALUE}).")
     int newTokens;
 
-    @Option(names = "--batch", defaultValue = "1", paramLabel = "B", description = "Sequences decoded together (only 1 is implemented).")
-    int batch;
+    @Option(names = "--batch", split = ",", paramLabel = "B",
+            description = "Also time decode steps of B sequences together (continuous batching's batched step), e.g. --batch 2,4,8: aggregate tokens/s against batch 1. Default: batch 1 only.")
+    List<Integer> batch;
 
     @Option(names = "--seed", defaultValue = "1", paramLabel = "S", description = "Seed of the random weights and prompt (default ${DEFAULT-VALUE}).")
     int seed;
@@ -63,7 +65,13 @@ final class BenchCommand implements Callable<Integer> {
         if ((model == null) == (synthetic == null)) throw new QvlmException("give exactly one of --synthetic NAME or --model DIR");
         if (!device.equals("cpu") && !device.equals("cuda"))
             throw new QvlmException("--device: unknown device '" + device + "' (expected cpu or cuda)");
-        if (batch != 1) throw new QvlmException("--batch " + batch + ": only batch 1 is implemented");
+        List<Integer> batches = new ArrayList<>();
+        if (batch != null) for (int b : batch) {
+            if (b < 1 || b > 32) throw new QvlmException("--batch " + b + ": must be in 1..32");
+            if (b > 1) batches.add(b);
+        }
+        // the curve is timed after the main run (warm JIT) and starts with its own batch-1 point to compare against
+        if (!batches.isEmpty()) batches.addFirst(1);
         if (promptTokens < 0 || newTokens < 1) throw new QvlmException("--prompt-tokens must be >= 0 and --new-tokens >= 1");
         List<Integer> widths = wbits == null || wbits.isEmpty() ? List.of(16) : wbits;
         for (int b : widths) if (b != 16 && b != 4) throw new QvlmException("--wbits " + b + ": the benchmark runs 16 (FP16) or 4 (W4A16 g128)");
@@ -75,7 +83,7 @@ final class BenchCommand implements Callable<Integer> {
             throw new QvlmException("--image-tokens " + img + ": the vision tower of " + (model != null ? model : synthetic)
                     + " produces " + features + " image tokens (or give 0 for text only)");
         int tokens = 1 + img + promptTokens + newTokens;
-        Bench.Options o = new Bench.Options(device, promptTokens, img, newTokens, seed);
+        Bench.Options o = new Bench.Options(device, promptTokens, img, newTokens, seed, List.copyOf(batches));
         String name = model != null ? model.toString() : synthetic;
         List<Bench.Run> runs = new ArrayList<>();
         if (model != null) {

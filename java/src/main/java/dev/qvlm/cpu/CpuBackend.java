@@ -228,7 +228,10 @@ public final class CpuBackend implements Backend {
         CpuTensor o = c(out), qq = c(q), kk = c(k), vv = c(v);
         int n = qq.rows();
         int group = heads / kvHeads;
-        Parallel.forRange(n * heads, 1, (s, e) -> {
+        // about 64k multiply-adds per task: a decode step's few heads over a short cache stay on this thread (a
+        // batched step calls this once per sequence, and a fork-join round trip would cost more than the work)
+        int grain = (int) Math.max(1, 65536L / Math.max(1, 2L * kvLen * headDim));
+        Parallel.forRange(n * heads, grain, (s, e) -> {
             float[] scores = new float[kvLen];
             for (int job = s; job < e; job++) {
                 int t = job / heads, h = job % heads, kh = h / group;

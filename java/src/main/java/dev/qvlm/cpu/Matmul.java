@@ -55,14 +55,18 @@ public final class Matmul {
                     o3 = nr > 3 ? 3 * cols : 0;
                 }
                 if (nr == 4) {
-                    float[] tmp = new float[4];
-                    for (int t = 0; t < n; t++) {
+                    float[] tmp = new float[8];
+                    // tokens in pairs: each weight vector loaded once for two tokens (a batched decode step's rows),
+                    // with per-token results bit-identical to the single-token kernel
+                    int t = 0;
+                    for (; t + 1 < n; t += 2) {
+                        VectorMath.dot4x2(buf, o0, o1, o2, o3, x, xOff + t * cols, xOff + (t + 1) * cols, cols, tmp, 0, 4, 1);
+                        store4(out, outOff + t * rows + r, tmp, 0, bias, r);
+                        store4(out, outOff + (t + 1) * rows + r, tmp, 4, bias, r);
+                    }
+                    for (; t < n; t++) {
                         VectorMath.dot4(buf, o0, o1, o2, o3, x, xOff + t * cols, cols, tmp, 0, 1);
-                        int oo = outOff + t * rows + r;
-                        out[oo] = tmp[0] + (bias == null ? 0 : bias[r]);
-                        out[oo + 1] = tmp[1] + (bias == null ? 0 : bias[r + 1]);
-                        out[oo + 2] = tmp[2] + (bias == null ? 0 : bias[r + 2]);
-                        out[oo + 3] = tmp[3] + (bias == null ? 0 : bias[r + 3]);
+                        store4(out, outOff + t * rows + r, tmp, 0, bias, r);
                     }
                 } else {
                     int[] offs = {o0, o1, o2, o3};
@@ -73,6 +77,13 @@ public final class Matmul {
                 }
             }
         });
+    }
+
+    private static void store4(float[] out, int oo, float[] tmp, int to, float[] bias, int r) {
+        out[oo] = tmp[to] + (bias == null ? 0 : bias[r]);
+        out[oo + 1] = tmp[to + 1] + (bias == null ? 0 : bias[r + 1]);
+        out[oo + 2] = tmp[to + 2] + (bias == null ? 0 : bias[r + 2]);
+        out[oo + 3] = tmp[to + 3] + (bias == null ? 0 : bias[r + 3]);
     }
 
     /** The reference: scalar reads through {@link Matrix#get}, double accumulation, single thread. */

@@ -16,7 +16,7 @@ public final class VectorMath {
      * the interpreter and in compiled code, which made the first forward pass differ in the last bits from later
      * ones; a fixed order keeps every pass bit-identical.
      */
-    static float sum(FloatVector v) {
+    public static float sum(FloatVector v) {
         float[] t = new float[v.length()];
         v.intoArray(t, 0);
         float s = 0;
@@ -72,6 +72,56 @@ public final class VectorMath {
         out[oo + stride] = s1;
         out[oo + 2 * stride] = s2;
         out[oo + 3 * stride] = s3;
+    }
+
+    /**
+     * {@link #dot4} for two activation rows at once (x at xo0 and xo1, results at oo0 and oo1): each weight vector is
+     * loaded once for both rows. Every one of the eight accumulators sees exactly the operations, in the order, that
+     * {@link #dot4} gives it, so each row's results are bit-identical to {@link #dot4} of that row alone (a batched
+     * decode step must not change a sequence's logits).
+     */
+    public static void dot4x2(float[] w, int w0, int w1, int w2, int w3, float[] x, int xo0, int xo1, int n,
+                              float[] out, int oo0, int oo1, int stride) {
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
+        FloatVector b0 = FloatVector.zero(F), b1 = FloatVector.zero(F), b2 = FloatVector.zero(F), b3 = FloatVector.zero(F);
+        int L = F.length();
+        int i = 0;
+        for (int upper = n - L; i <= upper; i += L) {
+            FloatVector xa = FloatVector.fromArray(F, x, xo0 + i), xb = FloatVector.fromArray(F, x, xo1 + i);
+            FloatVector v = FloatVector.fromArray(F, w, w0 + i);
+            a0 = v.fma(xa, a0);
+            b0 = v.fma(xb, b0);
+            v = FloatVector.fromArray(F, w, w1 + i);
+            a1 = v.fma(xa, a1);
+            b1 = v.fma(xb, b1);
+            v = FloatVector.fromArray(F, w, w2 + i);
+            a2 = v.fma(xa, a2);
+            b2 = v.fma(xb, b2);
+            v = FloatVector.fromArray(F, w, w3 + i);
+            a3 = v.fma(xa, a3);
+            b3 = v.fma(xb, b3);
+        }
+        float s0 = sum(a0), s1 = sum(a1), s2 = sum(a2), s3 = sum(a3);
+        float t0 = sum(b0), t1 = sum(b1), t2 = sum(b2), t3 = sum(b3);
+        for (; i < n; i++) {
+            float xi = x[xo0 + i], yi = x[xo1 + i];
+            s0 += w[w0 + i] * xi;
+            s1 += w[w1 + i] * xi;
+            s2 += w[w2 + i] * xi;
+            s3 += w[w3 + i] * xi;
+            t0 += w[w0 + i] * yi;
+            t1 += w[w1 + i] * yi;
+            t2 += w[w2 + i] * yi;
+            t3 += w[w3 + i] * yi;
+        }
+        out[oo0] = s0;
+        out[oo0 + stride] = s1;
+        out[oo0 + 2 * stride] = s2;
+        out[oo0 + 3 * stride] = s3;
+        out[oo1] = t0;
+        out[oo1 + stride] = t1;
+        out[oo1 + 2 * stride] = t2;
+        out[oo1 + 3 * stride] = t3;
     }
 
     // exp(x) = 2^k · p(r), k = rint(x·log2 e), r = x − k·ln 2 (in two parts), p a degree-6 polynomial (Cephes expf,

@@ -19,6 +19,14 @@ public final class Linear {
     /** Quantizes a linear's input activations in place (fake-quant): rows x cols, row-major. */
     public interface InputQuantizer {
         void apply(float[] x, int off, int rows, int cols);
+
+        /**
+         * Whether each row's result depends on that row alone (static or per-token ranges). A quantizer whose range
+         * spans all rows (dynamic per tensor) is not, so a batched forward runs it one sequence at a time.
+         */
+        default boolean rowIndependent() {
+            return true;
+        }
     }
 
     public Linear(String name, Part part, Matrix weight, float[] bias) {

@@ -7,6 +7,11 @@ import dev.qvlm.config.LlavaConfig;
 import dev.qvlm.config.TextConfig;
 import dev.qvlm.config.VisionConfig;
 
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Set;
+
 /**
  * The LLaVA-1.5 forward pass, written once against {@link Backend}: CLIP vision tower → projector → LLaMA decoder,
  * with the image features spliced in at the {@code <image>} token positions (HF LlavaForConditionalGeneration).
@@ -151,6 +156,15 @@ public final class LlavaModel {
     }
 
     /**
+     * One sequence's share of a batched step: {@code tokens} are appended to {@code cache}; rows of
+     * {@code imageEmbeds} replace its {@code <image>} tokens in order (null when there are none).
+     */
+    public record Sequence(KvCache cache, int[] tokens, Tensor imageEmbeds) {}
+
+    /** Rows [row, row+n) of a batched activation: one sequence, at positions pos..pos+n-1 of its keys/values. */
+    private record Segment(int row, int n, Tensor keys, Tensor values, int pos) {}
+
+    /**
      * Runs the decoder over {@code tokens}, appended to what the cache holds. Rows of {@code imageEmbeds} replace
      * the {@code <image>} tokens in order (null when there are none). Returns logits of every new position
      * ([tokens x vocab], row-major) when {@code allLogits}, else of the last one only.
@@ -158,11 +172,37 @@ public final class LlavaModel {
     public float[] forward(KvCache cache, int[] tokens, Tensor imageEmbeds, boolean allLogits) {
         Tensor last = forwardHidden(cache, tokens, imageEmbeds);
         int n = last.rows();
-        Tensor sel = allLogits ? last : backend.view(last, n - 1, 1);
+        return logits(allLogits ? last : backend.view(last, n - 1, 1));
+    }
+
+    /**
+     * One step over several sequences at once (continuous batching): their rows go through every linear as one
+     * matrix, while RoPE and attention run per sequence against its own cache. Returns the logits of each
+     * sequence's last new position, [sequences x vocab] row-major. Every op the rows share is row-wise
+     * independent (matmul rows, RMSNorm, per-token or static activation quantizers; a per-tensor dynamic
+     * quantizer runs per sequence), so each sequence gets the same bits as {@link #forward} would give it alone.
+     */
+    public float[] forwardLast(List<Sequence> batch) {
+        Tensor x = forwardHidden(batch);
+        boolean oneRowEach = x.rows() == batch.size();
+        Tensor sel = x;
+        if (!oneRowEach) {
+            sel = backend.allocate(batch.size(), config.text().hiddenSize());
+            int row = 0;
+            for (int s = 0; s < batch.size(); s++) {
+                row += batch.get(s).tokens().length;
+                backend.copy(backend.view(x, row - 1, 1), backend.view(sel, s, 1));
+            }
+        }
+        return logits(sel);
+    }
+
+    /** Final norm and lm_head over the given hidden rows: [rows x vocab]. */
+    private float[] logits(Tensor hidden) {
         TextConfig tc = config.text();
-        Tensor normed = backend.allocate(sel.rows(), tc.hiddenSize());
-        backend.rmsNorm(normed, sel, weights.text.norm(), tc.rmsNormEps());
-        Tensor logits = backend.allocate(sel.rows(), tc.vocabSize());
+        Tensor normed = backend.allocate(hidden.rows(), tc.hiddenSize());
+        backend.rmsNorm(normed, hidden, weights.text.norm(), tc.rmsNormEps());
+        Tensor logits = backend.allocate(hidden.rows(), tc.vocabSize());
         linear(logits, normed, weights.text.lmHead());
         return backend.download(logits);
     }
@@ -173,6 +213,11 @@ public final class LlavaModel {
      * rows 0..pos+n-1.
      */
     public void decoderLayer(int li, Tensor x, Tensor keys, Tensor values, int pos) {
+        decoderLayer(li, x, new Segment[]{new Segment(0, x.rows(), keys, values, pos)});
+    }
+
+    /** Decoder layer {@code li} over the rows of several sequences (segments), each with its own keys/values. */
+    private void decoderLayer(int li, Tensor x, Segment[] segs) {
         TextConfig tc = config.text();
         int n = x.rows(), Dt = tc.hiddenSize(), hd = tc.headDim();
         Tensor h = backend.allocate(n, Dt), q = backend.allocate(n, tc.qDim()), att = backend.allocate(n, tc.qDim()),
@@ -180,37 +225,85 @@ public final class LlavaModel {
                 up = backend.allocate(n, tc.intermediateSize());
         LlavaWeights.LlamaLayer l = weights.text.layers()[li];
         backend.rmsNorm(h, x, l.inputNorm(), tc.rmsNormEps());
-        linear(q, h, l.q());
-        Tensor k = backend.view(keys, pos, n), v = backend.view(values, pos, n);
-        linear(k, h, l.k());
-        linear(v, h, l.v());
-        backend.rope(q, tc.numHeads(), hd, pos, tc.ropeTheta());
-        backend.rope(k, tc.numKvHeads(), hd, pos, tc.ropeTheta());
-        backend.attention(att, q, keys, values, pos + n, tc.numHeads(), tc.numKvHeads(), hd, pos, true,
-                (float) (1.0 / Math.sqrt(hd)));
-        linear(tmp, att, l.o());
+        linear(q, h, l.q(), segs);
+        // one sequence writes its new keys/values straight into its cache; a batch computes them for all rows
+        // in one matmul and copies each sequence's rows into its own cache
+        boolean one = segs.length == 1;
+        Tensor k = one ? backend.view(segs[0].keys, segs[0].pos, n) : backend.allocate(n, tc.kvDim());
+        Tensor v = one ? backend.view(segs[0].values, segs[0].pos, n) : backend.allocate(n, tc.kvDim());
+        linear(k, h, l.k(), segs);
+        linear(v, h, l.v(), segs);
+        float scale = (float) (1.0 / Math.sqrt(hd));
+        for (Segment s : segs) {
+            Tensor qs = backend.view(q, s.row, s.n), ks = backend.view(k, s.row, s.n);
+            backend.rope(qs, tc.numHeads(), hd, s.pos, tc.ropeTheta());
+            backend.rope(ks, tc.numKvHeads(), hd, s.pos, tc.ropeTheta());
+            if (!one) {
+                backend.copy(ks, backend.view(s.keys, s.pos, s.n));
+                backend.copy(backend.view(v, s.row, s.n), backend.view(s.values, s.pos, s.n));
+            }
+            backend.attention(backend.view(att, s.row, s.n), qs, s.keys, s.values, s.pos + s.n, tc.numHeads(),
+                    tc.numKvHeads(), hd, s.pos, true, scale);
+        }
+        linear(tmp, att, l.o(), segs);
         backend.add(x, tmp);
         backend.rmsNorm(h, x, l.postAttentionNorm(), tc.rmsNormEps());
-        linear(gate, h, l.gate());
-        linear(up, h, l.up());
+        linear(gate, h, l.gate(), segs);
+        linear(up, h, l.up(), segs);
         backend.gatedActivate(gate, up, tc.hiddenAct());
-        linear(tmp, gate, l.down());
+        linear(tmp, gate, l.down(), segs);
         backend.add(x, tmp);
+    }
+
+    /** A linear over a batch: one matmul, unless its input quantizer couples rows (then per sequence). */
+    private void linear(Tensor out, Tensor in, Linear w, Segment[] segs) {
+        Linear.InputQuantizer q = w.inputQuantizer();
+        if (segs.length == 1 || q == null || q.rowIndependent()) {
+            linear(out, in, w);
+            return;
+        }
+        for (Segment s : segs) linear(backend.view(out, s.row, s.n), backend.view(in, s.row, s.n), w);
     }
 
     /** The decoder's last hidden state (before the final norm) for the new tokens; updates the cache. */
     public Tensor forwardHidden(KvCache cache, int[] tokens, Tensor imageEmbeds) {
+        return forwardHidden(List.of(new Sequence(cache, tokens, imageEmbeds)));
+    }
+
+    /** The decoder's last hidden state for the new tokens of every sequence, rows in batch order; updates caches. */
+    public Tensor forwardHidden(List<Sequence> batch) {
         TextConfig tc = config.text();
-        int n = tokens.length, pos = cache.length;
-        if (n == 0) throw new IllegalArgumentException("no tokens");
-        if (pos + n > cache.capacity)
-            throw new QvlmException("sequence of " + (pos + n) + " tokens exceeds the cache capacity " + cache.capacity);
-        Tensor x = embedTokens(tokens, imageEmbeds);
+        if (batch.isEmpty()) throw new IllegalArgumentException("empty batch");
+        Segment[] segs = new Segment[batch.size()];
+        Set<KvCache> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+        int total = 0;
+        for (int s = 0; s < segs.length; s++) {
+            Sequence q = batch.get(s);
+            KvCache cache = q.cache();
+            int n = q.tokens().length, pos = cache.length;
+            if (n == 0) throw new IllegalArgumentException("no tokens");
+            if (!seen.add(cache)) throw new IllegalArgumentException("one cache appears twice in a batch");
+            if (pos + n > cache.capacity)
+                throw new QvlmException("sequence of " + (pos + n) + " tokens exceeds the cache capacity " + cache.capacity);
+            segs[s] = new Segment(total, n, null, null, pos);
+            total += n;
+        }
+        Tensor x;
+        if (segs.length == 1) x = embedTokens(batch.get(0).tokens(), batch.get(0).imageEmbeds());
+        else {
+            x = backend.allocate(total, tc.hiddenSize());
+            for (int s = 0; s < segs.length; s++)
+                backend.copy(embedTokens(batch.get(s).tokens(), batch.get(s).imageEmbeds()), backend.view(x, segs[s].row, segs[s].n));
+        }
         for (int li = 0; li < tc.numLayers(); li++) {
-            decoderLayer(li, x, cache.keys[li], cache.values[li], pos);
+            for (int s = 0; s < segs.length; s++) {
+                KvCache c = batch.get(s).cache();
+                segs[s] = new Segment(segs[s].row, segs[s].n, c.keys[li], c.values[li], segs[s].pos);
+            }
+            decoderLayer(li, x, segs);
             hooks.layerOutput(Linear.Part.LLM, li, x);
         }
-        cache.length = pos + n;
+        for (int s = 0; s < segs.length; s++) batch.get(s).cache().length = segs[s].pos + segs[s].n;
         return x;
     }
 

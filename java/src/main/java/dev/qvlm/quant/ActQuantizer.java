@@ -106,6 +106,11 @@ public final class ActQuantizer implements Linear.InputQuantizer {
         }
     }
 
+    @Override
+    public boolean rowIndependent() {
+        return mode != Mode.DYNAMIC_TENSOR;
+    }
+
     private void range(float[] x, int from, int to) {
         if (to <= from) return;
         float mn = Float.POSITIVE_INFINITY, mx = Float.NEGATIVE_INFINITY;

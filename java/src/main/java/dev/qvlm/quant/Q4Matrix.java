@@ -232,10 +232,11 @@ public final class Q4Matrix extends Matrix {
     static final int BLOCK = 8 * F.length();
     /**
      * The fused kernel decodes the weights again for every token; at n = 1 it measured 2–4x faster than
-     * rowToFloat + dot, so up to 2 tokens it still wins, beyond that decode-once-per-row (Matmul) is used
-     * (an estimate from that ratio, not tuned).
+     * rowToFloat + dot. Up to 32 tokens it is used so that a batched decode step (continuous batching, one row
+     * per sequence, up to 32 sequences) gives every row the same bits as a one-token step: the fused and the
+     * decode-once paths round differently. Beyond that (prefill) decode-once-per-row (Matmul) is used.
      */
-    public static final int FUSED_MAX_TOKENS = 2;
+    public static final int FUSED_MAX_TOKENS = 32;
 
     /** Whether {@link #matmul} runs the fused kernel for this shape (groups a whole number of blocks). */
     public boolean fusedSupported() {
@@ -300,7 +301,9 @@ public final class Q4Matrix extends Matrix {
             }
             t = a0.add(a1).fma(FloatVector.broadcast(F, sc[gi + g]), t);
         }
-        return t.reduceLanes(VectorOperators.ADD);
+        // fixed lane order: reduceLanes may add in another order once compiled, and a decode step must give the
+        // same bits whenever it runs (see VectorMath.sum)
+        return dev.qvlm.cpu.VectorMath.sum(t);
     }
 
     /** (v >>> shift) & 15 − zero, as floats: nibble j of every word minus the zero point, exact. */

@@ -57,12 +57,22 @@ class BenchCommandTest {
     }
 
     @Test
+    void batchedDecodeIsTimedAgainstBatch1() {
+        String[] r = run("bench", "--synthetic", "tiny", "--prompt-tokens", "4", "--new-tokens", "3", "--image-tokens", "0",
+                "--batch", "1,4");
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].contains("FP16 batch 4: ") && r[1].contains("decode tokens/s aggregate"), r[1]);
+        assertTrue(r[1].contains("FP16 batch 1: ") && r[1].contains(", 1.00x batch 1"), r[1]); // the curve's own baseline
+    }
+
+    @Test
     void badInputIsOneLineAndExitCode2() {
         String[][] bad = {
                 {"bench", "--synthetic", "llava-9b"},
                 {"bench", "--synthetic", "tiny", "--wbits", "8"},
                 {"bench", "--synthetic", "tiny", "--image-tokens", "10"},
-                {"bench", "--synthetic", "tiny", "--batch", "2"},
+                {"bench", "--synthetic", "tiny", "--batch", "0"},
+                {"bench", "--synthetic", "tiny", "--batch", "2,40"},
                 {"bench", "--synthetic", "tiny", "--device", "tpu"},
                 {"bench"},
         };
