@@ -29,7 +29,8 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face LLaVA folder.")
     Path model;
 
-    @Option(names = "--calib", required = true, paramLabel = "FILE.jsonl", description = "Calibration questions (ScienceQA format).")
+    @Option(names = "--calib", paramLabel = "FILE.jsonl", description = {"Calibration questions (ScienceQA format). Required, except for weight-only",
+            "RTN with --out: then each linear is quantized from its weights while saving (streaming, no activations)."})
     Path calib;
 
     @Option(names = "--calib-samples", defaultValue = "64", paramLabel = "N", description = "Calibration prompts, a seeded random choice (default ${DEFAULT-VALUE}, as in the paper).")
@@ -70,6 +71,15 @@ final class QuantizeCommand implements Callable<Integer> {
         QuantSettings st = q.settings();
         if (out != null && Files.exists(out) && !force)
             throw new QvlmException("--out " + out + " already exists (use --force to replace it)");
+        if (calib == null) {
+            if (!QuantRun.isWeightOnlyRtn(st))
+                throw new QvlmException("--calib is required for --method " + st.method().id()
+                        + (st.activations() != null ? " with activation quantization" : "") + " (only weight-only rtn runs without it)");
+            if (out == null) throw new QvlmException("--out is required without --calib (weight-only rtn quantizes while saving)");
+            if (eval != null || analyzeEntropy)
+                throw new QvlmException((eval != null ? "--eval" : "--analyze-entropy") + " needs --calib; evaluate the saved folder with 'qvlm eval' instead");
+            return streamingRtn(st);
+        }
         List<McQuestion> rows = null;
         if (eval != null) {
             rows = Evaluator.load(eval, limit);
@@ -104,6 +114,25 @@ final class QuantizeCommand implements Callable<Integer> {
                 Json.writeAtomically(rf, res);
                 System.out.println("report: " + rf);
             }
+        }
+        return 0;
+    }
+
+    /** Weight-only RTN straight from the stored weights to --out, one shard at a time (models larger than RAM). */
+    private int streamingRtn(QuantSettings st) {
+        try (Llava llava = Llava.open(model, common.backend())) {
+            QuantOptions.validate(st, llava.model().weights().linears());
+            if (!common.quiet) System.err.println("quantizing while saving: " + st.label() + ", method rtn (weight-only, no calibration pass)");
+            long t0 = System.nanoTime();
+            dev.qvlm.calib.CheckpointSaver.save(llava, QuantRun.weightOnlyReport(st, 0), st, QuantRun.weightOnlyRtn(st), out, force,
+                    dev.qvlm.calib.CheckpointSaver.DEFAULT_SHARD_BYTES, common.quiet ? null : System.err::println);
+            double secs = (System.nanoTime() - t0) / 1e9;
+            // the report inside the folder is rewritten with the measured time
+            dev.qvlm.calib.QuantReport report = QuantRun.weightOnlyReport(st, secs);
+            Json.writeAtomically(out.resolve("quantization_report.json"), Map.of("report", report));
+            System.out.println(report.summary());
+            System.out.println("saved: " + out);
+            if (reportFile != null) Json.writeAtomically(reportFile, Map.of("report", report));
         }
         return 0;
     }

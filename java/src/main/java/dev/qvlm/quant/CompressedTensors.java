@@ -12,6 +12,7 @@ import dev.qvlm.tensor.F32Matrix;
 import dev.qvlm.tensor.HalfMatrix;
 import dev.qvlm.tensor.Matrix;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -126,6 +127,12 @@ public final class CompressedTensors {
      * @param scaleType F32 (exact), F16 (what compressed-tensors writes for an fp16 model) or BF16
      */
     public static void writeLinear(SafeTensorsWriter w, String prefix, QuantizedWeight q, ActQuantizer act, DType scaleType) {
+        writeLinear(w, prefix, q, act, scaleType, Arena.ofAuto());
+    }
+
+    /** As above, with the packed 4-bit words allocated in {@code arena}, which must stay open until {@code w} is written. */
+    public static void writeLinear(SafeTensorsWriter w, String prefix, QuantizedWeight q, ActQuantizer act, DType scaleType,
+                                   Arena arena) {
         int rows = q.rows(), cols = q.cols();
         int half = 1 << (q.bits() - 1);
         long[] scaleShape = switch (q.granularity()) {
@@ -135,7 +142,7 @@ public final class CompressedTensors {
             case TOKEN -> throw new IllegalArgumentException("weights cannot be per token");
         };
         if (q.bits() == 4) {
-            Q4Matrix m = Q4Matrix.from(q);
+            Q4Matrix m = Q4Matrix.from(q, arena);
             w.add(prefix + ".weight_packed", DType.I32, new long[] {rows, m.wordsPerRow()}, m.packed());
             addFloats(w, prefix + ".weight_scale", scaleShape, q.scales(), scaleType);
             if (!q.symmetric()) {
