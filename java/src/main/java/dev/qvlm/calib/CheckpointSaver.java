@@ -61,7 +61,7 @@ public final class CheckpointSaver {
         save(llava, r.report(), st, new Quantized() {
             public QuantizedWeight weight(Linear l) {
                 LinearState s = states.get(l);
-                return s == null ? null : s.quantized(s.wClip);
+                return s == null ? null : s.chosenQuantized();
             }
 
             public ActQuantizer input(Linear l) {

@@ -14,8 +14,14 @@ import java.util.function.Consumer;
 public final class QuantRun {
     private QuantRun() {}
 
+    /** Closing it frees the quantized weights (see {@link Calibrator#close}). */
     public record Result(QuantReport report, Evaluator.Report eval, Double meanKl, double quantizeSeconds,
-                         Calibrator calibrator) {}
+                         Calibrator calibrator) implements AutoCloseable {
+        @Override
+        public void close() {
+            calibrator.close();
+        }
+    }
 
     /** Mean KL(FP ‖ Q) at the answer position over questions, from two reports made with keepLogits. */
     public static double meanKl(Evaluator.Report fp, Evaluator.Report q) {

@@ -92,27 +92,28 @@ final class QuantizeCommand implements Callable<Integer> {
                 fp = new Evaluator(llava, true).run(rows, !common.quiet, j);
             }
             if (!common.quiet) System.err.println("quantizing: " + st.label() + ", method " + st.method().id());
-            QuantRun.Result r = QuantRun.quantize(llava, calib, calibSamples, seed, st, analyzeEntropy, rows, fp, j,
-                    !common.quiet, common.quiet ? null : System.err::println);
-            System.out.println(r.report().summary());
-            Map<String, Object> res = new LinkedHashMap<>();
-            res.put("report", r.report());
-            if (fp != null) {
-                System.out.printf("%-10s %9s %10s%n", "model", "accuracy", "KL(FP||Q)");
-                System.out.printf("%-10s %8.1f%% %10s%n", "fp", 100 * fp.accuracy(), "-");
-                System.out.printf("%-10s %8.1f%% %10.4f%n", r.report().method, 100 * r.eval().accuracy(), r.meanKl());
-                res.put("fp_accuracy", fp.accuracy());
-                res.put("accuracy", r.eval().accuracy());
-                res.put("kl", r.meanKl());
-            }
-            if (out != null) {
-                dev.qvlm.calib.CheckpointSaver.save(llava, r, st, out, force);
-                System.out.println("saved: " + out);
-            }
-            Path rf = reportFile != null ? reportFile : (out != null ? out.resolve("quantization_report.json") : null);
-            if (rf != null) {
-                Json.writeAtomically(rf, res);
-                System.out.println("report: " + rf);
+            try (QuantRun.Result r = QuantRun.quantize(llava, calib, calibSamples, seed, st, analyzeEntropy, rows, fp, j,
+                    !common.quiet, common.quiet ? null : System.err::println)) {
+                System.out.println(r.report().summary());
+                Map<String, Object> res = new LinkedHashMap<>();
+                res.put("report", r.report());
+                if (fp != null) {
+                    System.out.printf("%-10s %9s %10s%n", "model", "accuracy", "KL(FP||Q)");
+                    System.out.printf("%-10s %8.1f%% %10s%n", "fp", 100 * fp.accuracy(), "-");
+                    System.out.printf("%-10s %8.1f%% %10.4f%n", r.report().method, 100 * r.eval().accuracy(), r.meanKl());
+                    res.put("fp_accuracy", fp.accuracy());
+                    res.put("accuracy", r.eval().accuracy());
+                    res.put("kl", r.meanKl());
+                }
+                if (out != null) {
+                    dev.qvlm.calib.CheckpointSaver.save(llava, r, st, out, force);
+                    System.out.println("saved: " + out);
+                }
+                Path rf = reportFile != null ? reportFile : (out != null ? out.resolve("quantization_report.json") : null);
+                if (rf != null) {
+                    Json.writeAtomically(rf, res);
+                    System.out.println("report: " + rf);
+                }
             }
         }
         return 0;
