@@ -164,10 +164,11 @@ public final class CheckpointSaver {
                     QuantizedWeight qw = q.weight(it.linear());
                     if (qw == null) throw new IllegalStateException("no quantized weight for in-scope " + it.linear().name());
                     CompressedTensors.writeLinear(w, prefix, qw, q.input(it.linear()), DType.F32, arena);
+                    store.release(it.key()); // packed now: its FP16 pages are not needed again
                 }
                 w.write(dir.resolve(file));
             }
-            for (Item it : shards.get(s)) store.release(it.key());
+            for (Item it : shards.get(s)) if (it.linear() == null) store.release(it.key());
             long bytes = Files.size(dir.resolve(file));
             total += bytes;
             log.accept(String.format("  %s: %.2f GB (%d/%d, %.0f s)", file, bytes / 1e9, s + 1, shards.size(),
