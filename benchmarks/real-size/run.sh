@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Real-size pipeline on the CPU with the launcher's default flags: writes a synthetic llava-hf folder (qvlm synth),
 # then generate (FP16) -> quantize rtn W4 g128 --out -> generate and eval --limit N from the W4 folder, with memory
-# estimates, and prints the wall time and peak RSS (/usr/bin/time -v) of every step as a table (+ JSON).
+# estimates, and prints the wall time, CPU time and peak RSS (/usr/bin/time -v, GB = 1e9 bytes) of every step as
+# a table (+ JSON in benchmarks/results/).
 #
 #   benchmarks/real-size/run.sh                        # LLaVA-1.5-7B, all layers (14 GB FP16; ~1 h on 2 shared cores)
 #   benchmarks/real-size/run.sh --layers 2 --vision-layers 2   # 2 layers of 7B width (~1.3 GB, minutes)
@@ -50,7 +51,7 @@ step() { # step NAME CMD...: runs CMD under /usr/bin/time, keeps stdout/stderr i
   tail -3 "$WORK/$name.log" >&2
   local wall rss cpu
   wall=$(awk -F': ' '/Elapsed/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$WORK/$name.time")
-  rss=$(awk -F': ' '/Maximum resident/ {printf "%.2f", $2/1048576}' "$WORK/$name.time")
+  rss=$(awk -F': ' '/Maximum resident/ {printf "%.2f", $2*1024/1e9}' "$WORK/$name.time")
   cpu=$(awk -F': ' '/User time|System time/ {s+=$2} END {printf "%.1f", s}' "$WORK/$name.time")
   ROWS+=("$name|$wall|$cpu|$rss")
   printf '   %s: wall %s s, CPU %s s, peak RSS %s GB\n' "$name" "$wall" "$cpu" "$rss" >&2
