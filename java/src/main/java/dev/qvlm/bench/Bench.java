@@ -315,7 +315,13 @@ public final class Bench {
 
     /** Read bandwidth of host memory: all cores sum disjoint slices of an off-heap buffer; best of 5 passes. */
     public static double cpuReadBandwidth(long bytes) {
-        MemorySegment seg = Arena.ofAuto().allocate(bytes, 64);
+        try (Arena arena = Arena.ofShared()) {
+            return readBandwidth(arena.allocate(bytes, 64));
+        }
+    }
+
+    private static double readBandwidth(MemorySegment seg) {
+        long bytes = seg.byteSize();
         seg.fill((byte) 1);
         long floats = bytes / 4;
         int slices = 256;

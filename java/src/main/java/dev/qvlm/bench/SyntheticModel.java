@@ -27,16 +27,19 @@ public final class SyntheticModel {
     /** Weight bytes as stored on the host (FP16, or packed int4 + FP32 scales + zero bytes), without building them. */
     public static long hostWeightBytes(LlavaConfig cfg, int wbits) {
         long[] total = {0};
-        build(cfg, wbits, 1, false, m -> total[0] += m.storageBytes());
+        build(cfg, wbits, 1, null, m -> total[0] += m.storageBytes());
         return total[0];
     }
 
-    /** Builds the weights; {@code materialize}: host storage (CPU), else generated matrices the GPU fills. */
-    public static LlavaWeights build(LlavaConfig cfg, int wbits, int seed, boolean materialize) {
-        return build(cfg, wbits, seed, materialize, m -> {});
+    /**
+     * Builds the weights: in host memory owned by {@code host} (CPU; the caller closes it when done with the
+     * weights), or, with {@code host} null, as generated matrices the GPU fills.
+     */
+    public static LlavaWeights build(LlavaConfig cfg, int wbits, int seed, java.lang.foreign.Arena host) {
+        return build(cfg, wbits, seed, host, m -> {});
     }
 
-    private static LlavaWeights build(LlavaConfig cfg, int wbits, int seed, boolean materialize,
+    private static LlavaWeights build(LlavaConfig cfg, int wbits, int seed, java.lang.foreign.Arena materialize,
                                       java.util.function.Consumer<Matrix> sizes) {
         int[] next = {seed * 7919};
         boolean q4 = wbits == 4;
@@ -86,7 +89,7 @@ public final class SyntheticModel {
         return a;
     }
 
-    private record Gen(int[] next, boolean materialize, java.util.function.Consumer<Matrix> sizes) {
+    private record Gen(int[] next, java.lang.foreign.Arena materialize, java.util.function.Consumer<Matrix> sizes) {
         Matrix mat(int rows, int cols, float amp, boolean q4) {
             int seed = next[0]++;
             GeneratedMatrix g = q4 && cols % GROUP == 0
@@ -95,7 +98,7 @@ public final class SyntheticModel {
             if (q4 && g.format() == GeneratedMatrix.Format.F16)
                 throw new IllegalArgumentException(cols + " columns are not a whole number of groups of " + GROUP);
             sizes.accept(g);
-            return materialize ? g.materialize() : g;
+            return materialize != null ? g.materialize(materialize) : g;
         }
 
         Linear lin(String name, Linear.Part part, int out, int in, boolean q4, boolean bias) {

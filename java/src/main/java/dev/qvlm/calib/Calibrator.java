@@ -154,6 +154,14 @@ public final class Calibrator {
         return report;
     }
 
+    /**
+     * Frees the packed weights this run allocated (native memory, owned here). The model's quantized linears must
+     * not run afterwards.
+     */
+    public void close() {
+        states.values().forEach(LinearState::close);
+    }
+
     /** Quantizers of all in-scope linears, for saving. */
     public Map<Linear, LinearState> states() {
         return states;

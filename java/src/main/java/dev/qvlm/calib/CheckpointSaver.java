@@ -8,8 +8,11 @@ import dev.qvlm.model.Linear;
 import dev.qvlm.model.WeightNames;
 import dev.qvlm.quant.ActQuantizer;
 import dev.qvlm.quant.CompressedTensors;
+import dev.qvlm.quant.QuantArgs;
+import dev.qvlm.quant.QuantizedWeight;
 import dev.qvlm.quant.SaveTarget;
 import dev.qvlm.runtime.Llava;
+import dev.qvlm.safetensors.SafeTensors;
 import dev.qvlm.safetensors.SafeTensorsWriter;
 import dev.qvlm.safetensors.TensorInfo;
 import dev.qvlm.safetensors.WeightStore;
@@ -23,33 +26,71 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.EnumMap;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Consumer;
 import java.util.stream.Stream;
 
 /**
  * Saves a quantized model as a Hugging Face folder in the compressed-tensors layout: config.json with a
- * {@code quantization_config}, one model.safetensors where every quantized linear has weight_packed/weight_scale/
- * weight_zero_point/weight_shape ("pack-quantized") or an int8 weight with scales ("naive-quantized",
- * "int-quantized") plus input_scale/input_zero_point for static activations, all other tensors as they were, the
- * tokenizer and preprocessor files, and the quantization report. Whatever the input's key layout, keys are written
- * in the llava-hf layout ({@link WeightNames#llavaHf}) and the config carries the transformers-4 and -5 spellings
- * of its fields; the {@code ignore} list holds {@code re:} patterns that match under every naming
- * ({@link WeightNames#anyLayoutRegex}); scales take the dtype of the weight they replace. Everything is written into
- * a temporary sibling folder that is renamed at the end (and deleted if the run fails or is interrupted), so no
- * half-written folder is ever left.
+ * {@code quantization_config}, model.safetensors (or shards with an index) where every quantized linear has
+ * weight_packed/weight_scale/weight_zero_point/weight_shape ("pack-quantized") or an int8 weight with scales
+ * ("naive-quantized", "int-quantized") plus input_scale/input_zero_point for static activations, all other tensors
+ * as they were, the tokenizer and preprocessor files, and the quantization report. Whatever the input's key layout,
+ * keys are written in the llava-hf layout ({@link WeightNames#llavaHf}) and the config carries the transformers-4
+ * and -5 spellings of its fields; the {@code ignore} list holds {@code re:} patterns that match under every naming
+ * ({@link WeightNames#anyLayoutRegex}); scales take the dtype of the weight they replace. Saving streams: each
+ * linear is quantized when its shard is written and its source pages are released after, so a model larger than
+ * RAM is saved with about one shard of memory. Everything is written into a temporary sibling folder that is
+ * renamed at the end (and deleted if the run fails or is interrupted), so no half-written folder is ever left.
  */
 public final class CheckpointSaver {
     private CheckpointSaver() {}
+
+    /** The quantized form of each in-scope linear, produced when the saver reaches it (so only one is held at a time). */
+    public interface Quantized {
+        QuantizedWeight weight(Linear l);
+
+        /** Its static input quantizer, or null (weight-only, or dynamic activations: nothing stored). */
+        ActQuantizer input(Linear l);
+    }
+
+    /** Largest shard written; the quantized tensors of one shard are what the saver holds in memory at once. */
+    public static final long DEFAULT_SHARD_BYTES = 2_000_000_000L;
 
     /** {@link #save(Llava, QuantRun.Result, QuantSettings, SaveTarget, Path, boolean)} for our own loader (refuses nothing). */
     public static void save(Llava llava, QuantRun.Result r, QuantSettings st, Path out, boolean force) {
         save(llava, r, st, SaveTarget.QVLM, out, force);
     }
 
-    /** Saves for {@code runtime}, which first refuses (QvlmException) a setting it cannot run. */
+    /** Saves the result of a calibration run (the chosen quantizers of its in-scope linears) for {@code runtime}. */
     public static void save(Llava llava, QuantRun.Result r, QuantSettings st, SaveTarget runtime, Path out, boolean force) {
+        Map<Linear, LinearState> states = r.calibrator().states();
+        save(llava, r.report(), st, runtime, new Quantized() {
+            public QuantizedWeight weight(Linear l) {
+                LinearState s = states.get(l);
+                return s == null ? null : s.chosenQuantized();
+            }
+
+            public ActQuantizer input(Linear l) {
+                LinearState s = states.get(l);
+                return s != null && s.actQuantizer(s.aLo, s.aHi) instanceof ActQuantizer a ? a : null;
+            }
+        }, out, force, DEFAULT_SHARD_BYTES, null);
+    }
+
+    /**
+     * Saves {@code llava} with its in-scope linears quantized by {@code q} for {@code runtime}, which first refuses
+     * (QvlmException) a setting it cannot run. Shards of at most {@code shardBytes} are filled and written one after
+     * the other (one {@code model.safetensors} when everything fits in one, else
+     * {@code model-0000i-of-0000N.safetensors} with an index).
+     */
+    public static void save(Llava llava, QuantReport report, QuantSettings st, SaveTarget runtime, Quantized q, Path out,
+                            boolean force, long shardBytes, Consumer<String> log) {
+        if (st.weights() == null)
+            throw new QvlmException("--out: saving needs quantized weights (--wbits 2..8); activation-only settings are evaluated in memory only");
         runtime.check(st.weights(), st.activations(), st.actDynamic());
         Path target = out.toAbsolutePath().normalize();
         if (Files.exists(target) && !force)
@@ -60,7 +101,7 @@ public final class CheckpointSaver {
         try {
             deleteQuietly(tmp);
             Files.createDirectories(tmp);
-            write(llava, r, st, tmp);
+            write(llava, report, st, q, tmp, shardBytes, log == null ? x -> {} : log);
             if (Files.exists(target)) deleteQuietly(target);
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
@@ -78,16 +119,18 @@ public final class CheckpointSaver {
         }
     }
 
-    private static void write(Llava llava, QuantRun.Result r, QuantSettings st, Path dir) throws IOException {
+    /** One thing to store: a quantized linear (its stored weight key and the linear) or a tensor copied as it is. */
+    private record Item(String key, Linear linear, long bytes) {}
+
+    private static void write(Llava llava, QuantReport report, QuantSettings st, Quantized q, Path dir, long shardBytes,
+                              Consumer<String> log) throws IOException {
         WeightStore store = llava.checkpoint().store();
         Map<String, String> names = WeightNames.index(store.names());
-        Map<Linear, LinearState> states = r.calibrator().states();
         String format = CompressedTensors.formatFor(st.weights(), st.activations());
-        SafeTensorsWriter w = new SafeTensorsWriter().metadata("format", "pt").metadata("quantized_by", "qvlm");
         Set<String> replaced = new HashSet<>();
-        Set<String> copied = new HashSet<>();
         Map<Linear.Part, List<String>> keptByPart = new EnumMap<>(Linear.Part.class);
         Map<Linear.Part, Integer> linearsByPart = new EnumMap<>(Linear.Part.class);
+        List<Item> items = new ArrayList<>();
         for (Linear l : llava.model().weights().linears()) {
             linearsByPart.merge(l.part(), 1, Integer::sum);
             String key = names.get(l.name() + ".weight");
@@ -95,26 +138,72 @@ public final class CheckpointSaver {
                 if (l.part() == Linear.Part.LM_HEAD) continue; // tied to the embeddings: nothing stored
                 throw new IllegalStateException("no stored weight for " + l.name());
             }
-            LinearState s = states.get(l);
-            if (s == null) {
+            if (!st.scope().contains(l.part())) {
                 keptByPart.computeIfAbsent(l.part(), p -> new ArrayList<>()).add(l.name());
                 continue;
             }
-            Linear.InputQuantizer iq = s.actQuantizer(s.aLo, s.aHi);
-            // compressed-tensors keeps scales in the dtype of the weight they replace (F16 for an FP16 model)
-            CompressedTensors.writeLinear(w, WeightNames.llavaHf(l.name()), s.quantized(s.wClip),
-                    iq instanceof ActQuantizer a ? a : null, store.info(key).dtype(), format);
+            items.add(new Item(key, l, quantizedBytes(l, st.weights())));
             replaced.add(key);
         }
+        Set<String> copied = new HashSet<>();
         for (String k : store.names()) {
             if (replaced.contains(k)) continue;
             String canonical = WeightNames.canonical(k);
             String outKey = canonical == null ? k : WeightNames.llavaHf(canonical); // unknown extras keep their name
             if (!copied.add(outKey)) throw new QvlmException(store.info(k).file() + ": tensor '" + k + "' and another one both map to '" + outKey + "'");
             TensorInfo t = store.info(k);
-            w.add(outKey, t.dtype(), t.shape(), store.segment(k));
+            items.add(new Item(k, null, t.end() - t.begin()));
         }
-        w.write(dir.resolve("model.safetensors"));
+        // greedy shards in this order (quantized linears first, then the rest, as a single file would hold them)
+        List<List<Item>> shards = new ArrayList<>();
+        long cur = Long.MAX_VALUE;
+        for (Item it : items) {
+            if (shards.isEmpty() || cur + it.bytes() > shardBytes) {
+                shards.add(new ArrayList<>());
+                cur = 0;
+            }
+            shards.getLast().add(it);
+            cur += it.bytes();
+        }
+        long total = 0;
+        long t0 = System.nanoTime();
+        for (int s = 0; s < shards.size(); s++) {
+            String file = shards.size() == 1 ? "model.safetensors" : String.format("model-%05d-of-%05d.safetensors", s + 1, shards.size());
+            SafeTensorsWriter w = new SafeTensorsWriter().metadata("format", "pt").metadata("quantized_by", "qvlm");
+            for (Item it : shards.get(s)) {
+                if (it.linear() == null) {
+                    TensorInfo t = store.info(it.key());
+                    String canonical = WeightNames.canonical(it.key());
+                    w.add(canonical == null ? it.key() : WeightNames.llavaHf(canonical), t.dtype(), t.shape(), store.segment(it.key()));
+                    continue;
+                }
+                QuantizedWeight qw = q.weight(it.linear());
+                if (qw == null) throw new IllegalStateException("no quantized weight for in-scope " + it.linear().name());
+                // compressed-tensors keeps scales in the dtype of the weight they replace (F16 for an FP16 model)
+                CompressedTensors.writeLinear(w, WeightNames.llavaHf(it.linear().name()), qw, q.input(it.linear()),
+                        store.info(it.key()).dtype(), format);
+                store.release(it.key()); // packed now: its FP16 pages are not needed again
+            }
+            w.write(dir.resolve(file));
+            for (Item it : shards.get(s)) if (it.linear() == null) store.release(it.key());
+            long bytes = Files.size(dir.resolve(file));
+            total += bytes;
+            log.accept(String.format("  %s: %.2f GB (%d/%d, %.0f s)", file, bytes / 1e9, s + 1, shards.size(),
+                    (System.nanoTime() - t0) / 1e9));
+        }
+        if (shards.size() > 1) {
+            Map<String, Object> wm = new LinkedHashMap<>();
+            for (int s = 0; s < shards.size(); s++) {
+                String file = String.format("model-%05d-of-%05d.safetensors", s + 1, shards.size());
+                try (SafeTensors st2 = SafeTensors.open(dir.resolve(file))) {
+                    for (String n : st2.names()) wm.put(n, file);
+                }
+            }
+            Map<String, Object> index = new LinkedHashMap<>();
+            index.put("metadata", Map.of("total_size", total));
+            index.put("weight_map", wm);
+            Json.writeAtomically(dir.resolve("model.safetensors.index.json"), index);
+        }
 
         ObjectNode cfg = (ObjectNode) Json.read(llava.checkpoint().dir().resolve("config.json"));
         ConfigSpellings.addBoth(cfg);
@@ -129,7 +218,15 @@ public final class CheckpointSaver {
                 Files.copy(p, dir.resolve(n));
             }
         }
-        Json.writeAtomically(dir.resolve("quantization_report.json"), r.report());
+        Json.writeAtomically(dir.resolve("quantization_report.json"), report);
+    }
+
+    /** Stored size of a quantized linear, for planning shards: codes plus (at most FP32) scales and zero points. */
+    private static long quantizedBytes(Linear l, QuantArgs a) {
+        long rows = l.out(), cols = l.in();
+        long groups = a.granularity() == QuantArgs.Granularity.GROUP ? rows * ((cols + a.groupSize() - 1) / a.groupSize()) : rows;
+        long codes = a.bits() == 4 ? rows * ((cols + 7) / 8) * 4 : rows * cols;
+        return codes + 8 * groups;
     }
 
     /**

@@ -2,10 +2,12 @@ package dev.qvlm.calib;
 
 import dev.qvlm.model.Linear;
 import dev.qvlm.quant.ActQuantizer;
+import dev.qvlm.quant.Q4Matrix;
 import dev.qvlm.quant.QuantizedWeight;
 import dev.qvlm.quant.WeightQuantizer;
 import dev.qvlm.tensor.Matrix;
 
+import java.lang.foreign.Arena;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -59,9 +61,21 @@ final class LinearState {
     }
 
     private final Map<Double, Matrix> matrices = new HashMap<>();
+    /** Native memory of the packed 4-bit candidates, one arena each, so a dropped candidate is freed at once. */
+    private final Map<Double, Arena> arenas = new HashMap<>();
 
+    /**
+     * The fake-quantized weight the forward pass runs with. 4-bit weights stay packed (0.5 byte per weight, decoded
+     * row by row to exactly the values of {@link QuantizedWeight#get}); other widths are a dense FP32 matrix.
+     */
     synchronized Matrix weightMatrix(double clip) {
-        return matrices.computeIfAbsent(clip, c -> quantized(c).toMatrix());
+        return matrices.computeIfAbsent(clip, c -> {
+            QuantizedWeight q = quantized(c);
+            if (q.bits() != 4) return q.toMatrix();
+            Arena a = Arena.ofShared();
+            arenas.put(c, a);
+            return Q4Matrix.from(q, a);
+        });
     }
 
     private final Map<Long, Linear.InputQuantizer> actCache = new HashMap<>();
@@ -84,10 +98,31 @@ final class LinearState {
         });
     }
 
-    /** Frees the candidates not chosen (keeps memory bounded when a block is done). */
+    /**
+     * Frees the candidates not chosen (keeps memory bounded when a block is done). Once the chosen matrix exists its
+     * codes are dropped too: {@link #quantized} recomputes them, identically, when the checkpoint is saved.
+     */
     synchronized void keepOnlyChosen() {
-        weights.keySet().removeIf(k -> k != wClip);
         matrices.keySet().removeIf(k -> k != wClip);
+        arenas.entrySet().removeIf(e -> {
+            if (e.getKey() == wClip) return false;
+            e.getValue().close();
+            return true;
+        });
+        weights.keySet().removeIf(k -> k != wClip || matrices.containsKey(k));
         prepared = null;
+    }
+
+    /** The chosen quantized weight, for saving: recomputed without caching it once {@link #keepOnlyChosen} dropped it. */
+    synchronized QuantizedWeight chosenQuantized() {
+        QuantizedWeight q = weights.get(wClip);
+        return q != null ? q : WeightQuantizer.prepare(original, settings.weights()).quantize(wClip);
+    }
+
+    /** Frees the native memory of the packed weights; the linear must not run with them afterwards. */
+    synchronized void close() {
+        arenas.values().forEach(Arena::close);
+        arenas.clear();
+        matrices.clear();
     }
 }

@@ -10,6 +10,7 @@ import dev.qvlm.util.Json;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
+import java.lang.foreign.Arena;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -93,8 +94,11 @@ final class BenchCommand implements Callable<Integer> {
         } else {
             for (int b : widths) {
                 if (device.equals("cpu")) Bench.checkCpuFits(synthetic, cfg, b, tokens);
-                boolean host = device.equals("cpu");
-                runs.add(Bench.run(b == 4 ? "W4A16" : "FP16", b, cfg, () -> SyntheticModel.build(cfg, b, seed, host), o, System.err));
+                // host weights live in this arena for the run only (not capped by the JVM's direct-memory limit)
+                try (Arena host = Arena.ofShared()) {
+                    Arena h = device.equals("cpu") ? host : null;
+                    runs.add(Bench.run(b == 4 ? "W4A16" : "FP16", b, cfg, () -> SyntheticModel.build(cfg, b, seed, h), o, System.err));
+                }
             }
         }
         Map<String, Object> report = new LinkedHashMap<>();

@@ -99,9 +99,9 @@ final class CompareCommand implements Callable<Integer> {
             i++;
             String tag = String.format("[%d/%d %s %s]", i, plan.size(), st.label() + (st.actDynamic() ? "-dyn" : ""), st.method().id());
             System.err.println(tag + " quantizing");
-            try (Llava llava = Llava.open(model, common.backend())) {
-                QuantRun.Result r = QuantRun.quantize(llava, calib, calibSamples, seed, st, false, rows, fp, j,
-                        !common.quiet, common.quiet ? null : s -> System.err.println(tag + s));
+            try (Llava llava = Llava.open(model, common.backend());
+                 QuantRun.Result r = QuantRun.quantize(llava, calib, calibSamples, seed, st, false, rows, fp, j,
+                         !common.quiet, common.quiet ? null : s -> System.err.println(tag + s))) {
                 Map<String, Object> row = new LinkedHashMap<>();
                 row.put("setting", st.label() + (st.actDynamic() ? "-dyn" : ""));
                 row.put("method", st.method().id());

@@ -4,6 +4,7 @@ import dev.qvlm.QvlmException;
 import dev.qvlm.eval.Evaluator;
 import dev.qvlm.eval.McQuestion;
 import dev.qvlm.runtime.Llava;
+import dev.qvlm.runtime.MemoryBudget;
 import dev.qvlm.util.Json;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -59,7 +60,10 @@ final class EvalCommand implements Callable<Integer> {
         if (reference != null) refLogits = ReferenceLogits.load(reference, rows, common, quietProgress());
         try (Llava llava = Llava.open(model, common.backend())) {
             boolean keep = refLogits != null || saveLogits;
-            Evaluator.Report r = new Evaluator(llava, keep).run(rows, !common.quiet, jobs(llava));
+            int nJobs = jobs(llava);
+            // a question is one prompt (image features + text, ~100 tokens) and a few answer tokens
+            MemoryBudget.check("eval", MemoryBudget.forRun(llava, llava.model().config().imageFeatures() + 160, nJobs));
+            Evaluator.Report r = new Evaluator(llava, keep).run(rows, !common.quiet, nJobs);
             Double kl = null;
             if (refLogits != null) {
                 double s = 0;

@@ -6,6 +6,7 @@ import dev.qvlm.generate.Generator;
 import dev.qvlm.generate.SamplingOptions;
 import dev.qvlm.image.ImageProcessor;
 import dev.qvlm.runtime.Llava;
+import dev.qvlm.runtime.MemoryBudget;
 import dev.qvlm.util.Json;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -62,8 +63,10 @@ final class GenerateCommand implements Callable<Integer> {
             if (!raw) text = image != null ? Llava.chatPrompt(prompt) : "USER: " + prompt + " ASSISTANT:";
             else if (image != null && !text.contains(Llava.IMAGE_TOKEN))
                 throw new QvlmException("--raw prompt has no <image> token but --image was given");
+            int[] ids0 = llava.promptIds(text);
+            MemoryBudget.check("generate", MemoryBudget.forRun(llava, ids0.length + maxTokens, 1));
             Tensor embeds = image == null ? null : llava.model().encodeImage(llava.processor().preprocess(ImageProcessor.read(image)));
-            int[] ids = llava.promptIds(text);
+            int[] ids = ids0;
             Generator gen = new Generator(llava.model(), llava.tokenizer());
             var opts = new SamplingOptions(maxTokens, temperature, topP, seed);
             Generator.Result r = gen.generate(ids, embeds, opts, json ? null : s -> {

@@ -9,7 +9,7 @@ import java.io.PrintWriter;
 /** Entry point: {@code qvlm <command> [options]}. User errors print one line and exit 2, never a stack trace. */
 @Command(name = "qvlm", mixinStandardHelpOptions = true, version = "qvlm 0.1.0",
         description = {"Quantize LLaVA vision-language models with Q-VLM and run them on the CPU or GPU.", ""},
-        subcommands = {GenerateCommand.class, EvalCommand.class, QuantizeCommand.class, CompareCommand.class, MemoryCommand.class, BenchCommand.class, ServeCommand.class, CommandLine.HelpCommand.class},
+        subcommands = {GenerateCommand.class, EvalCommand.class, QuantizeCommand.class, CompareCommand.class, MemoryCommand.class, BenchCommand.class, ServeCommand.class, SynthCommand.class, CommandLine.HelpCommand.class},
         footer = {"", "Exit codes: 0 ok, 2 bad input (file, flag, shape), 1 internal error.",
                 "Set QVLM_DEBUG=1 to see stack traces of internal errors."})
 public final class Main implements Runnable {

@@ -6,6 +6,8 @@ import dev.qvlm.config.KnownModels;
 import dev.qvlm.config.LlavaConfig;
 import dev.qvlm.quant.ModelMemory;
 import dev.qvlm.quant.QuantArgs;
+import dev.qvlm.runtime.MemoryBudget;
+import dev.qvlm.safetensors.WeightStore;
 import dev.qvlm.util.Json;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -38,6 +40,9 @@ final class MemoryCommand implements Callable<Integer> {
     @Option(names = "--scope", defaultValue = "llm", paramLabel = "S", description = "llm | vision | projector | all (default ${DEFAULT-VALUE}).")
     String scope;
 
+    @Option(names = "--tokens", defaultValue = "640", paramLabel = "N", description = "With --model: sequence length of the run estimate (default ${DEFAULT-VALUE}: one image and a short prompt and answer).")
+    int tokens;
+
     @Option(names = "--json", description = "Print JSON.")
     boolean json;
 
@@ -49,6 +54,13 @@ final class MemoryCommand implements Callable<Integer> {
         QuantArgs w = group > 0 ? QuantArgs.perGroup(wbits, wsym, group) : QuantArgs.perChannel(wbits, wsym);
         ModelMemory.Sizes s = ModelMemory.sizes(cfg, w, QuantSettings.parseScope(scope));
         String name = model != null ? model.toString() : synthetic;
+        // a folder: its stored tensor bytes and what generate would need with them (the check generate runs first)
+        MemoryBudget.Estimate run = null;
+        if (model != null) {
+            try (WeightStore store = WeightStore.open(model)) {
+                run = MemoryBudget.forRun(cfg, store.dataBytes(), tokens, 1);
+            }
+        }
         if (json) {
             Map<String, Object> o = new LinkedHashMap<>();
             o.put("model", name);
@@ -59,6 +71,14 @@ final class MemoryCommand implements Callable<Integer> {
             o.put("quantized_tensors_fp16_bytes", s.quantizedTensorsFp16Bytes());
             o.put("quantized_tensors_bytes", s.quantizedTensorsBytes());
             o.put("quantized_tensors_ratio", s.quantizedTensorsRatio());
+            if (run != null) {
+                o.put("stored_bytes", run.weights());
+                o.put("run_tokens", tokens);
+                o.put("run_kv_cache_bytes", run.kvCache());
+                o.put("run_heap_bytes", run.heap());
+                o.put("run_total_bytes", run.total());
+                o.put("available_bytes", MemoryBudget.available());
+            }
             System.out.println(Json.write(o));
         } else {
             String q = "W" + wbits + "A16 " + (group > 0 ? "g" + group : "per-channel") + ", " + scope;
@@ -70,6 +90,12 @@ final class MemoryCommand implements Callable<Integer> {
             System.out.printf("  %-19s %8.2f %s  (%.2fx smaller)%n", q, s.quantizedBytes() / unit, u, s.ratio());
             System.out.printf("  quantized tensors   %8.2f %s -> %.2f %s (%.2fx)%n", s.quantizedTensorsFp16Bytes() / unit, u,
                     s.quantizedTensorsBytes() / unit, u, s.quantizedTensorsRatio());
+            if (run != null) {
+                System.out.printf("  stored tensors      %8.2f %s  (this folder's files)%n", run.weights() / unit, u);
+                System.out.printf("  generate, %d tokens: about %.2f GB resident (stored %.2f + KV cache %.2f + activations %.2f + runtime %.2f GB); %.1f GB available now%n",
+                        tokens, run.total() / 1e9, run.weights() / 1e9, run.kvCache() / 1e9, (run.heap() - run.kvCache()) / 1e9,
+                        (run.total() - run.weights() - run.heap()) / 1e9, MemoryBudget.available() / 1e9);
+            }
         }
         return 0;
     }

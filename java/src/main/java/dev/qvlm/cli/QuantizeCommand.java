@@ -2,6 +2,7 @@ package dev.qvlm.cli;
 
 import dev.qvlm.QvlmException;
 import dev.qvlm.calib.QuantOptions;
+import dev.qvlm.calib.QuantReport;
 import dev.qvlm.calib.QuantRun;
 import dev.qvlm.calib.QuantSettings;
 import dev.qvlm.eval.Evaluator;
@@ -31,7 +32,8 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face LLaVA folder.")
     Path model;
 
-    @Option(names = "--calib", required = true, paramLabel = "FILE.jsonl", description = "Calibration questions (ScienceQA format).")
+    @Option(names = "--calib", paramLabel = "FILE.jsonl", description = {"Calibration questions (ScienceQA format). Required, except for weight-only",
+            "RTN with --out: then each linear is quantized from its weights while saving (streaming, no activations)."})
     Path calib;
 
     @Option(names = "--calib-samples", defaultValue = "64", paramLabel = "N", description = "Calibration prompts, a seeded random choice (default ${DEFAULT-VALUE}, as in the paper).")
@@ -82,13 +84,23 @@ final class QuantizeCommand implements Callable<Integer> {
         if (out != null || target != null) t.check(st.weights(), st.activations(), st.actDynamic());
         if (out != null && Files.exists(out) && !force)
             throw new QvlmException("--out " + out + " already exists (use --force to replace it)");
+        if (calib == null) {
+            if (!QuantRun.isWeightOnlyRtn(st))
+                throw new QvlmException("--calib is required for --method " + st.method().id()
+                        + (st.activations() != null ? " with activation quantization" : "") + " (only weight-only rtn runs without it)");
+            if (out == null) throw new QvlmException("--out is required without --calib (weight-only rtn quantizes while saving)");
+            if (eval != null || analyzeEntropy)
+                throw new QvlmException((eval != null ? "--eval" : "--analyze-entropy") + " needs --calib; evaluate the saved folder with 'qvlm eval' instead");
+            return streamingRtn(st, t);
+        }
         List<McQuestion> rows = null;
         if (eval != null) {
             rows = Evaluator.load(eval, limit);
         }
         int j = jobs != null ? Math.max(1, jobs) : Runtime.getRuntime().availableProcessors();
-        Evaluator.Report fp = null;
-        QuantRun.Result r;
+        Evaluator.Report fp = null, qev;
+        QuantReport report;
+        Double kl;
         try (Llava llava = Llava.open(model, common.backend())) {
             if (rows != null) {
                 if (!common.quiet) System.err.println("evaluating the full-precision model");
@@ -97,17 +109,19 @@ final class QuantizeCommand implements Callable<Integer> {
             if (!common.quiet) System.err.println("quantizing: " + st.label() + ", method " + st.method().id());
             // when saving, --eval measures the saved folder (below), not the in-memory model: its scales are rounded
             // to the weight dtype on the way, and the accuracy reported is then exactly what `qvlm eval` gives
-            r = QuantRun.quantize(llava, calib, calibSamples, seed, st, analyzeEntropy, out != null ? null : rows, fp, j,
-                    !common.quiet, common.quiet ? null : System.err::println);
-            System.out.println(r.report().summary());
-            if (out != null) {
-                dev.qvlm.calib.CheckpointSaver.save(llava, r, st, t, out, force);
-                System.out.println("saved: " + out + " (target " + t.id() + ", " + st.weights().label() + " weights)");
+            try (QuantRun.Result r = QuantRun.quantize(llava, calib, calibSamples, seed, st, analyzeEntropy,
+                    out != null ? null : rows, fp, j, !common.quiet, common.quiet ? null : System.err::println)) {
+                System.out.println(r.report().summary());
+                if (out != null) {
+                    dev.qvlm.calib.CheckpointSaver.save(llava, r, st, t, out, force);
+                    System.out.println("saved: " + out + " (target " + t.id() + ", " + st.weights().label() + " weights)");
+                }
+                report = r.report();
+                qev = r.eval();
+                kl = r.meanKl();
             }
         }
-        Evaluator.Report qev = r.eval();
-        Double kl = r.meanKl();
-        String label = r.report().method;
+        String label = report.method;
         if (out != null && rows != null) {
             if (!common.quiet) System.err.println("evaluating the saved model " + out);
             try (Llava saved = Llava.open(out, common.backend())) {
@@ -117,7 +131,7 @@ final class QuantizeCommand implements Callable<Integer> {
             label += " (saved)";
         }
         Map<String, Object> res = new LinkedHashMap<>();
-        res.put("report", r.report());
+        res.put("report", report);
         if (fp != null) {
             System.out.printf("%-14s %9s %10s%n", "model", "accuracy", "KL(FP||Q)");
             System.out.printf("%-14s %8.1f%% %10s%n", "fp", 100 * fp.accuracy(), "-");
@@ -131,6 +145,25 @@ final class QuantizeCommand implements Callable<Integer> {
         if (rf != null) {
             Json.writeAtomically(rf, res);
             System.out.println("report: " + rf);
+        }
+        return 0;
+    }
+
+    /** Weight-only RTN straight from the stored weights to --out, one shard at a time (models larger than RAM). */
+    private int streamingRtn(QuantSettings st, SaveTarget t) {
+        try (Llava llava = Llava.open(model, common.backend())) {
+            QuantOptions.validate(st, llava.model().weights().linears());
+            if (!common.quiet) System.err.println("quantizing while saving: " + st.label() + ", method rtn (weight-only, no calibration pass)");
+            long t0 = System.nanoTime();
+            dev.qvlm.calib.CheckpointSaver.save(llava, QuantRun.weightOnlyReport(st, 0), st, t, QuantRun.weightOnlyRtn(st), out, force,
+                    dev.qvlm.calib.CheckpointSaver.DEFAULT_SHARD_BYTES, common.quiet ? null : System.err::println);
+            double secs = (System.nanoTime() - t0) / 1e9;
+            // the report inside the folder is rewritten with the measured time
+            dev.qvlm.calib.QuantReport report = QuantRun.weightOnlyReport(st, secs);
+            Json.writeAtomically(out.resolve("quantization_report.json"), Map.of("report", report));
+            System.out.println(report.summary());
+            System.out.println("saved: " + out + " (target " + t.id() + ", " + st.weights().label() + " weights)");
+            if (reportFile != null) Json.writeAtomically(reportFile, Map.of("report", report));
         }
         return 0;
     }

@@ -84,10 +84,18 @@ public final class Q4Matrix extends Matrix {
 
     /** Packs a 4-bit {@link QuantizedWeight} (a per-tensor scale is repeated for every row). */
     public static Q4Matrix from(QuantizedWeight q) {
+        return from(q, Arena.ofAuto());
+    }
+
+    /**
+     * Packs into native memory of {@code arena}, which owns it: an explicit arena (ofShared / ofConfined) is not
+     * capped by the JVM's direct-memory limit, unlike the garbage-collected {@link Arena#ofAuto()}.
+     */
+    public static Q4Matrix from(QuantizedWeight q, Arena arena) {
         if (q.bits() != 4) throw new IllegalArgumentException("Q4Matrix needs 4-bit codes, got " + q.bits() + "-bit");
         int rows = q.rows(), cols = q.cols();
         int wpr = (cols + 7) >>> 3;
-        MemorySegment seg = Arena.ofAuto().allocate(Math.multiplyExact((long) rows * wpr, 4L), 64);
+        MemorySegment seg = arena.allocate(Math.multiplyExact((long) rows * wpr, 4L), 64);
         byte[] codes = q.codes();
         for (int r = 0; r < rows; r++)
             for (int w = 0; w < wpr; w++) {

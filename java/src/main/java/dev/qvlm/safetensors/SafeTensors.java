@@ -166,6 +166,16 @@ public final class SafeTensors implements AutoCloseable {
         return data.asSlice(t.begin(), t.end() - t.begin());
     }
 
+    /**
+     * Drops this process's resident pages of a tensor (madvise DONTNEED on the mapping): the data stays valid and
+     * is read back from the file if touched again. Streaming passes call it once they are done with a tensor, so a
+     * model larger than RAM can be read once, front to back, without its pages adding up in the resident set.
+     */
+    public void release(String name) {
+        MemorySegment s = segment(name);
+        if (s.isMapped() && s.byteSize() > 0) s.unload();
+    }
+
     /** Converts any float dtype to a new float[] (row-major). */
     public float[] toFloatArray(String name) {
         return toFloatArray(info(name), segment(name));

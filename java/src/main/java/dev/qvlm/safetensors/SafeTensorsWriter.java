@@ -6,6 +6,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.qvlm.QvlmException;
 
 import java.io.IOException;
+import java.io.BufferedOutputStream;
+import java.io.FilterOutputStream;
 import java.io.OutputStream;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -22,12 +24,8 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Writes a standard safetensors file laid out as the reference writer does (huggingface/safetensors,
- * {@code safetensors/src/tensor.rs}, {@code prepare}): tensors sorted by descending dtype alignment, then by name,
- * so every tensor's data offset is a multiple of its element size whatever the shapes (an odd-sized I8 tensor
- * placed before an F16 one would leave the F16 data at an odd offset); the header is padded with spaces to a
- * multiple of 8 bytes. {@link #write(Path)} writes to a temporary file next to the target and renames it, so an
- * interrupted write never leaves a half-written file behind.
+ * Writes a standard safetensors file. Tensors are added in order; {@link #write(Path)} writes to a temporary file
+ * next to the target and renames it, so an interrupted write never leaves a half-written file behind.
  */
 public final class SafeTensorsWriter {
     private record Entry(DType dtype, long[] shape, MemorySegment bytes) {}
@@ -94,54 +92,61 @@ public final class SafeTensorsWriter {
     }
 
     public void write(Path target) {
-        ObjectMapper om = new ObjectMapper();
-        ObjectNode header = om.createObjectNode();
-        if (!metadata.isEmpty()) {
-            ObjectNode m = header.putObject("__metadata__");
-            metadata.forEach(m::put);
+        List<Spec> specs = new ArrayList<>();
+        entries.forEach((n, e) -> specs.add(new Spec(n, e.dtype, e.shape)));
+        writeStreaming(target, metadata, specs, (t, out) -> {
+            MemorySegment bytes = entries.get(t.name()).bytes;
+            byte[] buf = new byte[(int) Math.min(1 << 20, Math.max(1, bytes.byteSize()))];
+            long n = bytes.byteSize();
+            for (long p = 0; p < n; p += buf.length) {
+                int len = (int) Math.min(buf.length, n - p);
+                MemorySegment.copy(bytes, ValueLayout.JAVA_BYTE, p, buf, 0, len);
+                out.write(buf, 0, len);
+            }
+        });
+    }
+
+    /** One tensor of a streamed file: name, dtype and shape are known up front, the bytes come later. */
+    public record Spec(String name, DType dtype, long[] shape) {
+        public long bytes() {
+            long n = dtype.bytes;
+            for (long d : shape) n = Math.multiplyExact(n, d);
+            return n;
         }
-        List<Map.Entry<String, Entry>> sorted = new ArrayList<>(entries.entrySet());
-        sorted.sort(Comparator.comparingInt((Map.Entry<String, Entry> e) -> -referenceOrder(e.getValue().dtype))
-                .thenComparing(Map.Entry::getKey));
-        long off = 0;
-        for (var e : sorted) {
-            ObjectNode t = header.putObject(e.getKey());
-            t.put("dtype", e.getValue().dtype.name());
-            ArrayNode sh = t.putArray("shape");
-            for (long d : e.getValue().shape) sh.add(d);
-            long n = e.getValue().bytes.byteSize();
-            t.putArray("data_offsets").add(off).add(off + n);
-            off += n;
-        }
-        byte[] hb;
-        try {
-            hb = om.writeValueAsString(header).getBytes(StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
-        }
-        int pad = (8 - hb.length % 8) % 8; // keep the data section 8-byte aligned, padded with spaces as allowed
-        byte[] header8 = new byte[hb.length + pad];
-        System.arraycopy(hb, 0, header8, 0, hb.length);
-        for (int i = hb.length; i < header8.length; i++) header8[i] = ' ';
+    }
+
+    /** Writes the data of one tensor, exactly {@link Spec#bytes()} bytes, little-endian. */
+    public interface Producer {
+        void write(Spec tensor, OutputStream out) throws IOException;
+    }
+
+    /**
+     * Writes a safetensors file whose tensor data is produced one tensor at a time (in the order of the header), so a file of any size
+     * is written with one tensor's worth of memory (the header only needs names, dtypes and shapes). Written to a
+     * temporary sibling and renamed; a producer that writes the wrong number of bytes is a bug and fails the write.
+     */
+    public static void writeStreaming(Path target, Map<String, String> metadata, List<Spec> given, Producer producer) {
+        // tensors in the reference writer's order (widest alignment first, then by name), so every tensor's data
+        // starts aligned to its element size
+        List<Spec> specs = new ArrayList<>(given);
+        specs.sort(Comparator.comparingInt((Spec t) -> -referenceOrder(t.dtype())).thenComparing(Spec::name));
+        byte[] header8 = header(metadata, specs);
         Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
-        try (OutputStream os = Files.newOutputStream(tmp)) {
+        try (OutputStream os = new BufferedOutputStream(Files.newOutputStream(tmp), 1 << 20)) {
             os.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(header8.length).array());
             os.write(header8);
-            byte[] buf = new byte[1 << 20];
-            for (var se : sorted) {
-                Entry e = se.getValue();
-                long n = e.bytes.byteSize();
-                for (long p = 0; p < n; p += buf.length) {
-                    int len = (int) Math.min(buf.length, n - p);
-                    MemorySegment.copy(e.bytes, ValueLayout.JAVA_BYTE, p, buf, 0, len);
-                    os.write(buf, 0, len);
-                }
+            for (Spec t : specs) {
+                CountingStream c = new CountingStream(os);
+                producer.write(t, c);
+                if (c.count != t.bytes())
+                    throw new IllegalStateException(t.name() + ": " + c.count + " bytes written, expected " + t.bytes());
             }
-        } catch (IOException e) {
+        } catch (IOException | RuntimeException e) {
             try {
                 Files.deleteIfExists(tmp);
             } catch (IOException ignored) {
             }
+            if (e instanceof RuntimeException r) throw r;
             throw new QvlmException(target + ": cannot write (" + e.getMessage() + ")");
         }
         try {
@@ -152,6 +157,62 @@ public final class SafeTensorsWriter {
             } catch (IOException ignored) {
             }
             throw new QvlmException(target + ": cannot rename temporary file (" + e.getMessage() + ")");
+        }
+    }
+
+    /** The JSON header, padded with spaces so the data section starts 8-byte aligned (as the format allows). */
+    private static byte[] header(Map<String, String> metadata, List<Spec> specs) {
+        ObjectMapper om = new ObjectMapper();
+        ObjectNode header = om.createObjectNode();
+        if (!metadata.isEmpty()) {
+            ObjectNode m = header.putObject("__metadata__");
+            metadata.forEach(m::put);
+        }
+        long off = 0;
+        for (Spec e : specs) {
+            ObjectNode t = header.putObject(e.name());
+            t.put("dtype", e.dtype().name());
+            ArrayNode sh = t.putArray("shape");
+            for (long d : e.shape()) sh.add(d);
+            long n = e.bytes();
+            t.putArray("data_offsets").add(off).add(off + n);
+            off += n;
+        }
+        byte[] hb;
+        try {
+            hb = om.writeValueAsString(header).getBytes(StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+        int pad = (8 - hb.length % 8) % 8;
+        byte[] header8 = new byte[hb.length + pad];
+        System.arraycopy(hb, 0, header8, 0, hb.length);
+        for (int i = hb.length; i < header8.length; i++) header8[i] = ' ';
+        return header8;
+    }
+
+    private static final class CountingStream extends FilterOutputStream {
+        long count;
+
+        CountingStream(OutputStream out) {
+            super(out);
+        }
+
+        @Override
+        public void write(int b) throws IOException {
+            out.write(b);
+            count++;
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) throws IOException {
+            out.write(b, off, len);
+            count += len;
+        }
+
+        @Override
+        public void close() {
+            // the underlying file stays open for the next tensor
         }
     }
 }

@@ -99,6 +99,21 @@ public final class WeightStore implements AutoCloseable {
         return file(name).segment(name);
     }
 
+    /** See {@link SafeTensors#release}. */
+    public void release(String name) {
+        file(name).release(name);
+    }
+
+    /** Bytes of tensor data over all files (what running the model maps and reads). */
+    public long dataBytes() {
+        long n = 0;
+        for (String k : byName.keySet()) {
+            TensorInfo t = info(k);
+            n += t.end() - t.begin();
+        }
+        return n;
+    }
+
     public float[] toFloatArray(String name) {
         return file(name).toFloatArray(name);
     }

@@ -111,10 +111,19 @@ public final class GeneratedMatrix extends Matrix {
         return (float) (nib - zero(r, g)) * scale(r, g);
     }
 
-    /** The same weights in host memory (native, off-heap): a HalfMatrix or a Q4Matrix. */
+    /** The same weights in host memory (native, off-heap, garbage-collected): a HalfMatrix or a Q4Matrix. */
     public Matrix materialize() {
+        return materialize(Arena.ofAuto());
+    }
+
+    /**
+     * The same weights in native memory owned by {@code arena}. Real-size models need an explicit arena
+     * (ofShared/ofConfined): {@link Arena#ofAuto()} memory counts against the JVM's direct-memory limit (the max
+     * heap by default), which 14 GB of FP16 7B weights exceed.
+     */
+    public Matrix materialize(Arena arena) {
         if (format == Format.F16) {
-            MemorySegment seg = Arena.ofAuto().allocate((long) rows * cols * 2, 64);
+            MemorySegment seg = arena.allocate((long) rows * cols * 2, 64);
             dev.qvlm.cpu.Parallel.forRange(rows, 16, (r0, r1) -> {
                 for (int r = r0; r < r1; r++)
                     for (int c = 0; c < cols; c++) {
@@ -125,7 +134,7 @@ public final class GeneratedMatrix extends Matrix {
             return new HalfMatrix(rows, cols, seg, HalfMatrix.Kind.F16);
         }
         int wpr = cols >>> 3, gpr = groups();
-        MemorySegment seg = Arena.ofAuto().allocate((long) rows * wpr * 4, 64);
+        MemorySegment seg = arena.allocate((long) rows * wpr * 4, 64);
         float[] scales = new float[rows * gpr];
         byte[] zeros = symmetric ? null : new byte[rows * gpr];
         dev.qvlm.cpu.Parallel.forRange(rows, 16, (r0, r1) -> {
