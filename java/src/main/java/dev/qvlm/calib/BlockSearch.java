@@ -59,6 +59,7 @@ final class BlockSearch {
         long t0 = System.nanoTime();
         List<LinearState> bs = new ArrayList<>();
         for (Unit u : units) bs.addAll(c.statesOf(u));
+        c.prepareGptq(units, xQ);
         for (LinearState s : bs) s.setFp();
         List<Tensor> target = c.runUnits(units, xFp);
         List<Slot> slots = new ArrayList<>();

@@ -27,6 +27,8 @@ final class CalibContext {
     final Consumer<String> log;
     final Map<Linear, LinearState> states = new IdentityHashMap<>();
     final QuantReport report = new QuantReport();
+    /** Full-precision tensors (canonical name → values) changed in place by folded scales: saved with the checkpoint. */
+    final Map<String, float[]> modified = new java.util.LinkedHashMap<>();
     long peakHeap;
 
     CalibContext(LlavaModel model, QuantSettings settings, Consumer<String> log) {
@@ -129,6 +131,55 @@ final class CalibContext {
             }
         }
         return out;
+    }
+
+    /** Per linear, its input on every sample ([tokens × in] each); linears reading one tensor share one list. */
+    record Captured(Map<Linear, List<float[]>> inputs, List<Tensor> outputs) {}
+
+    /** Runs the unit on every sample (the current weights and quantizers), recording the inputs of its in-scope linears. */
+    Captured capture(Unit unit, List<Tensor> x) {
+        Map<Linear, float[][]> per = new IdentityHashMap<>();
+        for (LinearState s : statesOf(unit)) per.put(s.linear, new float[x.size()][]);
+        List<Tensor> out = new ArrayList<>();
+        for (int s = 0; s < x.size(); s++) {
+            final int idx = s;
+            Map<Tensor, float[]> seen = new IdentityHashMap<>(); // q, k and v read the same tensor: download it once
+            model.setHooks(new ForwardHooks() {
+                @Override
+                public void linearInput(Linear linear, Tensor t) {
+                    float[][] arr = per.get(linear);
+                    if (arr != null) arr[idx] = seen.computeIfAbsent(t, backend::download);
+                }
+            });
+            try {
+                out.add(unit.run(x.get(s)));
+            } finally {
+                model.setHooks(null);
+            }
+        }
+        Map<Linear, List<float[]>> inputs = new IdentityHashMap<>();
+        Map<float[], List<float[]>> shared = new IdentityHashMap<>();
+        per.forEach((l, arr) -> inputs.put(l, arr.length == 0 ? List.of() : shared.computeIfAbsent(arr[0], k -> Arrays.asList(arr))));
+        return new Captured(inputs, out);
+    }
+
+    /**
+     * GPTQ: sets each in-scope linear's Hessian Σ x xᵀ from its inputs on the quantized path, the block run in full
+     * precision from its quantized input (as the reference collects a layer's inputs before quantizing it).
+     */
+    void prepareGptq(List<Unit> units, List<Tensor> xQ) {
+        if (st.rounding() != WeightRounding.GPTQ) return;
+        List<Tensor> cur = xQ;
+        for (int i = 0; i < units.size(); i++) {
+            Unit u = units.get(i);
+            List<LinearState> us = statesOf(u);
+            for (LinearState s : us) s.setFp();
+            Captured cap = capture(u, cur);
+            Map<List<float[]>, double[]> grams = new IdentityHashMap<>();
+            for (LinearState s : us)
+                s.setHessian(grams.computeIfAbsent(cap.inputs().get(s.linear), x -> dev.qvlm.quant.InputStats.gram(x, s.linear.in())));
+            cur = cap.outputs();
+        }
     }
 
     static QuantReport.Choice choice(LinearState s) {

@@ -20,12 +20,14 @@ public final class Calibrator {
     private final CalibContext c;
     private final List<CalibSample> samples;
     private final boolean analyzeEntropy;
+    private final Equalization equalization;
 
     public Calibrator(LlavaModel model, QuantSettings settings, List<CalibSample> samples, boolean analyzeEntropy,
                       Consumer<String> log) {
         this.c = new CalibContext(model, settings, log);
         this.samples = samples;
         this.analyzeEntropy = analyzeEntropy;
+        this.equalization = Equalization.active(settings) ? new Equalization(c) : null;
     }
 
     // ------------------------------------------------------------------ driver
@@ -38,6 +40,8 @@ public final class Calibrator {
         c.report.calibSamples = samples.size();
         c.report.grid = c.st.grid();
         c.report.entropyLevels = 1 << c.st.entropyLevelsBits();
+        c.report.weights = c.st.rounding().id();
+        c.report.smooth = c.st.smoothing() ? c.st.smooth() : null;
         c.model.setHooks(null);
         int S = samples.size();
 
@@ -70,6 +74,11 @@ public final class Calibrator {
     /** Quantizers of all in-scope linears, for saving. */
     public Map<Linear, LinearState> states() {
         return c.states;
+    }
+
+    /** Full-precision tensors changed by folded scales (canonical name → values), for saving. */
+    public Map<String, float[]> modifiedTensors() {
+        return c.modified;
     }
 
     /** Runs one stack of units; returns {fp outputs, quantized outputs}. */
@@ -144,6 +153,12 @@ public final class Calibrator {
             Unit u = units.get(k);
             List<LinearState> us = c.statesOf(u);
             List<Tensor> in = cur;
+            // AWQ / SmoothQuant scales are folded before this unit's ranges are observed (FP function unchanged)
+            if (equalization != null && !us.isEmpty()) {
+                long te = System.nanoTime();
+                equalization.apply(u, in);
+                c.addPhase("equalization", te);
+            }
             if (c.st.staticActivations() && !us.isEmpty()) {
                 c.withHooks(us, (s, x) -> s.range.observeRange(x, 0, x.length), () -> c.parallelMap(in.size(), in, u::run));
                 if (needHist)

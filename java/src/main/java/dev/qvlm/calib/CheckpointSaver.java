@@ -89,6 +89,13 @@ public final class CheckpointSaver {
             CompressedTensors.writeLinear(w, prefix, s.quantized(s.wClip), iq instanceof ActQuantizer a ? a : null);
             replaced.add(key);
         }
+        // norms and biases that AWQ / SmoothQuant scales were folded into: their new values, in FP32
+        for (Map.Entry<String, float[]> e : r.calibrator().modifiedTensors().entrySet()) {
+            String key = names.get(e.getKey());
+            if (key == null) throw new IllegalStateException("no stored tensor for " + e.getKey());
+            w.addF32(key, store.info(key).shape(), e.getValue());
+            replaced.add(key);
+        }
         for (String k : store.names()) {
             if (replaced.contains(k)) continue;
             TensorInfo t = store.info(k);

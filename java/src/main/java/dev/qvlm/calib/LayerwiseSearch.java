@@ -19,6 +19,7 @@ final class LayerwiseSearch {
     List<Tensor>[] run(String stack, int[] b, Unit unit, List<Tensor> xFp, List<Tensor> xQ) {
         long t0 = System.nanoTime();
         List<LinearState> us = c.statesOf(unit);
+        c.prepareGptq(List.of(unit), xQ);
         for (LinearState s : us) s.setFp();
         int S = xFp.size();
         // full-precision inputs of every linear of the unit, and the unit's FP output

@@ -2,6 +2,8 @@ package dev.qvlm.calib;
 
 import dev.qvlm.model.Linear;
 import dev.qvlm.quant.ActQuantizer;
+import dev.qvlm.quant.Gptq;
+import dev.qvlm.quant.Grid;
 import dev.qvlm.quant.QuantizedWeight;
 import dev.qvlm.quant.WeightQuantizer;
 import dev.qvlm.tensor.Matrix;
@@ -16,12 +18,17 @@ import java.util.Map;
  */
 final class LinearState {
     final Linear linear;
-    final Matrix original;
+    /** The full-precision weight; replaced (before any quantization) when AWQ / SmoothQuant fold scales into it. */
+    Matrix original;
     final QuantSettings settings;
     final ActRange range;
     /** Chosen clipping percentiles: weight, and the activation range's lower and upper tail (equal unless searched separately). */
     double wClip = 1.0, aLo = 1.0, aHi = 1.0;
     private WeightQuantizer.Prepared prepared;
+    /** GPTQ: Σ x xᵀ of this linear's quantized-path calibration inputs, set before its block is searched. */
+    double[] hessian;
+    /** AWQ: per weight group, the |w| limit its clipping search chose (clamp(w, −m, m) before min–max); null = none. */
+    float[] clipLimit;
     private final Map<Double, QuantizedWeight> weights = new HashMap<>();
 
     LinearState(Linear linear, QuantSettings settings) {
@@ -55,7 +62,28 @@ final class LinearState {
 
     synchronized QuantizedWeight quantized(double clip) {
         if (prepared == null) prepared = WeightQuantizer.prepare(original, settings.weights());
-        return weights.computeIfAbsent(clip, prepared::quantize);
+        return weights.computeIfAbsent(clip, c -> {
+            Grid grid = prepared.grid(c, clipLimit);
+            if (settings.rounding() == WeightRounding.GPTQ && hessian != null)
+                return Gptq.quantize(prepared.values(), grid, hessian, settings.gptq());
+            return grid.round(prepared.values());
+        });
+    }
+
+    /** Replaces the full-precision weight (scales folded in) and forgets every quantized candidate of the old one. */
+    synchronized void replaceOriginal(Matrix w) {
+        linear.setWeight(w);
+        original = w;
+        prepared = null;
+        weights.clear();
+        matrices.clear();
+    }
+
+    /** Sets the GPTQ Hessian and forgets candidates rounded without it. */
+    synchronized void setHessian(double[] h) {
+        hessian = h;
+        weights.clear();
+        matrices.clear();
     }
 
     private final Map<Double, Matrix> matrices = new HashMap<>();
@@ -89,5 +117,6 @@ final class LinearState {
         weights.keySet().removeIf(k -> k != wClip);
         matrices.keySet().removeIf(k -> k != wClip);
         prepared = null;
+        hessian = null;
     }
 }

@@ -22,7 +22,8 @@ import java.util.concurrent.Callable;
 @Command(name = "quantize", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Quantize a model after training: Q-VLM, layer-wise search or RTN.",
                 "Q-VLM: entropy-guided blocks and block-wise search of quantizer bounds; rtn: min-max bounds; layerwise:",
-                "per-layer search (paper Eq. 2). Calibration prompts come from a ScienceQA-format file.",
+                "per-layer search (paper Eq. 2). --weights gptq|awq changes how weights are rounded onto the chosen grid, --smooth",
+                "folds SmoothQuant scales into the norms first; all combine. Calibration prompts come from a ScienceQA-format file.",
                 "With --eval it evaluates the full-precision and the quantized model (accuracy and KL at the answer position).",
                 "With --out it saves a compressed-tensors checkpoint that eval/generate load."})
 final class QuantizeCommand implements Callable<Integer> {
@@ -81,7 +82,7 @@ final class QuantizeCommand implements Callable<Integer> {
                 if (!common.quiet) System.err.println("evaluating the full-precision model");
                 fp = new Evaluator(llava, true).run(rows, !common.quiet, j);
             }
-            if (!common.quiet) System.err.println("quantizing: " + st.label() + ", method " + st.method().id());
+            if (!common.quiet) System.err.println("quantizing: " + st.label() + ", " + st.recipe());
             QuantRun.Result r = QuantRun.quantize(llava, calib, calibSamples, seed, st, analyzeEntropy, rows, fp, j,
                     !common.quiet, common.quiet ? null : System.err::println);
             System.out.println(r.report().summary());
@@ -90,7 +91,7 @@ final class QuantizeCommand implements Callable<Integer> {
             if (fp != null) {
                 System.out.printf("%-10s %9s %10s%n", "model", "accuracy", "KL(FP||Q)");
                 System.out.printf("%-10s %8.1f%% %10s%n", "fp", 100 * fp.accuracy(), "-");
-                System.out.printf("%-10s %8.1f%% %10.4f%n", r.report().method, 100 * r.eval().accuracy(), r.meanKl());
+                System.out.printf("%-10s %8.1f%% %10.4f%n", st.recipe(), 100 * r.eval().accuracy(), r.meanKl());
                 res.put("fp_accuracy", fp.accuracy());
                 res.put("accuracy", r.eval().accuracy());
                 res.put("kl", r.meanKl());

@@ -52,6 +52,40 @@ public final class InputStats {
         return m;
     }
 
+    /** FP32 copy of a Gram matrix, for the vectorised error sums of searches that only compare candidates. */
+    public static float[] toFloat(double[] g) {
+        float[] f = new float[g.length];
+        for (int i = 0; i < g.length; i++) f[i] = (float) g[i];
+        return f;
+    }
+
+    /**
+     * Σ over rows and over segments [c0, c0 + seg) of each row of δ_seg G_seg,seg δ_segᵀ, per group of the grid the
+     * segment belongs to (seg = cols: the whole row). FP32 dot products (vectorised), FP64 sums.
+     */
+    public static double[] segmentErrors(float[] dw, int rows, int cols, int seg, float[] gram, Grid grid, int groups) {
+        double[] err = new double[groups];
+        double[][] perRow = new double[rows][];
+        Parallel.forRange(rows, 1, (r0, r1) -> {
+            for (int r = r0; r < r1; r++) {
+                double[] e = new double[cols / seg];
+                int b = r * cols;
+                for (int c0 = 0, k = 0; c0 < cols; c0 += seg, k++) {
+                    double s = 0;
+                    for (int i = c0; i < c0 + seg; i++) {
+                        float di = dw[b + i];
+                        if (di != 0) s += di * (double) dev.qvlm.cpu.VectorMath.dot(gram, i * cols + c0, dw, b + c0, seg);
+                    }
+                    e[k] = s;
+                }
+                perRow[r] = e;
+            }
+        });
+        for (int r = 0; r < rows; r++)
+            for (int c0 = 0, k = 0; c0 < cols; c0 += seg, k++) err[grid == null ? 0 : grid.group(r, c0)] += perRow[r][k];
+        return err;
+    }
+
     /** ‖ΔW X‖² = Σ_rows δ_r G δ_rᵀ for ΔW [rows × cols] row-major and G = Σ x xᵀ: the output error over all tokens. */
     public static double outputError(double[] dw, int rows, int cols, double[] gram) {
         double[] perRow = new double[rows];
