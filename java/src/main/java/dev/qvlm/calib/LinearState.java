@@ -27,6 +27,7 @@ final class LinearState {
     private WeightQuantizer.Prepared prepared;
     /** GPTQ: Σ x xᵀ of this linear's quantized-path calibration inputs, set before its block is searched. */
     double[] hessian;
+    private Gptq.Factor factor; // of hessian, shared by every clipping candidate
     /** AWQ: per weight group, the |w| limit its clipping search chose (clamp(w, −m, m) before min–max); null = none. */
     float[] clipLimit;
     private final Map<Double, QuantizedWeight> weights = new HashMap<>();
@@ -64,8 +65,10 @@ final class LinearState {
         if (prepared == null) prepared = WeightQuantizer.prepare(original, settings.weights());
         return weights.computeIfAbsent(clip, c -> {
             Grid grid = prepared.grid(c, clipLimit);
-            if (settings.rounding() == WeightRounding.GPTQ && hessian != null)
-                return Gptq.quantize(prepared.values(), grid, hessian, settings.gptq());
+            if (settings.rounding() == WeightRounding.GPTQ && hessian != null) {
+                if (factor == null) factor = Gptq.factor(hessian, original.cols(), settings.gptq());
+                return Gptq.quantize(prepared.values(), grid, factor, settings.gptq());
+            }
             return grid.round(prepared.values());
         });
     }
@@ -82,6 +85,7 @@ final class LinearState {
     /** Sets the GPTQ Hessian and forgets candidates rounded without it. */
     synchronized void setHessian(double[] h) {
         hessian = h;
+        factor = null;
         weights.clear();
         matrices.clear();
     }
@@ -118,5 +122,6 @@ final class LinearState {
         matrices.keySet().removeIf(k -> k != wClip);
         prepared = null;
         hessian = null;
+        factor = null;
     }
 }

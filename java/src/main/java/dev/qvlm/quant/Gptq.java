@@ -41,13 +41,28 @@ public final class Gptq {
      * @param h the Hessian 2·Σ x xᵀ (or any positive multiple of Σ x xᵀ: only ratios matter), [cols × cols] row-major
      */
     public static QuantizedWeight quantize(float[] w, Grid grid, double[] h, Options o) {
-        int R = grid.rows(), C = grid.cols();
-        if (w.length != R * C) throw new IllegalArgumentException("weights: " + w.length + " values for " + R + "x" + C);
+        return quantize(w, grid, factor(h, grid.cols(), o), o);
+    }
+
+    /** What GPTQ needs from H, computed once for any number of grids: the column order, dead columns and U. */
+    public record Factor(int[] perm, boolean[] dead, double[] U) {}
+
+    public static Factor factor(double[] h, int C, Options o) {
         if (h.length != C * C) throw new IllegalArgumentException("Hessian: " + h.length + " values for " + C + " columns");
         int[] perm = order(h, C, o.actOrder());
         boolean[] dead = new boolean[C];
         for (int i = 0; i < C; i++) dead[i] = h[i * C + i] == 0;
-        double[] U = inverseCholeskyUpper(permuted(h, C, perm, dead), C, o.percDamp());
+        return new Factor(perm, dead, inverseCholeskyUpper(permuted(h, C, perm, dead), C, o.percDamp()));
+    }
+
+    /** GPTQ with a precomputed {@link #factor} of the layer's Hessian. */
+    public static QuantizedWeight quantize(float[] w, Grid grid, Factor f, Options o) {
+        int R = grid.rows(), C = grid.cols();
+        if (w.length != R * C) throw new IllegalArgumentException("weights: " + w.length + " values for " + R + "x" + C);
+        int[] perm = f.perm();
+        boolean[] dead = f.dead();
+        double[] U = f.U();
+        if (U.length != C * C) throw new IllegalArgumentException("factor of " + (int) Math.sqrt(U.length) + " columns for " + C);
         byte[] codes = new byte[R * C];
         int tile = 16, B = Math.min(o.blockSize(), C);
         Parallel.forRange((R + tile - 1) / tile, 1, (t0, t1) -> {
@@ -152,18 +167,20 @@ public final class Gptq {
 
     /** (L Lᵀ)⁻¹ = L⁻ᵀ L⁻¹ from the lower factor L. */
     static double[] inverseFromCholesky(double[] l, int n) {
-        // M = L⁻¹ (lower), column by column by forward substitution; columns are independent
+        // M = L⁻¹ (lower), row by row: M[i] = (e_i − Σ_{k<i} L[i][k] M[k]) / L[i][i], contiguous row updates
         double[] m = new double[n * n];
-        Parallel.forRange(n, Math.max(1, 64), (c0, c1) -> {
-            for (int c = c0; c < c1; c++) {
-                m[c * n + c] = 1 / l[c * n + c];
-                for (int i = c + 1; i < n; i++) {
-                    double v = 0;
-                    for (int k = c; k < i; k++) v -= l[i * n + k] * m[k * n + c];
-                    m[i * n + c] = v / l[i * n + i];
-                }
+        for (int i = 0; i < n; i++) {
+            int ri = i * n;
+            for (int k = 0; k < i; k++) {
+                double f = l[ri + k];
+                if (f == 0) continue;
+                int rk = k * n;
+                for (int j = 0; j <= k; j++) m[ri + j] -= f * m[rk + j];
             }
-        });
+            double d = l[ri + i];
+            for (int j = 0; j < i; j++) m[ri + j] /= d;
+            m[ri + i] = 1 / d;
+        }
         // inv[i][j] = Σ_k M[k][i] M[k][j], k ≥ max(i, j)
         double[] inv = new double[n * n];
         Parallel.forRange(n, Math.max(1, 64), (i0, i1) -> {
