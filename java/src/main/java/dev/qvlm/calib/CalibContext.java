@@ -168,7 +168,7 @@ final class CalibContext {
      * precision from its quantized input (as the reference collects a layer's inputs before quantizing it).
      */
     void prepareGptq(List<Unit> units, List<Tensor> xQ) {
-        if (st.rounding() != WeightRounding.GPTQ) return;
+        if (!st.rounding().gptq()) return;
         List<Tensor> cur = xQ;
         for (int i = 0; i < units.size(); i++) {
             Unit u = units.get(i);

@@ -40,7 +40,7 @@ final class Equalization {
     }
 
     static boolean active(QuantSettings st) {
-        return st.smoothing() || st.rounding() == WeightRounding.AWQ;
+        return st.smoothing() || st.rounding().awq();
     }
 
     void apply(Unit u, List<Tensor> xFp) {
@@ -49,7 +49,7 @@ final class Equalization {
         for (ScaleGroup g : u.scaleGroups())
             if (g.linears().stream().allMatch(c.states::containsKey) && (g.prevLinear() == null || c.states.containsKey(g.prevLinear())))
                 groups.add(g);
-        boolean awq = st.rounding() == WeightRounding.AWQ;
+        boolean awq = st.rounding().awq();
         if (!awq && groups.stream().noneMatch(ScaleGroup::afterNorm)) return;
         List<LinearState> us = c.statesOf(u);
         if (us.isEmpty()) return;

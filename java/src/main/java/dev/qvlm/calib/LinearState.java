@@ -65,7 +65,7 @@ final class LinearState {
         if (prepared == null) prepared = WeightQuantizer.prepare(original, settings.weights());
         return weights.computeIfAbsent(clip, c -> {
             Grid grid = prepared.grid(c, clipLimit);
-            if (settings.rounding() == WeightRounding.GPTQ && hessian != null) {
+            if (settings.rounding().gptq() && hessian != null) {
                 if (factor == null) factor = Gptq.factor(hessian, original.cols(), settings.gptq());
                 return Gptq.quantize(prepared.values(), grid, factor, settings.gptq());
             }

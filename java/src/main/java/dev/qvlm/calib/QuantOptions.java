@@ -63,7 +63,8 @@ public final class QuantOptions {
     @Option(names = "--weights", defaultValue = "rtn", paramLabel = "R",
             description = {"How weights are rounded onto the grid the method chose (default ${DEFAULT-VALUE}):",
                     "rtn: round to nearest; gptq: GPTQ error feedback (H = 2XX^T of each linear's quantized-path inputs);",
-                    "awq: AWQ per-input-channel scales folded into the preceding norm/linear, then per-group weight clipping."})
+                    "awq: AWQ per-input-channel scales folded into the preceding norm/linear, then per-group weight clipping;",
+                    "awq+gptq: AWQ scales and clipping, then GPTQ rounding."})
     public String weightRounding;
 
     @Option(names = "--smooth", paramLabel = "ALPHA",

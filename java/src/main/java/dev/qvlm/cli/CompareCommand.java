@@ -41,7 +41,7 @@ final class CompareCommand implements Callable<Integer> {
 
     @Option(names = "--methods", split = ",", defaultValue = "rtn,layerwise,qvlm", paramLabel = "M,...",
             description = {"Recipes (default ${DEFAULT-VALUE}): [WEIGHTS+]METHOD[+sqALPHA] joined by '+', e.g. rtn, gptq,",
-                    "awq, sq0.5 (SmoothQuant, RTN), gptq+qvlm, awq+layerwise+sq0.5. WEIGHTS: rtn | gptq | awq (default --weights);",
+                    "awq, sq0.5 (SmoothQuant, RTN), gptq+qvlm, awq+layerwise+sq0.5. WEIGHTS: rtn | gptq | awq | awq+gptq (default --weights);",
                     "METHOD: rtn | layerwise | qvlm (default rtn); sqALPHA: SmoothQuant strength (default --smooth)."})
     List<String> methods;
 
@@ -84,8 +84,9 @@ final class CompareCommand implements Callable<Integer> {
                     }
                     if (!(sm >= 0 && sm <= 1)) throw new QvlmException("--methods: SmoothQuant strength in '" + spec + "' must be in [0, 1]");
                 } else if (p.equals("gptq") || p.equals("awq")) {
-                    if (w != null || m != null) throw new QvlmException("--methods: '" + spec + "': the weight rounding comes first, once");
-                    w = WeightRounding.parse(p);
+                    if (w == WeightRounding.AWQ && p.equals("gptq") && m == null) w = WeightRounding.AWQ_GPTQ; // awq+gptq
+                    else if (w != null || m != null) throw new QvlmException("--methods: '" + spec + "': the weight rounding comes first, once");
+                    else w = WeightRounding.parse(p);
                 } else {
                     Method mm = Method.parse(p);
                     if (m == null) m = mm;
