@@ -19,6 +19,8 @@ import java.util.Arrays;
  * this is what the reference implementation (IST-DASLab/gptq) does; for groups it is its {@code static_groups=True}
  * mode (the default there computes a group's scale from the error-updated weights when the loop reaches it). A
  * fixed grid is what lets the bound search of Q-VLM choose the clipping percentile of each group before GPTQ rounds.
+ * (The reference also zeroes dead columns before taking the ranges; here the ranges come from the weights as
+ * they are, which only differs for an input channel that is exactly 0 on every calibration token.)
  *
  * <p>Rows are independent given U, so they are processed in tiles of rows in parallel; H and U are in FP64.
  */
