@@ -55,6 +55,11 @@ public final class CheckpointSaver {
 
         /** Its static input quantizer, or null (weight-only, or dynamic activations: nothing stored). */
         ActQuantizer input(Linear l);
+
+        /** Tensors other than quantized weights with new values (scales folded into norms), by canonical name. */
+        default Map<String, float[]> modifiedTensors() {
+            return Map.of();
+        }
     }
 
     /** Largest shard written; the quantized tensors of one shard are what the saver holds in memory at once. */
@@ -77,6 +82,10 @@ public final class CheckpointSaver {
             public ActQuantizer input(Linear l) {
                 LinearState s = states.get(l);
                 return s != null && s.actQuantizer(s.aLo, s.aHi) instanceof ActQuantizer a ? a : null;
+            }
+
+            public Map<String, float[]> modifiedTensors() {
+                return r.calibrator().modifiedTensors();
             }
         }, out, force, DEFAULT_SHARD_BYTES, null);
     }
@@ -119,8 +128,11 @@ public final class CheckpointSaver {
         }
     }
 
-    /** One thing to store: a quantized linear (its stored weight key and the linear) or a tensor copied as it is. */
-    private record Item(String key, Linear linear, long bytes) {}
+    /**
+     * One thing to store under (the llava-hf name of) its stored key: a quantized linear, a tensor with new values
+     * (FP32), or a tensor copied as it is.
+     */
+    private record Item(String key, Linear linear, long bytes, float[] values) {}
 
     private static void write(Llava llava, QuantReport report, QuantSettings st, Quantized q, Path dir, long shardBytes,
                               Consumer<String> log) throws IOException {
@@ -142,7 +154,14 @@ public final class CheckpointSaver {
                 keptByPart.computeIfAbsent(l.part(), p -> new ArrayList<>()).add(l.name());
                 continue;
             }
-            items.add(new Item(key, l, quantizedBytes(l, st.weights())));
+            items.add(new Item(key, l, quantizedBytes(l, st.weights()), null));
+            replaced.add(key);
+        }
+        // norms and biases that AWQ / SmoothQuant scales were folded into: their new values, in FP32
+        for (Map.Entry<String, float[]> e : q.modifiedTensors().entrySet()) {
+            String key = names.get(e.getKey());
+            if (key == null) throw new IllegalStateException("no stored tensor for " + e.getKey());
+            items.add(new Item(key, null, 4L * e.getValue().length, e.getValue()));
             replaced.add(key);
         }
         Set<String> copied = new HashSet<>();
@@ -152,7 +171,7 @@ public final class CheckpointSaver {
             String outKey = canonical == null ? k : WeightNames.llavaHf(canonical); // unknown extras keep their name
             if (!copied.add(outKey)) throw new QvlmException(store.info(k).file() + ": tensor '" + k + "' and another one both map to '" + outKey + "'");
             TensorInfo t = store.info(k);
-            items.add(new Item(k, null, t.end() - t.begin()));
+            items.add(new Item(k, null, t.end() - t.begin(), null));
         }
         // greedy shards in this order (quantized linears first, then the rest, as a single file would hold them)
         List<List<Item>> shards = new ArrayList<>();
@@ -174,7 +193,9 @@ public final class CheckpointSaver {
                 if (it.linear() == null) {
                     TensorInfo t = store.info(it.key());
                     String canonical = WeightNames.canonical(it.key());
-                    w.add(canonical == null ? it.key() : WeightNames.llavaHf(canonical), t.dtype(), t.shape(), store.segment(it.key()));
+                    String outKey = canonical == null ? it.key() : WeightNames.llavaHf(canonical);
+                    if (it.values() != null) w.addF32(outKey, t.shape(), it.values());
+                    else w.add(outKey, t.dtype(), t.shape(), store.segment(it.key()));
                     continue;
                 }
                 QuantizedWeight qw = q.weight(it.linear());

@@ -2,6 +2,8 @@ package dev.qvlm.calib;
 
 import dev.qvlm.model.Linear;
 import dev.qvlm.quant.ActQuantizer;
+import dev.qvlm.quant.Gptq;
+import dev.qvlm.quant.Grid;
 import dev.qvlm.quant.Q4Matrix;
 import dev.qvlm.quant.QuantizedWeight;
 import dev.qvlm.quant.WeightQuantizer;
@@ -18,12 +20,18 @@ import java.util.Map;
  */
 final class LinearState {
     final Linear linear;
-    final Matrix original;
+    /** The full-precision weight; replaced (before any quantization) when AWQ / SmoothQuant fold scales into it. */
+    Matrix original;
     final QuantSettings settings;
     final ActRange range;
     /** Chosen clipping percentiles: weight, and the activation range's lower and upper tail (equal unless searched separately). */
     double wClip = 1.0, aLo = 1.0, aHi = 1.0;
     private WeightQuantizer.Prepared prepared;
+    /** GPTQ: Σ x xᵀ of this linear's quantized-path calibration inputs, set before its block is searched. */
+    double[] hessian;
+    private Gptq.Factor factor; // of hessian, shared by every clipping candidate
+    /** AWQ: per weight group, the |w| limit its clipping search chose (clamp(w, −m, m) before min–max); null = none. */
+    float[] clipLimit;
     private final Map<Double, QuantizedWeight> weights = new HashMap<>();
 
     LinearState(Linear linear, QuantSettings settings) {
@@ -57,7 +65,39 @@ final class LinearState {
 
     synchronized QuantizedWeight quantized(double clip) {
         if (prepared == null) prepared = WeightQuantizer.prepare(original, settings.weights());
-        return weights.computeIfAbsent(clip, prepared::quantize);
+        return weights.computeIfAbsent(clip, c -> {
+            Grid grid = prepared.grid(c, clipLimit);
+            if (settings.rounding().gptq() && hessian != null) {
+                if (factor == null) factor = Gptq.factor(hessian, original.cols(), settings.gptq());
+                return Gptq.quantize(prepared.values(), grid, factor, settings.gptq());
+            }
+            return grid.round(prepared.values());
+        });
+    }
+
+    /** Replaces the full-precision weight (scales folded in) and forgets every quantized candidate of the old one. */
+    synchronized void replaceOriginal(Matrix w) {
+        linear.setWeight(w);
+        original = w;
+        prepared = null;
+        weights.clear();
+        dropMatrices();
+    }
+
+    /** Sets the GPTQ Hessian and forgets candidates rounded without it. */
+    synchronized void setHessian(double[] h) {
+        hessian = h;
+        factor = null;
+        weights.clear();
+        dropMatrices();
+    }
+
+    /** Forgets every weight matrix and frees the packed ones (the linear falls back to its full-precision weight). */
+    private void dropMatrices() {
+        if (matrices.containsValue(linear.weight())) linear.setWeight(original);
+        arenas.values().forEach(Arena::close);
+        arenas.clear();
+        matrices.clear();
     }
 
     private final Map<Double, Matrix> matrices = new HashMap<>();
@@ -100,7 +140,8 @@ final class LinearState {
 
     /**
      * Frees the candidates not chosen (keeps memory bounded when a block is done). Once the chosen matrix exists its
-     * codes are dropped too: {@link #quantized} recomputes them, identically, when the checkpoint is saved.
+     * codes are dropped too, unless GPTQ rounded them (that needs the Hessian, dropped here): {@link #chosenQuantized}
+     * recomputes them, identically, when the checkpoint is saved.
      */
     synchronized void keepOnlyChosen() {
         matrices.keySet().removeIf(k -> k != wClip);
@@ -109,20 +150,23 @@ final class LinearState {
             e.getValue().close();
             return true;
         });
-        weights.keySet().removeIf(k -> k != wClip || matrices.containsKey(k));
+        boolean recomputable = !(settings.rounding().gptq() && hessian != null);
+        weights.keySet().removeIf(k -> k != wClip || (recomputable && matrices.containsKey(k)));
         prepared = null;
+        hessian = null;
+        factor = null;
     }
 
-    /** The chosen quantized weight, for saving: recomputed without caching it once {@link #keepOnlyChosen} dropped it. */
+    /** The chosen quantized weight, for saving: recomputed (round to nearest on its grid) when it was dropped. */
     synchronized QuantizedWeight chosenQuantized() {
         QuantizedWeight q = weights.get(wClip);
-        return q != null ? q : WeightQuantizer.prepare(original, settings.weights()).quantize(wClip);
+        if (q != null) return q;
+        WeightQuantizer.Prepared p = WeightQuantizer.prepare(original, settings.weights());
+        return p.grid(wClip, clipLimit).round(p.values());
     }
 
     /** Frees the native memory of the packed weights; the linear must not run with them afterwards. */
     synchronized void close() {
-        arenas.values().forEach(Arena::close);
-        arenas.clear();
-        matrices.clear();
+        dropMatrices();
     }
 }

@@ -2,6 +2,7 @@ package dev.qvlm.calib;
 
 import dev.qvlm.QvlmException;
 import dev.qvlm.model.Linear;
+import dev.qvlm.quant.Gptq;
 import dev.qvlm.quant.QuantArgs;
 import picocli.CommandLine.Option;
 
@@ -63,6 +64,26 @@ public final class QuantOptions {
             description = "Search criterion: relative L^P error of block outputs (default ${DEFAULT-VALUE} = MSE, as in the paper).")
     public double lp;
 
+    @Option(names = "--weights", defaultValue = "rtn", paramLabel = "R",
+            description = {"How weights are rounded onto the grid the method chose (default ${DEFAULT-VALUE}):",
+                    "rtn: round to nearest; gptq: GPTQ error feedback (H = 2XX^T of each linear's quantized-path inputs);",
+                    "awq: AWQ per-input-channel scales folded into the preceding norm/linear, then per-group weight clipping;",
+                    "awq+gptq: AWQ scales and clipping, then GPTQ rounding."})
+    public String weightRounding;
+
+    @Option(names = "--smooth", paramLabel = "ALPHA",
+            description = "SmoothQuant: migrate activation outliers into the weights with strength ALPHA in [0, 1] (0.5 in the paper), folded into the preceding norms. Default: off.")
+    public Double smooth;
+
+    @Option(names = "--act-order", description = "GPTQ: round columns in order of decreasing H[i,i].")
+    public boolean actOrder;
+
+    @Option(names = "--gptq-block", defaultValue = "128", paramLabel = "N", description = "GPTQ lazy-batch block width (default ${DEFAULT-VALUE}).")
+    public int gptqBlock;
+
+    @Option(names = "--gptq-damp", defaultValue = "0.01", paramLabel = "F", description = "GPTQ dampening, a fraction of mean(diag H) (default ${DEFAULT-VALUE}).")
+    public double gptqDamp;
+
     public QuantSettings settings() {
         return settings(Method.parse(method), wbits, abits, group);
     }
@@ -97,8 +118,21 @@ public final class QuantOptions {
             case "separate" -> true;
             default -> throw new QvlmException("--act-bounds: expected joint or separate, got '" + actBounds + "'");
         };
+        WeightRounding r = WeightRounding.parse(weightRounding == null ? "rtn" : weightRounding);
+        double sm = checkSmooth(smooth);
+        if (r != WeightRounding.RTN && w == null)
+            throw new QvlmException("--weights " + r.id() + " needs quantized weights (--wbits 2..8)");
+        if (gptqBlock < 1) throw new QvlmException("--gptq-block must be at least 1, got " + gptqBlock);
+        if (!(gptqDamp > 0 && gptqDamp <= 1)) throw new QvlmException("--gptq-damp must be in (0, 1], got " + gptqDamp);
         return new QuantSettings(m, w, a, actDynamic, QuantSettings.parseScope(scope), gr, h0 == null ? Double.NaN : h0,
-                maxBlock, maxSweeps, exhaustiveLimit, levelBits, separate, lp);
+                maxBlock, maxSweeps, exhaustiveLimit, levelBits, separate, lp, r, sm,
+                new Gptq.Options(gptqBlock, gptqDamp, actOrder));
+    }
+
+    static double checkSmooth(Double a) {
+        if (a == null || Double.isNaN(a)) return Double.NaN;
+        if (!(a >= 0 && a <= 1)) throw new QvlmException("--smooth must be in [0, 1], got " + a);
+        return a;
     }
 
     static void checkBits(String flag, int b) {

@@ -33,10 +33,16 @@ public final class QuantReport {
     public List<PairCheck> entropyCheck;
     public Double entropyCorrelation;
     public String notes;
+    /** Weight rounding (rtn, gptq, awq) and SmoothQuant α (null = off). */
+    public String weights;
+    public Double smooth;
+    /** Folded scales: per scale group, the SmoothQuant α or the AWQ α its search chose. */
+    public Map<String, Double> equalization = new LinkedHashMap<>();
 
     public String summary() {
         StringBuilder sb = new StringBuilder();
-        sb.append(String.format("method %s, %s, scope %s, %d calibration samples (seed %d)%n", method, setting, scope, calibSamples, seed));
+        sb.append(String.format("method %s, weights %s%s, %s, scope %s, %d calibration samples (seed %d)%n", method, weights,
+                smooth == null ? "" : ", smooth α " + smooth, setting, scope, calibSamples, seed));
         if (!h0.isEmpty()) {
             sb.append("layer dependency D(k,k+1):\n");
             for (Layer l : layers)

@@ -33,7 +33,8 @@ public final class QuantRun {
 
     /** Weight-only RTN: min–max bounds of each weight group, which no activation affects. */
     public static boolean isWeightOnlyRtn(QuantSettings st) {
-        return st.method() == Method.RTN && st.weights() != null && st.activations() == null;
+        return st.method() == Method.RTN && st.weights() != null && st.activations() == null
+                && st.rounding() == WeightRounding.RTN && !st.smoothing(); // GPTQ, AWQ and SmoothQuant need calibration data
     }
 
     /**

@@ -15,4 +15,12 @@ interface Unit {
     List<Linear> linears();
 
     Tensor run(Tensor x);
+
+    /**
+     * Groups of linears that read the same input and the operation before them that a per-input-channel scale can be
+     * folded into exactly (AWQ, SmoothQuant), in forward order. Empty where no such operation exists.
+     */
+    default List<ScaleGroup> scaleGroups() {
+        return List.of();
+    }
 }

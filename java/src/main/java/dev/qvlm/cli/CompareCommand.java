@@ -5,6 +5,7 @@ import dev.qvlm.calib.Method;
 import dev.qvlm.calib.QuantOptions;
 import dev.qvlm.calib.QuantRun;
 import dev.qvlm.calib.QuantSettings;
+import dev.qvlm.calib.WeightRounding;
 import dev.qvlm.eval.Evaluator;
 import dev.qvlm.eval.McQuestion;
 import dev.qvlm.runtime.Llava;
@@ -21,7 +22,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "compare", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Compare quantization methods and bit settings in one harness.",
+        description = {"Compare quantization methods (RTN, GPTQ, AWQ, SmoothQuant, layer-wise, Q-VLM and their combinations) and bit settings in one harness.",
                 "Each is quantized and evaluated: accuracy, KL(FP||Q) at the answer position and search time, as a table and JSON.",
                 "Settings: wXaY[gG][-dyn], e.g. w4a4 (static per-tensor activations), w4a16g128, w8a8-dyn."})
 final class CompareCommand implements Callable<Integer> {
@@ -39,7 +40,9 @@ final class CompareCommand implements Callable<Integer> {
     List<String> settings;
 
     @Option(names = "--methods", split = ",", defaultValue = "rtn,layerwise,qvlm", paramLabel = "M,...",
-            description = "Methods (default ${DEFAULT-VALUE}).")
+            description = {"Recipes (default ${DEFAULT-VALUE}): [WEIGHTS+]METHOD[+sqALPHA] joined by '+', e.g. rtn, gptq,",
+                    "awq, sq0.5 (SmoothQuant, RTN), gptq+qvlm, awq+layerwise+sq0.5. WEIGHTS: rtn | gptq | awq | awq+gptq (default --weights);",
+                    "METHOD: rtn | layerwise | qvlm (default rtn); sqALPHA: SmoothQuant strength (default --smooth)."})
     List<String> methods;
 
     @Option(names = "--calib-samples", defaultValue = "64", paramLabel = "N", description = "Calibration prompts (default ${DEFAULT-VALUE}).")
@@ -65,6 +68,38 @@ final class CompareCommand implements Callable<Integer> {
 
     record Setting(String name, int wbits, int abits, int group, boolean dynamic) {}
 
+    /** One compared recipe: weight rounding × bound-search method × SmoothQuant strength (NaN = off). */
+    record Recipe(WeightRounding weights, Method method, double smooth) {
+        static Recipe parse(String spec, WeightRounding defWeights, double defSmooth) {
+            WeightRounding w = null;
+            Method m = null;
+            double sm = Double.NaN;
+            for (String p : spec.toLowerCase().split("\\+")) {
+                p = p.trim();
+                if (p.startsWith("sq")) {
+                    try {
+                        sm = p.length() == 2 ? 0.5 : Double.parseDouble(p.substring(2));
+                    } catch (NumberFormatException e) {
+                        throw new QvlmException("--methods: bad SmoothQuant strength in '" + spec + "' (expected e.g. sq0.5)");
+                    }
+                    if (!(sm >= 0 && sm <= 1)) throw new QvlmException("--methods: SmoothQuant strength in '" + spec + "' must be in [0, 1]");
+                } else if (p.equals("gptq") || p.equals("awq")) {
+                    if (w == WeightRounding.AWQ && p.equals("gptq") && m == null) w = WeightRounding.AWQ_GPTQ; // awq+gptq
+                    else if (w != null || m != null) throw new QvlmException("--methods: '" + spec + "': the weight rounding comes first, once");
+                    else w = WeightRounding.parse(p);
+                } else {
+                    Method mm = Method.parse(p);
+                    if (m == null) m = mm;
+                    else if (m == Method.RTN && w == null) {
+                        w = WeightRounding.RTN; // "rtn+qvlm": RTN weights, Q-VLM bounds
+                        m = mm;
+                    } else throw new QvlmException("--methods: '" + spec + "' names two methods");
+                }
+            }
+            return new Recipe(w == null ? defWeights : w, m == null ? Method.RTN : m, Double.isNaN(sm) ? defSmooth : sm);
+        }
+    }
+
     static Setting parseSetting(String s) {
         var m = java.util.regex.Pattern.compile("w(\\d+)a(\\d+)(?:g(\\d+))?(-dyn)?").matcher(s.toLowerCase());
         if (!m.matches()) throw new QvlmException("--settings: cannot parse '" + s + "' (expected e.g. w4a4, w4a16g128, w8a8-dyn)");
@@ -75,11 +110,17 @@ final class CompareCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         List<Setting> ss = settings.stream().map(CompareCommand::parseSetting).toList();
-        List<Method> ms = methods.stream().map(Method::parse).toList();
+        WeightRounding defW = WeightRounding.parse(q.weightRounding == null ? "rtn" : q.weightRounding);
+        double defSmooth = q.smooth == null ? Double.NaN : q.smooth;
+        List<Recipe> ms = methods.stream().map(m -> Recipe.parse(m, defW, defSmooth)).toList();
         List<QuantSettings> plan = new ArrayList<>();
         for (Setting s : ss) {
             q.actDynamic = s.dynamic();
-            for (Method m : ms) plan.add(q.settings(m, s.wbits(), s.abits(), s.group()));
+            for (Recipe r : ms) {
+                q.weightRounding = r.weights().id();
+                q.smooth = Double.isNaN(r.smooth()) ? null : r.smooth();
+                plan.add(q.settings(r.method(), s.wbits(), s.abits(), s.group()));
+            }
         }
         List<McQuestion> rows = Evaluator.load(data, limit);
         int j = jobs != null ? Math.max(1, jobs) : Runtime.getRuntime().availableProcessors();
@@ -97,14 +138,14 @@ final class CompareCommand implements Callable<Integer> {
         int i = 0;
         for (QuantSettings st : plan) {
             i++;
-            String tag = String.format("[%d/%d %s %s]", i, plan.size(), st.label() + (st.actDynamic() ? "-dyn" : ""), st.method().id());
+            String tag = String.format("[%d/%d %s %s]", i, plan.size(), st.label() + (st.actDynamic() ? "-dyn" : ""), st.recipe());
             System.err.println(tag + " quantizing");
             try (Llava llava = Llava.open(model, common.backend());
                  QuantRun.Result r = QuantRun.quantize(llava, calib, calibSamples, seed, st, false, rows, fp, j,
                          !common.quiet, common.quiet ? null : s -> System.err.println(tag + s))) {
                 Map<String, Object> row = new LinkedHashMap<>();
                 row.put("setting", st.label() + (st.actDynamic() ? "-dyn" : ""));
-                row.put("method", st.method().id());
+                row.put("method", st.recipe());
                 row.put("accuracy", r.eval().accuracy());
                 row.put("kl", r.meanKl());
                 row.put("search_s", r.quantizeSeconds());

@@ -24,7 +24,8 @@ import java.util.concurrent.Callable;
 @Command(name = "quantize", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Quantize a model after training: Q-VLM, layer-wise search or RTN.",
                 "Q-VLM: entropy-guided blocks and block-wise search of quantizer bounds; rtn: min-max bounds; layerwise:",
-                "per-layer search (paper Eq. 2). Calibration prompts come from a ScienceQA-format file.",
+                "per-layer search (paper Eq. 2). --weights gptq|awq changes how weights are rounded onto the chosen grid, --smooth",
+                "folds SmoothQuant scales into the norms first; all combine. Calibration prompts come from a ScienceQA-format file.",
                 "With --eval it evaluates the full-precision and the quantized model (accuracy and KL at the answer position);",
                 "with --out as well, the quantized model evaluated is the saved folder, as `qvlm eval` would load it.",
                 "With --out it saves a compressed-tensors checkpoint that eval/generate load."})
@@ -106,7 +107,7 @@ final class QuantizeCommand implements Callable<Integer> {
                 if (!common.quiet) System.err.println("evaluating the full-precision model");
                 fp = new Evaluator(llava, true).run(rows, !common.quiet, j);
             }
-            if (!common.quiet) System.err.println("quantizing: " + st.label() + ", method " + st.method().id());
+            if (!common.quiet) System.err.println("quantizing: " + st.label() + ", " + st.recipe());
             // when saving, --eval measures the saved folder (below), not the in-memory model: its scales are rounded
             // to the weight dtype on the way, and the accuracy reported is then exactly what `qvlm eval` gives
             try (QuantRun.Result r = QuantRun.quantize(llava, calib, calibSamples, seed, st, analyzeEntropy,
@@ -121,7 +122,7 @@ final class QuantizeCommand implements Callable<Integer> {
                 kl = r.meanKl();
             }
         }
-        String label = report.method;
+        String label = st.recipe();
         if (out != null && rows != null) {
             if (!common.quiet) System.err.println("evaluating the saved model " + out);
             try (Llava saved = Llava.open(out, common.backend())) {

@@ -78,22 +78,7 @@ public final class WeightQuantizer {
 
     /** Codes, scales and zero points for the given per-group bounds (before widening to include 0). */
     static QuantizedWeight build(QuantArgs a, int rows, int cols, float[] v, float[] lo, float[] hi) {
-        int groups = lo.length;
-        int n = v.length / groups;
-        float[] scales = new float[groups];
-        int[] zeros = new int[groups];
-        for (int g = 0; g < groups; g++) {
-            scales[g] = Uniform.scale(lo[g], hi[g], a);
-            zeros[g] = Uniform.zero(lo[g], scales[g], a);
-        }
-        byte[] codes = new byte[v.length];
-        int maxCode = a.maxCode();
-        forEachGroupSlice(rows, cols, n, (g, from, to) -> {
-            float s = scales[g];
-            int z = zeros[g];
-            for (int i = from; i < to; i++) codes[i] = (byte) Uniform.code(v[i], s, z, maxCode);
-        });
-        return new QuantizedWeight(a, rows, cols, codes, scales, zeros);
+        return Grid.of(a, rows, cols, lo, hi).round(v);
     }
 
     private interface SliceBody {
@@ -131,7 +116,7 @@ public final class WeightQuantizer {
             this.rows = w.rows();
             this.cols = w.cols();
             this.minClip = minClip;
-            this.values = values(w);
+            this.values = WeightQuantizer.values(w);
             this.n = a.effectiveGroupSize(rows, cols);
             this.groups = values.length / n;
             // order statistics reachable by p >= minClip: indices <= floor((n-1)(1-minClip)) + 1 from either end
@@ -232,10 +217,28 @@ public final class WeightQuantizer {
 
         /** The weight quantized with bounds at percentile {@code clip}. */
         public QuantizedWeight quantize(double clip) {
+            return grid(clip, null).round(values);
+        }
+
+        /** The row-major full-precision values this preparation quantizes (shared: read only). */
+        public float[] values() {
+            return values;
+        }
+
+        /**
+         * The grid with bounds at percentile {@code clip}, each group's range further limited to [−limit[g], limit[g]]
+         * when {@code limit} is given (AWQ's clipping search: clamp(w, −m, m) before min–max).
+         */
+        public Grid grid(double clip, float[] limit) {
             checkClip(clip);
             float[] lo = new float[groups], hi = new float[groups];
             boundsInto(clip, lo, hi);
-            return build(args, rows, cols, values, lo, hi);
+            if (limit != null)
+                for (int g = 0; g < groups; g++) {
+                    lo[g] = Math.min(Math.max(lo[g], -limit[g]), limit[g]);
+                    hi[g] = Math.max(Math.min(hi[g], limit[g]), -limit[g]);
+                }
+            return Grid.of(args, rows, cols, lo, hi);
         }
 
         /** ‖W_q − W‖² (sum over all elements) at percentile {@code clip}, without materialising W_q. */

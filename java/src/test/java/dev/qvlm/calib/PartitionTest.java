@@ -38,7 +38,7 @@ class PartitionTest {
 
     @Test
     void pearson() {
-        assertEquals(1.0, Calibrator.pearson(new double[]{1, 2, 3}, new double[]{2, 4, 6}), 1e-12);
-        assertEquals(-1.0, Calibrator.pearson(new double[]{1, 2, 3}, new double[]{3, 2, 1}), 1e-12);
+        assertEquals(1.0, EntropyCheck.pearson(new double[]{1, 2, 3}, new double[]{2, 4, 6}), 1e-12);
+        assertEquals(-1.0, EntropyCheck.pearson(new double[]{1, 2, 3}, new double[]{3, 2, 1}), 1e-12);
     }
 }
