@@ -54,8 +54,13 @@ public final class Evaluator {
      * with every image checked to exist before any compute.
      */
     public static List<McQuestion> load(Path file, Integer limit) {
+        return load(file, limit, null);
+    }
+
+    /** @param imageRoot the folder image paths resolve in ({@code --image-root}); null = the data file's folder */
+    public static List<McQuestion> load(Path file, Integer limit, Path imageRoot) {
         if (limit != null && limit < 1) throw new QvlmException("--limit must be at least 1, got " + limit);
-        List<McQuestion> rows = McDataset.read(file);
+        List<McQuestion> rows = McDataset.read(file, imageRoot);
         if (limit != null && limit < rows.size()) rows = rows.subList(0, limit);
         checkImages(rows, file.toString());
         return rows;

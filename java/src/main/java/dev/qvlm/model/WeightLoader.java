@@ -46,6 +46,10 @@ public final class WeightLoader {
     private LlavaWeights build(LlavaConfig cfg) {
         VisionConfig vc = cfg.vision();
         TextConfig tc = cfg.text();
+        // Layer counts size the arrays below: check them against the stored tensors first, so a config.json
+        // claiming 2^31-1 layers fails here instead of allocating.
+        checkLayerCount("vision.encoder.layers.", "layer_norm1.weight", vc.numLayers(), "vision_config.num_hidden_layers");
+        checkLayerCount("text.layers.", "input_layernorm.weight", tc.numLayers(), "text_config.num_hidden_layers");
         int D = vc.hiddenSize(), P = vc.patchSize(), C = vc.numChannels();
         Matrix patch = matrix("vision.embeddings.patch_embedding.weight", new long[]{D, C, P, P}, D, C * P * P);
         float[] cls = vector("vision.embeddings.class_embedding", D);
@@ -98,6 +102,13 @@ public final class WeightLoader {
             throw missing("lm_head.weight");
         }
         return new LlavaWeights(vision, projector, new LlavaWeights.Text(embed, tl, norm, lmHead));
+    }
+
+    private void checkLayerCount(String prefix, String suffix, int n, String key) {
+        String last = prefix + (n - 1) + "." + suffix;
+        if (!has(last))
+            throw new QvlmException(store.dir() + ": config.json says " + key + " = " + n + " but there is no tensor '"
+                    + WeightNames.expectedKey(last, store.names()) + "' for layer " + (n - 1));
     }
 
     private boolean has(String canonical) {

@@ -87,22 +87,30 @@ public final class Tokenizer {
         } catch (IOException e) {
             throw new QvlmException("cannot read tokenizer file " + tokenizerJson + ": " + e, e);
         }
+        return fromBytes(bytes, tokenizerJson.toString());
+    }
+
+    /**
+     * Parses the bytes of a {@code tokenizer.json}; {@code source} names them in errors. Same checks as
+     * {@link #load}.
+     */
+    public static Tokenizer fromBytes(byte[] bytes, String source) {
         try (JsonParser p = JSON.createParser(bytes)) {
             return parse(p);
         } catch (JsonProcessingException e) {
             var loc = e.getLocation();
-            throw new QvlmException("tokenizer file " + tokenizerJson + " is not valid JSON: "
+            throw new QvlmException("tokenizer file " + source + " is not valid JSON: "
                     + e.getOriginalMessage() + (loc == null ? "" : " (line " + loc.getLineNr()
                     + ", column " + loc.getColumnNr() + ")"), e);
         } catch (IOException e) {
-            throw new QvlmException("cannot read tokenizer file " + tokenizerJson + ": " + e, e);
+            throw new QvlmException("cannot read tokenizer file " + source + ": " + e, e);
         } catch (Json.FormatError e) {
-            throw new QvlmException("tokenizer file " + tokenizerJson + ": " + e.getMessage(), e);
+            throw new QvlmException("tokenizer file " + source + ": " + e.getMessage(), e);
         } catch (QvlmException e) {
             throw e;
         } catch (RuntimeException e) {
             // A shape the checks did not anticipate; still the file's fault, not a bug to crash on.
-            throw new QvlmException("tokenizer file " + tokenizerJson + " has an unexpected structure: " + e, e);
+            throw new QvlmException("tokenizer file " + source + " has an unexpected structure: " + e, e);
         }
     }
 
