@@ -31,7 +31,7 @@ for t in "${TARGETS[@]}"; do
   log="$LOGS/$t.log"
   start=$(date +%s)
   JAZZER_FUZZ=1 mvn -B -Dstyle.color=never test -pl java -Dtest="HostileInputFuzzTest#$t" \
-      -Dsurefire.failIfNoSpecifiedTests=false -Dqvlm.test.heap=-Xmx1g -Djazzer.max_duration="$DURATION" \
+      -Dsurefire.failIfNoSpecifiedTests=false -Dqvlm.test.heap=-Xmx1g -Dqvlm.jazzer.hooks=true -Djazzer.max_duration="$DURATION" \
       -Djazzer.disabled_hooks=com.code_intelligence.jazzer.sanitizers.RegexInjection >"$log" 2>&1
   rc=$?
   secs=$(( $(date +%s) - start ))

@@ -8,6 +8,7 @@ import dev.qvlm.eval.Evaluator;
 import dev.qvlm.eval.McQuestion;
 import dev.qvlm.runtime.Llava;
 import dev.qvlm.util.Json;
+import dev.qvlm.util.OutputPaths;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -56,6 +57,9 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--force", description = "Replace an existing --out folder.")
     boolean force;
 
+    @Option(names = "--image-root", paramLabel = "DIR", description = "Folder the rows' image paths (of --calib and --eval) are relative to (default: each file's folder); paths may not leave it.")
+    Path imageRoot;
+
     @Option(names = "--report", paramLabel = "FILE.json", description = "Write quantization_report.json here (default: inside --out when given).")
     Path reportFile;
 
@@ -68,11 +72,11 @@ final class QuantizeCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         QuantSettings st = q.settings();
-        if (out != null && Files.exists(out) && !force)
-            throw new QvlmException("--out " + out + " already exists (use --force to replace it)");
+        if (out != null) OutputPaths.checkCheckpointDir(out, force, "--out");
+        if (reportFile != null) OutputPaths.checkFile(reportFile, "--report");
         List<McQuestion> rows = null;
         if (eval != null) {
-            rows = Evaluator.load(eval, limit);
+            rows = Evaluator.load(eval, limit, imageRoot);
         }
         try (Llava llava = Llava.open(model, common.backend())) {
             int j = jobs != null ? Math.max(1, jobs) : Runtime.getRuntime().availableProcessors();
@@ -82,7 +86,7 @@ final class QuantizeCommand implements Callable<Integer> {
                 fp = new Evaluator(llava, true).run(rows, !common.quiet, j);
             }
             if (!common.quiet) System.err.println("quantizing: " + st.label() + ", method " + st.method().id());
-            QuantRun.Result r = QuantRun.quantize(llava, calib, calibSamples, seed, st, analyzeEntropy, rows, fp, j,
+            QuantRun.Result r = QuantRun.quantize(llava, calib, imageRoot, calibSamples, seed, st, analyzeEntropy, rows, fp, j,
                     !common.quiet, common.quiet ? null : System.err::println);
             System.out.println(r.report().summary());
             Map<String, Object> res = new LinkedHashMap<>();

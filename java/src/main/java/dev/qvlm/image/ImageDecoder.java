@@ -104,6 +104,8 @@ public final class ImageDecoder {
         } catch (QvlmException e) {
             throw e;
         } catch (IOException | RuntimeException e) {
+            for (Throwable c = e.getCause(); c != null && c != c.getCause(); c = c.getCause())
+                if (c instanceof OutOfMemoryError oom) throw oom; // ImageIO wraps it; it is not a corrupt file
             throw new QvlmException(where + ": not a readable PNG/JPEG image (" + format.toUpperCase() + " decoder: "
                     + e.getClass().getSimpleName() + ")");
         } finally {

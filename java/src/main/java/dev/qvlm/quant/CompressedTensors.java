@@ -210,7 +210,8 @@ public final class CompressedTensors {
             if (!method.equals(QUANT_METHOD))
                 throw new QvlmException(where + ": quant_method '" + method + "' is not supported (expected '" + QUANT_METHOD + "')");
             String format = qc.path("format").asText("");
-            if (!format.equals("pack-quantized") && !format.equals("int-quantized"))
+            // absent: inferred from the stored tensors (weight_packed or int8 weight), as compressed-tensors does
+            if (!format.isEmpty() && !format.equals("pack-quantized") && !format.equals("int-quantized"))
                 throw new QvlmException(where + ": quantization_config format " + dev.qvlm.util.Confine.quote(format)
                         + " is not supported (expected 'pack-quantized' or 'int-quantized')");
             JsonNode cg = qc.get("config_groups");

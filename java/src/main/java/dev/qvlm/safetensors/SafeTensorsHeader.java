@@ -47,15 +47,15 @@ public record SafeTensorsHeader(Map<String, TensorInfo> tensors, Map<String, Str
         if (size < 8) throw new QvlmException(file + ": not a safetensors file (only " + size + " bytes, truncated?)");
         long n = all.get(SafeTensors.LONG_LE, 0);
         if (n < 2 || n > size - 8 || n > MAX_HEADER_BYTES)
-            throw new QvlmException(file + ": not a safetensors file (its first 8 bytes are not a header length that"
-                    + " fits the file's " + size + " bytes and the " + (MAX_HEADER_BYTES >> 20) + " MiB header limit)");
+            throw new QvlmException(file + ": not a safetensors file, or truncated (the header length in its first 8 bytes"
+                    + " does not fit the file's " + size + " bytes and the " + (MAX_HEADER_BYTES >> 20) + " MiB header limit)");
         byte[] hb = all.asSlice(8, n).toArray(ValueLayout.JAVA_BYTE);
         String text;
         try {
             text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
                     .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(hb)).toString();
         } catch (CharacterCodingException e) {
-            throw new QvlmException(file + ": not a safetensors file (header is not UTF-8 text)");
+            throw new QvlmException(file + ": not a safetensors file (header is not valid JSON: not UTF-8 text)");
         }
         JsonNode root;
         try {
@@ -101,7 +101,7 @@ public record SafeTensorsHeader(Map<String, TensorInfo> tensors, Map<String, Str
         if (!v.isObject()) throw new QvlmException(where + ": header entry is not an object");
         JsonNode dn = v.get("dtype");
         DType dt = dn != null && dn.isTextual() ? DType.parse(dn.asText()) : null;
-        if (dt == null) throw new QvlmException(where + ": unsupported dtype " + (dn == null ? "(missing)" : Confine.quote(dn.toString())));
+        if (dt == null) throw new QvlmException(where + ": unsupported dtype " + (dn == null ? "(missing)" : Confine.quote(dn.asText())));
         JsonNode sh = v.get("shape");
         if (sh == null || !sh.isArray()) throw new QvlmException(where + ": missing shape");
         if (sh.size() > 8) throw new QvlmException(where + ": shape has " + sh.size() + " dimensions (at most 8)");
@@ -126,7 +126,7 @@ public record SafeTensorsHeader(Map<String, TensorInfo> tensors, Map<String, Str
             throw new QvlmException(where + ": data_offsets [" + b + ", " + en + "] run past the end of the data section ("
                     + dataSize + " bytes); the file is truncated");
         if (en - b != nbytes)
-            throw new QvlmException(where + ": shape " + java.util.Arrays.toString(shape) + " x " + dt + " needs " + nbytes
+            throw new QvlmException(where + ": shape " + sh + " x " + dt + " needs " + nbytes
                     + " bytes but data_offsets span " + (en - b));
         return new TensorInfo(name, file, dt, shape, b, en);
     }
