@@ -27,7 +27,7 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face LLaVA folder.")
     Path model;
 
-    @Option(names = "--data", required = true, paramLabel = "FILE.jsonl", description = "Questions; image paths are relative to this file's folder.")
+    @Option(names = "--data", required = true, paramLabel = "FILE.jsonl", description = "Questions; image paths are relative to this file's folder (or --image-root) and may not leave it.")
     Path data;
 
     @Option(names = "--image-root", paramLabel = "DIR", description = "Folder the rows' image paths are relative to (default: the data file's folder); paths may not leave it.")

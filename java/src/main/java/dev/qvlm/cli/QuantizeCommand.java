@@ -54,7 +54,7 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "DIR", description = "Save the quantized checkpoint here.")
     Path out;
 
-    @Option(names = "--force", description = "Replace an existing --out folder.")
+    @Option(names = "--force", description = "Replace an existing --out folder; only one that looks like a checkpoint (config.json with *.safetensors, or a quantization_report.json) is replaced, any other folder is refused.")
     boolean force;
 
     @Option(names = "--image-root", paramLabel = "DIR", description = "Folder the rows' image paths (of --calib and --eval) are relative to (default: each file's folder); paths may not leave it.")

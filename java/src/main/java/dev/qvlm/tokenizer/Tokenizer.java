@@ -43,6 +43,9 @@ public final class Tokenizer {
             .disable(JsonFactory.Feature.INTERN_FIELD_NAMES)
             .build();
 
+    /** Largest tokenizer.json read: 256 MiB. */
+    public static final long MAX_FILE_BYTES = 256L << 20;
+
     private final BpeModel model;
     private final AddedVocabulary added;
     private final Normalizer normalizer;
@@ -81,6 +84,10 @@ public final class Tokenizer {
     public static Tokenizer load(Path tokenizerJson) {
         byte[] bytes;
         try {
+            // real tokenizer.json files are ≤ ~30 MB (large multilingual vocabularies); a bigger one only costs memory
+            if (Files.isRegularFile(tokenizerJson) && Files.size(tokenizerJson) > MAX_FILE_BYTES)
+                throw new QvlmException("tokenizer file " + tokenizerJson + " has " + Files.size(tokenizerJson)
+                        + " bytes, more than the " + (MAX_FILE_BYTES >> 20) + " MiB limit");
             bytes = Files.readAllBytes(tokenizerJson);
         } catch (NoSuchFileException e) {
             throw new QvlmException("tokenizer file " + tokenizerJson + " does not exist");
