@@ -3,7 +3,7 @@
 # other, and prints executions and duration per target (the README's table).
 #
 #   benchmarks/fuzz/run.sh [DURATION] [TARGET ...]     DURATION: Jazzer syntax, default 10m
-#   targets: safetensors configJson tokenizer image scienceQaRow quantizationConfig (default: all)
+#   targets: safetensors configJson tokenizer tokenizerText image scienceQaRow quantizationConfig (default: all)
 #
 # The test JVM gets a 1 GB heap, so an input that needs more memory is a finding (OutOfMemoryError). Findings
 # (crashing inputs) land in java/src/test/resources/dev/qvlm/fuzz/HostileInputFuzzTestInputs/<target>/ and are
@@ -15,7 +15,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DURATION="${1:-10m}"
 shift || true
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -eq 0 ]] && TARGETS=(safetensors configJson tokenizer image scienceQaRow quantizationConfig)
+[[ ${#TARGETS[@]} -eq 0 ]] && TARGETS=(safetensors configJson tokenizer tokenizerText image scienceQaRow quantizationConfig)
 if [[ -z "${JAVA_HOME:-}" ]] || ! "${JAVA_HOME}/bin/java" -version 2>&1 | grep -q 'version "2[5-9]'; then
   for j in /usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/temurin-25-jdk /usr/lib/jvm/java-25-openjdk-amd64; do
     [[ -x "$j/bin/java" ]] && { export JAVA_HOME="$j"; break; }

@@ -101,6 +101,8 @@ public final class OutputPaths {
             Files.createDirectories(dir);
             Path t = Files.createTempFile(dir, ".qvlm-write-check", null);
             Files.delete(t);
+        } catch (java.nio.file.FileAlreadyExistsException e) {
+            throw new QvlmException(what + ": cannot write in " + dir + " (" + e.getFile() + " is a file, not a folder)");
         } catch (java.nio.file.AccessDeniedException e) {
             throw new QvlmException(what + ": cannot write in " + dir + " (permission denied)");
         } catch (java.nio.file.FileSystemException e) {

@@ -133,6 +133,30 @@ class HostileInputFuzzTest {
         }
     }
 
+    /**
+     * Prompts, the other untrusted half of tokenization: arbitrary text through the real 32k LLaVA-1.5 tokenizer
+     * (encode, decode back, ids are in range) and arbitrary ids through its decoder.
+     */
+    @FuzzTest(maxDuration = "10m")
+    void tokenizerText(byte[] data) {
+        Tokenizer tok = realTokenizer();
+        String text = utf8(data);
+        int[] ids = tok.encode(text);
+        for (int id : ids) if (id < 0 || id >= tok.vocabSize()) throw new AssertionError("id out of range " + id);
+        tok.decode(ids);
+        int[] arbitrary = new int[data.length / 4];
+        for (int i = 0; i < arbitrary.length; i++)
+            arbitrary[i] = ((data[4 * i] & 0xff) << 24) | ((data[4 * i + 1] & 0xff) << 16) | ((data[4 * i + 2] & 0xff) << 8) | (data[4 * i + 3] & 0xff);
+        tok.decode(arbitrary, false);
+    }
+
+    private static Tokenizer realTokenizerInstance;
+
+    private static synchronized Tokenizer realTokenizer() {
+        if (realTokenizerInstance == null) realTokenizerInstance = Tokenizer.load(TestPaths.realTokenizer());
+        return realTokenizerInstance;
+    }
+
     /** PNG/JPEG bytes through the decoder and the bundled model's CLIP preprocessing. */
     @FuzzTest(maxDuration = "10m")
     void image(byte[] data) {
