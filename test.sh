@@ -10,4 +10,5 @@ fi
 "${JAVA_HOME:?set JAVA_HOME to a JDK 25}/bin/java" -version 2>&1 | grep -q 'version "2[5-9]' \
   || { echo "test.sh: Java 25 is required (JAVA_HOME=$JAVA_HOME)" >&2; exit 2; }
 cd "$ROOT"
-exec mvn -B test "$@"
+# package = test + the CLI jar, so the first ./qvlm afterwards starts at once instead of rebuilding
+exec mvn -B package "$@"

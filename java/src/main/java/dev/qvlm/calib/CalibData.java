@@ -20,8 +20,13 @@ public final class CalibData {
     private CalibData() {}
 
     public static List<CalibSample> load(Llava llava, Path jsonl, int n, long seed) {
+        return load(llava, jsonl, n, seed, null);
+    }
+
+    /** @param imageRoot the folder image paths resolve in ({@code --image-root}); null = the data file's folder */
+    public static List<CalibSample> load(Llava llava, Path jsonl, int n, long seed, Path imageRoot) {
         if (n < 1) throw new QvlmException("--calib-samples must be at least 1, got " + n);
-        List<McQuestion> rows = McDataset.read(jsonl);
+        List<McQuestion> rows = McDataset.read(jsonl, imageRoot);
         if (n > rows.size())
             throw new QvlmException(jsonl + ": asked for " + n + " calibration samples but the file has only " + rows.size() + " rows");
         List<Integer> idx = new ArrayList<>();

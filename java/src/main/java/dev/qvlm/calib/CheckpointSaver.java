@@ -17,6 +17,7 @@ import dev.qvlm.safetensors.SafeTensorsWriter;
 import dev.qvlm.safetensors.TensorInfo;
 import dev.qvlm.safetensors.WeightStore;
 import dev.qvlm.util.Json;
+import dev.qvlm.util.OutputPaths;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -102,9 +103,8 @@ public final class CheckpointSaver {
             throw new QvlmException("--out: saving needs quantized weights (--wbits 2..8); activation-only settings are evaluated in memory only");
         runtime.check(st.weights(), st.activations(), st.actDynamic());
         Path target = out.toAbsolutePath().normalize();
-        if (Files.exists(target) && !force)
-            throw new QvlmException("--out " + out + " already exists (use --force to replace it)");
-        Path tmp = target.resolveSibling(target.getFileName() + ".tmp-" + ProcessHandle.current().pid());
+        OutputPaths.checkCheckpointDir(out, force, "--out");
+        Path tmp = target.resolveSibling(target.getFileName() + OutputPaths.TMP_INFIX + ProcessHandle.current().pid());
         Thread cleanup = new Thread(() -> deleteQuietly(tmp), "qvlm-cleanup");
         Runtime.getRuntime().addShutdownHook(cleanup);
         try {

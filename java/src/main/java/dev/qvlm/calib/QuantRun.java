@@ -74,8 +74,15 @@ public final class QuantRun {
     public static Result quantize(Llava llava, Path calib, int calibSamples, long seed, QuantSettings st,
                                   boolean analyzeEntropy, List<McQuestion> evalRows, Evaluator.Report fp, int jobs,
                                   boolean progress, Consumer<String> log) {
+        return quantize(llava, calib, null, calibSamples, seed, st, analyzeEntropy, evalRows, fp, jobs, progress, log);
+    }
+
+    /** @param imageRoot folder the calibration rows' image paths resolve in (null: the calibration file's folder) */
+    public static Result quantize(Llava llava, Path calib, Path imageRoot, int calibSamples, long seed, QuantSettings st,
+                                  boolean analyzeEntropy, List<McQuestion> evalRows, Evaluator.Report fp, int jobs,
+                                  boolean progress, Consumer<String> log) {
         QuantOptions.validate(st, llava.model().weights().linears());
-        List<CalibSample> samples = CalibData.load(llava, calib, calibSamples, seed);
+        List<CalibSample> samples = CalibData.load(llava, calib, calibSamples, seed, imageRoot);
         long t0 = System.nanoTime();
         Calibrator c = new Calibrator(llava.model(), st, samples, analyzeEntropy, log);
         QuantReport r = c.run();

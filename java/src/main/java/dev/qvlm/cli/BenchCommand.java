@@ -1,6 +1,7 @@
 package dev.qvlm.cli;
 
 import dev.qvlm.QvlmException;
+import dev.qvlm.util.OutputPaths;
 import dev.qvlm.bench.Bench;
 import dev.qvlm.bench.SyntheticModel;
 import dev.qvlm.config.KnownModels;
@@ -63,6 +64,7 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        if (out != null) OutputPaths.checkFile(out, "--out");
         if ((model == null) == (synthetic == null)) throw new QvlmException("give exactly one of --synthetic NAME or --model DIR");
         if (!device.equals("cpu") && !device.equals("cuda"))
             throw new QvlmException("--device: unknown device '" + device + "' (expected cpu or cuda)");

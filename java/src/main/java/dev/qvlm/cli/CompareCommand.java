@@ -1,6 +1,7 @@
 package dev.qvlm.cli;
 
 import dev.qvlm.QvlmException;
+import dev.qvlm.util.OutputPaths;
 import dev.qvlm.calib.Method;
 import dev.qvlm.calib.QuantOptions;
 import dev.qvlm.calib.QuantRun;
@@ -50,6 +51,9 @@ final class CompareCommand implements Callable<Integer> {
 
     @Option(names = "--seed", defaultValue = "0", paramLabel = "S", description = "Calibration seed (default ${DEFAULT-VALUE}).")
     long seed;
+
+    @Option(names = "--image-root", paramLabel = "DIR", description = "Folder the rows' image paths (of --data and --calib) are relative to (default: each file's folder); paths may not leave it.")
+    Path imageRoot;
 
     @Option(names = "--limit", paramLabel = "N", description = "Evaluate only the first N questions.")
     Integer limit;
@@ -109,6 +113,7 @@ final class CompareCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        if (out != null) OutputPaths.checkFile(out, "--out");
         List<Setting> ss = settings.stream().map(CompareCommand::parseSetting).toList();
         WeightRounding defW = WeightRounding.parse(q.weightRounding == null ? "rtn" : q.weightRounding);
         double defSmooth = q.smooth == null ? Double.NaN : q.smooth;
@@ -122,7 +127,7 @@ final class CompareCommand implements Callable<Integer> {
                 plan.add(q.settings(r.method(), s.wbits(), s.abits(), s.group()));
             }
         }
-        List<McQuestion> rows = Evaluator.load(data, limit);
+        List<McQuestion> rows = Evaluator.load(data, limit, imageRoot);
         int j = jobs != null ? Math.max(1, jobs) : Runtime.getRuntime().availableProcessors();
         List<Map<String, Object>> results = new ArrayList<>();
         Evaluator.Report fp;
@@ -141,7 +146,7 @@ final class CompareCommand implements Callable<Integer> {
             String tag = String.format("[%d/%d %s %s]", i, plan.size(), st.label() + (st.actDynamic() ? "-dyn" : ""), st.recipe());
             System.err.println(tag + " quantizing");
             try (Llava llava = Llava.open(model, common.backend());
-                 QuantRun.Result r = QuantRun.quantize(llava, calib, calibSamples, seed, st, false, rows, fp, j,
+                 QuantRun.Result r = QuantRun.quantize(llava, calib, imageRoot, calibSamples, seed, st, false, rows, fp, j,
                          !common.quiet, common.quiet ? null : s -> System.err.println(tag + s))) {
                 Map<String, Object> row = new LinkedHashMap<>();
                 row.put("setting", st.label() + (st.actDynamic() ? "-dyn" : ""));

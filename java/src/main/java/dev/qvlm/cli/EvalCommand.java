@@ -6,6 +6,7 @@ import dev.qvlm.eval.McQuestion;
 import dev.qvlm.runtime.Llava;
 import dev.qvlm.runtime.MemoryBudget;
 import dev.qvlm.util.Json;
+import dev.qvlm.util.OutputPaths;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -27,8 +28,11 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face LLaVA folder.")
     Path model;
 
-    @Option(names = "--data", required = true, paramLabel = "FILE.jsonl", description = "Questions; image paths are relative to this file's folder.")
+    @Option(names = "--data", required = true, paramLabel = "FILE.jsonl", description = "Questions; image paths are relative to this file's folder (or --image-root) and may not leave it.")
     Path data;
+
+    @Option(names = "--image-root", paramLabel = "DIR", description = "Folder the rows' image paths are relative to (default: the data file's folder); paths may not leave it.")
+    Path imageRoot;
 
     @Option(names = "--limit", paramLabel = "N", description = "Evaluate only the first N questions.")
     Integer limit;
@@ -52,9 +56,8 @@ final class EvalCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        List<McQuestion> rows = Evaluator.load(data, limit);
-        if (out != null && out.toAbsolutePath().getParent() != null && !Files.isDirectory(out.toAbsolutePath().getParent()))
-            throw new QvlmException("--out: folder " + out.toAbsolutePath().getParent() + " does not exist");
+        if (out != null) OutputPaths.checkFile(out, "--out");
+        List<McQuestion> rows = Evaluator.load(data, limit, imageRoot);
         if (saveLogits && out == null) throw new QvlmException("--save-logits needs --out");
         float[][] refLogits = null;
         if (reference != null) refLogits = ReferenceLogits.load(reference, rows, common, quietProgress());

@@ -5,6 +5,7 @@ import dev.qvlm.backend.Tensor;
 import dev.qvlm.generate.Generator;
 import dev.qvlm.generate.SamplingOptions;
 import dev.qvlm.image.ImageProcessor;
+import dev.qvlm.model.LlavaModel;
 import dev.qvlm.runtime.Llava;
 import dev.qvlm.runtime.MemoryBudget;
 import dev.qvlm.util.Json;
@@ -55,7 +56,8 @@ final class GenerateCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         if (maxTokens < 1) throw new QvlmException("--max-tokens must be at least 1, got " + maxTokens);
-        if (temperature < 0) throw new QvlmException("--temperature must be >= 0, got " + temperature);
+        if (!(temperature >= 0) || Float.isInfinite(temperature))
+            throw new QvlmException("--temperature must be a finite number >= 0, got " + temperature);
         if (!(topP > 0 && topP <= 1)) throw new QvlmException("--top-p must be in (0, 1], got " + topP);
         if (image != null && !Files.isRegularFile(image)) throw new QvlmException(image + ": image not found");
         try (Llava llava = Llava.open(model, common.backend())) {
@@ -63,12 +65,12 @@ final class GenerateCommand implements Callable<Integer> {
             if (!raw) text = image != null ? Llava.chatPrompt(prompt) : "USER: " + prompt + " ASSISTANT:";
             else if (image != null && !text.contains(Llava.IMAGE_TOKEN))
                 throw new QvlmException("--raw prompt has no <image> token but --image was given");
-            int[] ids0 = llava.promptIds(text);
-            MemoryBudget.check("generate", MemoryBudget.forRun(llava, ids0.length + maxTokens, 1));
-            Tensor embeds = image == null ? null : llava.model().encodeImage(llava.processor().preprocess(ImageProcessor.read(image)));
-            int[] ids = ids0;
-            Generator gen = new Generator(llava.model(), llava.tokenizer());
+            int[] ids = llava.promptIds(text);
+            LlavaModel.checkContext(ids.length, maxTokens, llava.model().contextLength()); // before any compute
+            MemoryBudget.check("generate", MemoryBudget.forRun(llava, ids.length + maxTokens, 1));
             var opts = new SamplingOptions(maxTokens, temperature, topP, seed);
+            Tensor embeds = image == null ? null : llava.model().encodeImage(llava.processor().preprocess(ImageProcessor.read(image)));
+            Generator gen = new Generator(llava.model(), llava.tokenizer());
             Generator.Result r = gen.generate(ids, embeds, opts, json ? null : s -> {
                 System.out.print(s);
                 System.out.flush();

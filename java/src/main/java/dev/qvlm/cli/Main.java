@@ -30,6 +30,9 @@ public final class Main implements Runnable {
                 cmd.getErr().flush();
                 return 2;
             }
+            Throwable root = ex;
+            while (root.getCause() != null && root.getCause() != root) root = root.getCause();
+            if (root instanceof Error err) return reportError(err, cmd.getErr());
             cmd.getErr().println("qvlm: internal error: " + ex);
             if (System.getenv("QVLM_DEBUG") != null) ex.printStackTrace(cmd.getErr());
             cmd.getErr().flush();
@@ -42,10 +45,38 @@ public final class Main implements Runnable {
             err.flush();
             return 2;
         });
-        return cl.execute(args);
+        try {
+            return cl.execute(args);
+        } catch (Error e) {
+            // picocli hands only Exceptions to the handler above; an Error (OutOfMemoryError, StackOverflowError)
+            // from a command ends here and is reported as one line too, never as a stack trace
+            return reportError(e, cl.getErr());
+        }
+    }
+
+    /** One line for an {@link Error}; exit code 2 for running out of memory (the input was too large), else 1. */
+    static int reportError(Error e, PrintWriter err) {
+        Throwable t = e;
+        while (!(t instanceof OutOfMemoryError) && t.getCause() != null && t.getCause() != t) t = t.getCause();
+        if (t instanceof OutOfMemoryError) {
+            err.println("qvlm: error: out of memory (" + t.getMessage() + "; the JVM heap is "
+                    + Runtime.getRuntime().maxMemory() / (1 << 20) + " MB: the input is too large for it, or give more with JAVA_OPTS=-Xmx...)");
+            err.flush();
+            return 2;
+        }
+        err.println("qvlm: internal error: " + e);
+        if (System.getenv("QVLM_DEBUG") != null) e.printStackTrace(err);
+        err.flush();
+        return 1;
     }
 
     public static void main(String[] args) {
+        // a thread that dies of an uncaught throwable prints one line, not a stack trace
+        Thread.setDefaultUncaughtExceptionHandler((t, e) -> {
+            System.err.println("qvlm: " + (e instanceof QvlmException ? "error: " + e.getMessage() : "internal error in thread "
+                    + t.getName() + ": " + e));
+            if (System.getenv("QVLM_DEBUG") != null) e.printStackTrace();
+        });
         System.exit(execute(args));
     }
 }

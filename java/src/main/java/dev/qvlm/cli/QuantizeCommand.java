@@ -10,6 +10,7 @@ import dev.qvlm.eval.McQuestion;
 import dev.qvlm.quant.SaveTarget;
 import dev.qvlm.runtime.Llava;
 import dev.qvlm.util.Json;
+import dev.qvlm.util.OutputPaths;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -64,8 +65,11 @@ final class QuantizeCommand implements Callable<Integer> {
                     "Every target writes llava-hf key names, re: ignore patterns and scales in the weight dtype."})
     String target;
 
-    @Option(names = "--force", description = "Replace an existing --out folder.")
+    @Option(names = "--force", description = "Replace an existing --out folder; only one that looks like a checkpoint (config.json with *.safetensors, or a quantization_report.json) is replaced, any other folder is refused.")
     boolean force;
+
+    @Option(names = "--image-root", paramLabel = "DIR", description = "Folder the rows' image paths (of --calib and --eval) are relative to (default: each file's folder); paths may not leave it.")
+    Path imageRoot;
 
     @Option(names = "--report", paramLabel = "FILE.json", description = "Write quantization_report.json here (default: inside --out when given).")
     Path reportFile;
@@ -83,8 +87,8 @@ final class QuantizeCommand implements Callable<Integer> {
         q.defaultWsym = t.defaultSymmetricWeights();
         QuantSettings st = q.settings();
         if (out != null || target != null) t.check(st.weights(), st.activations(), st.actDynamic());
-        if (out != null && Files.exists(out) && !force)
-            throw new QvlmException("--out " + out + " already exists (use --force to replace it)");
+        if (out != null) OutputPaths.checkCheckpointDir(out, force, "--out");
+        if (reportFile != null) OutputPaths.checkFile(reportFile, "--report");
         if (calib == null) {
             if (!QuantRun.isWeightOnlyRtn(st))
                 throw new QvlmException("--calib is required for --method " + st.method().id()
@@ -96,7 +100,7 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         List<McQuestion> rows = null;
         if (eval != null) {
-            rows = Evaluator.load(eval, limit);
+            rows = Evaluator.load(eval, limit, imageRoot);
         }
         int j = jobs != null ? Math.max(1, jobs) : Runtime.getRuntime().availableProcessors();
         Evaluator.Report fp = null, qev;
@@ -110,7 +114,7 @@ final class QuantizeCommand implements Callable<Integer> {
             if (!common.quiet) System.err.println("quantizing: " + st.label() + ", " + st.recipe());
             // when saving, --eval measures the saved folder (below), not the in-memory model: its scales are rounded
             // to the weight dtype on the way, and the accuracy reported is then exactly what `qvlm eval` gives
-            try (QuantRun.Result r = QuantRun.quantize(llava, calib, calibSamples, seed, st, analyzeEntropy,
+            try (QuantRun.Result r = QuantRun.quantize(llava, calib, imageRoot, calibSamples, seed, st, analyzeEntropy,
                     out != null ? null : rows, fp, j, !common.quiet, common.quiet ? null : System.err::println)) {
                 System.out.println(r.report().summary());
                 if (out != null) {

@@ -50,23 +50,23 @@ public record LlavaConfig(
         double theta = 10000.0;
         if (t.has("rope_parameters") && t.get("rope_parameters").isObject()) {
             JsonNode rp = t.get("rope_parameters");
-            theta = rp.path("rope_theta").asDouble(theta);
+            theta = positive(rp, "rope_theta", theta, where + ": text_config.rope_parameters.");
             checkRopeType(rp.path("rope_type").asText(rp.path("type").asText("default")), where);
         } else {
-            theta = t.path("rope_theta").asDouble(theta);
+            theta = positive(t, "rope_theta", theta, where + ": text_config.");
         }
         if (t.hasNonNull("rope_scaling") && t.get("rope_scaling").isObject()) {
             JsonNode rs = t.get("rope_scaling");
             checkRopeType(rs.path("rope_type").asText(rs.path("type").asText("default")), where);
         }
-        boolean tieText = t.path("tie_word_embeddings").asBoolean(root.path("tie_word_embeddings").asBoolean(false));
+        boolean tieText = bool(t, "tie_word_embeddings", bool(root, "tie_word_embeddings", false, where + ": "), where + ": text_config.");
         int[] eos;
         JsonNode e = t.path("eos_token_id");
         if (e.isArray()) {
             eos = new int[e.size()];
-            for (int i = 0; i < eos.length; i++) eos[i] = e.get(i).asInt();
+            for (int i = 0; i < eos.length; i++) eos[i] = tokenId(e.get(i), where + ": text_config.eos_token_id");
         } else {
-            eos = new int[]{e.asInt(2)};
+            eos = new int[]{e.isMissingNode() || e.isNull() ? 2 : tokenId(e, where + ": text_config.eos_token_id")};
         }
         TextConfig text = new TextConfig(
                 hidden,
@@ -75,13 +75,13 @@ public record LlavaConfig(
                 heads, kvHeads, headDim,
                 integer(t, "vocab_size", 32000, where),
                 integer(t, "max_position_embeddings", 2048, where),
-                (float) t.path("rms_norm_eps").asDouble(1e-6),
+                (float) positive(t, "rms_norm_eps", 1e-6, where + ": text_config."),
                 theta,
                 Activation.parse(t.path("hidden_act").asText("silu"), where + ": text_config.hidden_act"),
-                t.path("attention_bias").asBoolean(false),
-                t.path("mlp_bias").asBoolean(false),
+                bool(t, "attention_bias", false, where + ": text_config."),
+                bool(t, "mlp_bias", false, where + ": text_config."),
                 tieText,
-                t.path("bos_token_id").asInt(1),
+                t.hasNonNull("bos_token_id") ? tokenId(t.get("bos_token_id"), where + ": text_config.bos_token_id") : 1,
                 eos);
 
         // LlavaConfig's default vision tower is CLIP ViT-L/14-336 (what LLaVA-1.5 uses).
@@ -94,8 +94,14 @@ public record LlavaConfig(
                 integer(v, "num_channels", 3, where),
                 integer(v, "image_size", vDefaults ? 336 : 224, where),
                 integer(v, "patch_size", vDefaults ? 14 : 32, where),
-                (float) v.path("layer_norm_eps").asDouble(1e-5),
+                (float) positive(v, "layer_norm_eps", 1e-5, where + ": vision_config."),
                 Activation.parse(v.path("hidden_act").asText("quick_gelu"), where + ": vision_config.hidden_act"));
+        if ((long) heads * headDim > Integer.MAX_VALUE || (long) hidden * 4 > Integer.MAX_VALUE)
+            throw new QvlmException(where + ": text_config sizes (num_attention_heads x head_dim, hidden_size) are too large");
+        if (vision.patchSize() > vision.imageSize() || vision.imageSize() / vision.patchSize() > 4096)
+            throw new QvlmException(where + ": vision_config image_size " + vision.imageSize() + " and patch_size "
+                    + vision.patchSize() + " give " + (vision.imageSize() / vision.patchSize())
+                    + " patches per side (expected 1..4096)");
         if (vision.hiddenSize() % vision.numHeads() != 0)
             throw new QvlmException(where + ": vision hidden_size " + vision.hiddenSize()
                     + " is not divisible by num_attention_heads " + vision.numHeads());
@@ -103,7 +109,7 @@ public record LlavaConfig(
         JsonNode fl = root.path("vision_feature_layer");
         if (fl.isArray())
             throw new QvlmException(where + ": vision_feature_layer as a list (multi-layer features) is not supported");
-        int featureLayer = fl.asInt(-2);
+        int featureLayer = fl.isMissingNode() || fl.isNull() ? -2 : signedInt(fl, where + ": vision_feature_layer");
         int L = vision.numLayers();
         int resolved = featureLayer < 0 ? L + 1 + featureLayer : featureLayer;
         if (resolved < 0 || resolved > L)
@@ -114,19 +120,46 @@ public record LlavaConfig(
             throw new QvlmException(where + ": vision_feature_select_strategy '" + strategy
                     + "' is not supported (expected 'default' or 'full')");
         boolean drop = strategy.equals("default");
-        int imageToken = root.has("image_token_index") ? root.get("image_token_index").asInt()
-                : root.path("image_token_id").asInt(32000);
-        int seqLen = root.path("image_seq_length").asInt(vision.numPatches() + (drop ? 0 : 1));
+        int imageToken = root.hasNonNull("image_token_index") ? tokenId(root.get("image_token_index"), where + ": image_token_index")
+                : root.hasNonNull("image_token_id") ? tokenId(root.get("image_token_id"), where + ": image_token_id") : 32000;
+        int seqLen = integer(root, "image_seq_length", vision.numPatches() + (drop ? 0 : 1), where);
         String dtype = root.path("dtype").asText(root.path("torch_dtype").asText(t.path("torch_dtype").asText("float32")));
         return new LlavaConfig(text, vision, imageToken,
                 Activation.parse(root.path("projector_hidden_act").asText("gelu"), where + ": projector_hidden_act"),
-                root.path("multimodal_projector_bias").asBoolean(true),
+                bool(root, "multimodal_projector_bias", true, where + ": "),
                 resolved, drop, seqLen, dtype);
     }
 
     private static void checkRopeType(String type, String where) {
         if (!type.equals("default"))
             throw new QvlmException(where + ": rope type '" + type + "' is not supported (only 'default' RoPE)");
+    }
+
+    /** A float setting that must be a finite positive JSON number (a string such as "1e-5" is refused, not defaulted). */
+    private static double positive(JsonNode n, String key, double dflt, String prefix) {
+        JsonNode v = n.get(key);
+        if (v == null || v.isNull()) return dflt;
+        if (!v.isNumber() || !Double.isFinite(v.asDouble()) || v.asDouble() <= 0)
+            throw new QvlmException(prefix + key + " must be a positive number, got " + v);
+        return v.asDouble();
+    }
+
+    private static boolean bool(JsonNode n, String key, boolean dflt, String prefix) {
+        JsonNode v = n.get(key);
+        if (v == null || v.isNull()) return dflt;
+        if (!v.isBoolean()) throw new QvlmException(prefix + key + " must be true or false, got " + v);
+        return v.asBoolean();
+    }
+
+    private static int tokenId(JsonNode v, String what) {
+        if (v == null || !v.isIntegralNumber() || !v.canConvertToInt() || v.asInt() < 0)
+            throw new QvlmException(what + " must be a non-negative integer token id, got " + v);
+        return v.asInt();
+    }
+
+    private static int signedInt(JsonNode v, String what) {
+        if (!v.isIntegralNumber() || !v.canConvertToInt()) throw new QvlmException(what + " must be an integer, got " + v);
+        return v.asInt();
     }
 
     private static int integer(JsonNode n, String key, int dflt, String where) {

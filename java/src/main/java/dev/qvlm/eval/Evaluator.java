@@ -4,6 +4,7 @@ import dev.qvlm.QvlmException;
 import dev.qvlm.backend.Tensor;
 import dev.qvlm.generate.Sampler;
 import dev.qvlm.model.KvCache;
+import dev.qvlm.model.LlavaModel;
 import dev.qvlm.runtime.Llava;
 import dev.qvlm.util.Progress;
 
@@ -54,8 +55,13 @@ public final class Evaluator {
      * with every image checked to exist before any compute.
      */
     public static List<McQuestion> load(Path file, Integer limit) {
+        return load(file, limit, null);
+    }
+
+    /** @param imageRoot the folder image paths resolve in ({@code --image-root}); null = the data file's folder */
+    public static List<McQuestion> load(Path file, Integer limit, Path imageRoot) {
         if (limit != null && limit < 1) throw new QvlmException("--limit must be at least 1, got " + limit);
-        List<McQuestion> rows = McDataset.read(file);
+        List<McQuestion> rows = McDataset.read(file, imageRoot);
         if (limit != null && limit < rows.size()) rows = rows.subList(0, limit);
         checkImages(rows, file.toString());
         return rows;
@@ -69,8 +75,13 @@ public final class Evaluator {
     }
 
     public Prediction predict(McQuestion q) {
-        Tensor embeds = q.image() == null ? null : llava.encodeImage(q.image());
         int[] ids = llava.promptIds(q.prompt());
+        try {
+            LlavaModel.checkContext(ids.length, 0, llava.model().contextLength());
+        } catch (QvlmException e) {
+            throw new QvlmException("question " + q.id() + " (line " + q.line() + "): " + e.getMessage());
+        }
+        Tensor embeds = q.image() == null ? null : llava.encodeImage(q.image());
         KvCache cache = llava.model().newCache(ids.length);
         float[] logits = llava.model().forward(cache, ids, embeds, false);
         int tok = Sampler.argmax(logits, 0, logits.length);

@@ -2,6 +2,7 @@ package dev.qvlm.eval;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.qvlm.QvlmException;
+import dev.qvlm.util.Confine;
 import dev.qvlm.util.Json;
 
 import java.io.BufferedReader;
@@ -17,12 +18,22 @@ public final class McDataset {
     private McDataset() {}
 
     public static List<McQuestion> read(Path file) {
+        return read(file, null);
+    }
+
+    /**
+     * @param imageRoot folder that image paths resolve in and may not leave ({@code --image-root}); null = the data
+     *                  file's own folder
+     */
+    public static List<McQuestion> read(Path file, Path imageRoot) {
         List<McQuestion> rows = new ArrayList<>();
-        Path base = file.toAbsolutePath().getParent();
+        Path base = imageRoot != null ? imageRoot.toAbsolutePath().normalize() : file.toAbsolutePath().getParent();
+        if (imageRoot != null && !Files.isDirectory(imageRoot))
+            throw new QvlmException("--image-root " + imageRoot + ": folder not found");
         try (BufferedReader r = Files.newBufferedReader(file)) {
             String line;
             int no = 0;
-            while ((line = r.readLine()) != null) {
+            while ((line = readLine(r, file, no + 1)) != null) {
                 no++;
                 if (line.isBlank()) continue;
                 rows.add(parse(line, no, file, base));
@@ -38,7 +49,25 @@ public final class McDataset {
         return rows;
     }
 
-    static McQuestion parse(String line, int no, Path file, Path base) {
+    /** Longest row accepted: 1 MiB of text (real ScienceQA rows are under 10 KB). */
+    public static final int MAX_LINE_CHARS = 1 << 20;
+
+    /** BufferedReader.readLine with a length bound, so one endless line cannot exhaust memory. */
+    private static String readLine(BufferedReader r, Path file, int no) throws IOException {
+        StringBuilder b = new StringBuilder();
+        int c;
+        while ((c = r.read()) >= 0) {
+            if (c == '\n') return b.toString();
+            if (b.length() >= MAX_LINE_CHARS)
+                throw new QvlmException(file + ":" + no + ": line longer than " + MAX_LINE_CHARS + " characters");
+            b.append((char) c);
+        }
+        if (b.isEmpty()) return null;
+        return b.toString();
+    }
+
+    /** One row ({@code no}: its line number); an image path must stay inside {@code base} ({@link Confine}). */
+    public static McQuestion parse(String line, int no, Path file, Path base) {
         String where = file + ":" + no;
         JsonNode n;
         try {
@@ -67,7 +96,7 @@ public final class McDataset {
         JsonNode im = n.get("image");
         if (im != null && !im.isNull()) {
             if (!im.isTextual()) throw new QvlmException(where + ": \"image\" must be a path string");
-            image = base.resolve(im.asText());
+            image = Confine.inside(base, im.asText(), where + ": \"image\"");
         }
         String hint = n.hasNonNull("hint") ? n.get("hint").asText() : null;
         String task = n.hasNonNull("task") ? n.get("task").asText() : "all";

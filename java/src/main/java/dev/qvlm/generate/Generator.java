@@ -34,6 +34,7 @@ public final class Generator {
     public Result generate(int[] promptIds, Tensor imageEmbeds, SamplingOptions opts, Consumer<String> stream) {
         int vocab = model.config().text().vocabSize();
         int[] eos = model.config().text().eosTokenIds();
+        LlavaModel.checkContext(promptIds.length, opts.maxTokens(), model.contextLength());
         KvCache cache = model.newCache(promptIds.length + opts.maxTokens());
         Sampler sampler = new Sampler(opts);
         long t0 = System.nanoTime();

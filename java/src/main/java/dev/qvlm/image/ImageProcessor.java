@@ -2,7 +2,6 @@ package dev.qvlm.image;
 
 import dev.qvlm.QvlmException;
 
-import javax.imageio.ImageIO;
 import java.awt.color.ColorSpace;
 import java.awt.image.BufferedImage;
 import java.awt.image.ColorModel;
@@ -10,7 +9,6 @@ import java.awt.image.ComponentSampleModel;
 import java.awt.image.DataBufferByte;
 import java.awt.image.IndexColorModel;
 import java.awt.image.Raster;
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -56,20 +54,11 @@ public final class ImageProcessor {
     }
 
     /**
-     * Reads a PNG or JPEG (anything {@code javax.imageio} decodes). Throws {@link QvlmException}
-     * {@code "<file>: image not found"} or {@code "<file>: not a readable PNG/JPEG image"}.
+     * Reads a PNG or JPEG through {@link ImageDecoder} (pixel limit from the header, CRCs, truncation). Throws
+     * {@link QvlmException} {@code "<file>: image not found"} or {@code "<file>: not a readable PNG/JPEG image"}.
      */
     public static BufferedImage read(Path file) {
-        if (!Files.exists(file)) throw new QvlmException(file + ": image not found");
-        BufferedImage img;
-        try {
-            img = ImageIO.read(file.toFile());
-        } catch (IOException | RuntimeException e) {
-            throw new QvlmException(file + ": not a readable PNG/JPEG image (" + e.getMessage() + ")", e);
-        }
-        if (img == null) throw new QvlmException(file + ": not a readable PNG/JPEG image");
-        if (img.getWidth() <= 0 || img.getHeight() <= 0) throw new QvlmException(file + ": image has no pixels");
-        return img;
+        return ImageDecoder.read(file);
     }
 
     /** {@code pixel_values} for one image file, CHW float[3 * outHeight() * outWidth()]. */
@@ -84,16 +73,24 @@ public final class ImageProcessor {
 
     /** Like {@link #preprocess(BufferedImage)} but also reports the output size (needed without center crop). */
     public PixelValues process(BufferedImage img) {
+        ImageDecoder.checkPixels(img.getWidth(), img.getHeight(), "image");
+        if (cfg.padToSquare()) {
+            long side = Math.max(img.getWidth(), img.getHeight());
+            ImageDecoder.checkPixels(side, side, "image padded to a square");
+        }
         RgbImage rgb = toRgb(img);
         if (cfg.padToSquare()) rgb = expandToSquare(rgb, cfg.padColor());
         if (cfg.doResize()) {
             int[] hw = resizeOutputSize(rgb.height(), rgb.width(), cfg.shortestEdge());
+            // a very elongated image resized to shortest_edge can be far larger than the original
+            ImageDecoder.checkPixels(hw[1], hw[0], "image resized to shortest edge " + cfg.shortestEdge());
             rgb = PillowResize.resize(rgb, hw[1], hw[0], cfg.resample());
         }
         int outH = rgb.height(), outW = rgb.width(), top = 0, left = 0;
         if (cfg.doCenterCrop()) {
             outH = cfg.cropHeight();
             outW = cfg.cropWidth();
+            ImageDecoder.checkPixels(outW, outH, "crop_size");
             top = Math.floorDiv(rgb.height() - outH, 2);
             left = Math.floorDiv(rgb.width() - outW, 2);
         }

@@ -150,7 +150,26 @@ public final class LlavaModel {
 
     // ---------------------------------------------------------------- decoder
 
+    /** Longest sequence (prompt with image tokens + generated tokens) the model takes: max_position_embeddings. */
+    public int contextLength() {
+        return config.text().maxPositionEmbeddings();
+    }
+
+    /**
+     * The one context check of generation and evaluation: {@code promptTokens} (image tokens included) plus
+     * {@code newTokens} must fit in {@code contextLength}, else one message saying by how much it does not.
+     * Checked before any allocation or compute, so a 1 MB prompt or {@code --max-tokens 1000000000} fails at once.
+     */
+    public static void checkContext(long promptTokens, long newTokens, int contextLength) {
+        if (newTokens < 0) throw new QvlmException("max_tokens must be >= 0, got " + newTokens);
+        if (promptTokens + newTokens > contextLength)
+            throw new QvlmException("prompt of " + promptTokens + " tokens + " + newTokens + " new tokens exceeds the model's context of "
+                    + contextLength + " tokens (max_position_embeddings); shorten the prompt or lower --max-tokens");
+    }
+
+    /** A cache for {@code capacity} positions; refuses more than {@link #contextLength()}. */
     public KvCache newCache(int capacity) {
+        checkContext(capacity, 0, contextLength());
         TextConfig tc = config.text();
         return new KvCache(backend, tc.numLayers(), capacity, tc.kvDim());
     }

@@ -52,6 +52,9 @@ public final class WeightLoader {
         float[] pos = floats("vision.embeddings.position_embedding.weight", new long[]{vc.numPositions(), D});
         String pre = has("vision.pre_layrnorm.weight") ? "vision.pre_layrnorm" : "vision.pre_layernorm";
         float[] preW = vector(pre + ".weight", D), preB = vector(pre + ".bias", D);
+        // Layer counts size these arrays: checked against the stored tensors first, so a config.json claiming
+        // 2^31-1 layers fails here instead of allocating.
+        checkLayerCount("vision.encoder.layers.", "layer_norm1.weight", vc.numLayers(), "vision_config.num_hidden_layers");
         LlavaWeights.ClipLayer[] vl = new LlavaWeights.ClipLayer[vc.numLayers()];
         for (int i = 0; i < vl.length; i++) {
             String p = "vision.encoder.layers." + i + ".";
@@ -73,6 +76,7 @@ public final class WeightLoader {
                 linear("projector.linear_2", Linear.Part.PROJECTOR, Dt, Dt, cfg.projectorBias()));
 
         Matrix embed = matrix("text.embed_tokens.weight", new long[]{tc.vocabSize(), Dt}, tc.vocabSize(), Dt);
+        checkLayerCount("text.layers.", "input_layernorm.weight", tc.numLayers(), "text_config.num_hidden_layers");
         LlavaWeights.LlamaLayer[] tl = new LlavaWeights.LlamaLayer[tc.numLayers()];
         for (int i = 0; i < tl.length; i++) {
             String p = "text.layers." + i + ".";
@@ -98,6 +102,13 @@ public final class WeightLoader {
             throw missing("lm_head.weight");
         }
         return new LlavaWeights(vision, projector, new LlavaWeights.Text(embed, tl, norm, lmHead));
+    }
+
+    private void checkLayerCount(String prefix, String suffix, int n, String key) {
+        String last = prefix + (n - 1) + "." + suffix;
+        if (!has(last))
+            throw new QvlmException(store.dir() + ": missing tensor '" + WeightNames.expectedKey(last, store.names())
+                    + "': config.json says " + key + " = " + n + " but there is no layer " + (n - 1));
     }
 
     private boolean has(String canonical) {

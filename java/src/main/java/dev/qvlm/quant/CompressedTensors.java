@@ -274,6 +274,10 @@ public final class CompressedTensors {
             if (!method.equals(QUANT_METHOD))
                 throw new QvlmException(where + ": quant_method '" + method + "' is not supported (expected '" + QUANT_METHOD + "')");
             String format = qc.path("format").asText("");
+            // absent: inferred from the stored tensors (weight_packed or int8 weight), as compressed-tensors does
+            if (!format.isEmpty() && !format.equals("pack-quantized") && !format.equals("int-quantized"))
+                throw new QvlmException(where + ": quantization_config format " + dev.qvlm.util.Confine.quote(format)
+                        + " is not supported (expected 'pack-quantized' or 'int-quantized')");
             JsonNode cg = qc.get("config_groups");
             if (cg == null || !cg.isObject() || cg.isEmpty())
                 throw new QvlmException(where + ": quantization_config has no config_groups");
@@ -299,6 +303,8 @@ public final class CompressedTensors {
             });
             List<String> ignore = new ArrayList<>();
             qc.path("ignore").forEach(n -> ignore.add(n.asText()));
+            for (Scheme g : groups) g.targets().forEach(t -> checkPattern(t, where + ": config_groups targets"));
+            ignore.forEach(t -> checkPattern(t, where + ": ignore"));
             return new Config(format, List.copyOf(groups), List.copyOf(ignore), where);
         }
 
@@ -310,9 +316,19 @@ public final class CompressedTensors {
             return null;
         }
 
+        private static void checkPattern(String pattern, String where) {
+            if (!pattern.startsWith("re:")) return;
+            try {
+                Pattern.compile(pattern.substring(3));
+            } catch (java.util.regex.PatternSyntaxException e) {
+                throw new QvlmException(where + ": " + dev.qvlm.util.Confine.quote(pattern) + " is not a valid regex");
+            }
+        }
+
         /** compressed-tensors: "re:" prefixes a regex matched from the start of the name (Python re.match), else the exact name or a suffix after a dot. */
         private static boolean matches(String pattern, String name) {
-            if (pattern.startsWith("re:")) return Pattern.compile(pattern.substring(3)).matcher(name).lookingAt();
+            if (pattern.startsWith("re:"))
+                return dev.qvlm.util.RegexBudget.matcher(Pattern.compile(pattern.substring(3)), name, "quantization_config").lookingAt();
             return name.equals(pattern) || name.endsWith("." + pattern);
         }
     }

@@ -1,7 +1,5 @@
 package dev.qvlm.safetensors;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.qvlm.QvlmException;
 
 import java.io.IOException;
@@ -10,14 +8,10 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.Collections;
-import java.util.Iterator;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
 
@@ -32,7 +26,6 @@ public final class SafeTensors implements AutoCloseable {
     static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final ValueLayout.OfLong LONG_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final long MAX_HEADER = 100L << 20;
 
     private final Path file;
     private final Arena arena;
@@ -62,33 +55,8 @@ public final class SafeTensors implements AutoCloseable {
         Arena arena = Arena.ofShared();
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             MemorySegment all = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
-            long n = all.get(LONG_LE, 0);
-            if (n <= 0 || n > MAX_HEADER || n > size - 8)
-                throw new QvlmException(file + ": header length " + n + " does not fit in a file of " + size
-                        + " bytes (truncated or not a safetensors file)");
-            byte[] hb = all.asSlice(8, n).toArray(ValueLayout.JAVA_BYTE);
-            JsonNode root;
-            try {
-                root = new ObjectMapper().readTree(new String(hb, StandardCharsets.UTF_8));
-            } catch (IOException e) {
-                throw new QvlmException(file + ": header is not valid JSON (" + firstLine(e.getMessage()) + ")");
-            }
-            if (root == null || !root.isObject()) throw new QvlmException(file + ": header is not a JSON object");
-            MemorySegment data = all.asSlice(8 + n);
-            long dataSize = data.byteSize();
-            Map<String, TensorInfo> map = new LinkedHashMap<>();
-            Map<String, String> meta = new LinkedHashMap<>();
-            for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
-                var e = it.next();
-                String name = e.getKey();
-                JsonNode v = e.getValue();
-                if (name.equals("__metadata__")) {
-                    v.fields().forEachRemaining(m -> meta.put(m.getKey(), m.getValue().asText()));
-                    continue;
-                }
-                map.put(name, parseEntry(file, name, v, dataSize));
-            }
-            return new SafeTensors(file, arena, data, Collections.unmodifiableMap(map), meta);
+            SafeTensorsHeader h = SafeTensorsHeader.parse(file, all);
+            return new SafeTensors(file, arena, all.asSlice(h.dataStart()), h.tensors(), h.metadata());
         } catch (IOException e) {
             arena.close();
             throw new QvlmException(file + ": cannot map (" + e.getMessage() + ")");
@@ -96,46 +64,6 @@ public final class SafeTensors implements AutoCloseable {
             arena.close();
             throw e;
         }
-    }
-
-    private static TensorInfo parseEntry(Path file, String name, JsonNode v, long dataSize) {
-        String where = file + ": tensor '" + name + "'";
-        if (!v.isObject()) throw new QvlmException(where + ": header entry is not an object");
-        DType dt = DType.parse(v.path("dtype").asText(""));
-        if (dt == null) throw new QvlmException(where + ": unsupported dtype '" + v.path("dtype").asText() + "'");
-        JsonNode sh = v.get("shape");
-        if (sh == null || !sh.isArray()) throw new QvlmException(where + ": missing shape");
-        long[] shape = new long[sh.size()];
-        long numel = 1, nbytes;
-        try {
-            for (int i = 0; i < shape.length; i++) {
-                if (!sh.get(i).canConvertToLong() || sh.get(i).asLong() < 0)
-                    throw new QvlmException(where + ": bad shape " + sh);
-                shape[i] = sh.get(i).asLong();
-                numel = Math.multiplyExact(numel, shape[i]);
-            }
-            nbytes = Math.multiplyExact(numel, (long) dt.bytes);
-        } catch (ArithmeticException e) {
-            throw new QvlmException(where + ": shape " + sh + " is too large");
-        }
-        JsonNode off = v.get("data_offsets");
-        if (off == null || !off.isArray() || off.size() != 2)
-            throw new QvlmException(where + ": missing data_offsets [begin, end]");
-        long b = off.get(0).asLong(-1), en = off.get(1).asLong(-1);
-        if (b < 0 || en < b) throw new QvlmException(where + ": bad data_offsets " + off);
-        if (en > dataSize)
-            throw new QvlmException(where + ": data_offsets " + off + " run past the end of the data section ("
-                    + dataSize + " bytes); the file is truncated");
-        if (en - b != nbytes)
-            throw new QvlmException(where + ": shape " + sh + " x " + dt + " needs " + nbytes
-                    + " bytes but data_offsets span " + (en - b));
-        return new TensorInfo(name, file, dt, shape, b, en);
-    }
-
-    private static String firstLine(String s) {
-        if (s == null) return "";
-        int i = s.indexOf('\n');
-        return i < 0 ? s : s.substring(0, i);
     }
 
     public Path file() {

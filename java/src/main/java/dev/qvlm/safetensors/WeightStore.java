@@ -1,6 +1,5 @@
 package dev.qvlm.safetensors;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import dev.qvlm.QvlmException;
 
 import java.io.IOException;
@@ -8,7 +7,6 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -37,16 +35,10 @@ public final class WeightStore implements AutoCloseable {
         Path index = dir.resolve("model.safetensors.index.json");
         Path single = dir.resolve("model.safetensors");
         if (Files.exists(index)) {
-            JsonNode root = dev.qvlm.util.Json.read(index);
-            JsonNode wm = root.get("weight_map");
-            if (wm == null || !wm.isObject()) throw new QvlmException(index + ": missing \"weight_map\" object");
-            for (Iterator<JsonNode> it = wm.elements(); it.hasNext(); ) {
-                Path p = dir.resolve(it.next().asText());
-                if (!paths.contains(p)) {
-                    if (!Files.exists(p))
-                        throw new QvlmException(p + ": shard listed in " + index.getFileName() + " is missing");
-                    paths.add(p);
-                }
+            for (Path p : ShardIndex.shards(dir, dev.qvlm.util.Json.read(index), index)) {
+                if (!Files.exists(p))
+                    throw new QvlmException(p + ": shard listed in " + index.getFileName() + " is missing");
+                paths.add(p);
             }
         } else if (Files.exists(single)) {
             paths.add(single);
@@ -64,7 +56,12 @@ public final class WeightStore implements AutoCloseable {
             for (Path p : paths) {
                 SafeTensors st = SafeTensors.open(p);
                 files.add(st);
-                for (String n : st.names()) byName.put(n, st);
+                for (String n : st.names()) {
+                    SafeTensors other = byName.putIfAbsent(n, st);
+                    if (other != null)
+                        throw new QvlmException(p + ": tensor " + dev.qvlm.util.Confine.quote(n) + " is also in "
+                                + other.file().getFileName() + "; each tensor must be stored once");
+                }
             }
         } catch (RuntimeException e) {
             files.forEach(SafeTensors::close);

@@ -54,7 +54,7 @@ final class Patterns {
             return lit.isEmpty() ? s -> s : s -> s.replace(lit, content);
         }
         String repl = java.util.regex.Matcher.quoteReplacement(content);
-        return s -> p.matcher(s).replaceAll(repl);
+        return s -> dev.qvlm.util.RegexBudget.matcher(p, s, "tokenizer.json Replace").replaceAll(repl);
     }
 
     static Pattern regex(String re, String ctx) {
@@ -80,7 +80,7 @@ final class Patterns {
             out.add(new Span(0, s.length(), false));
             return out;
         }
-        Matcher m = p.matcher(s);
+        Matcher m = dev.qvlm.util.RegexBudget.matcher(p, s, "tokenizer.json pre_tokenizer");
         int prev = 0;
         while (m.find()) {
             int a = m.start();

@@ -43,6 +43,9 @@ public final class Tokenizer {
             .disable(JsonFactory.Feature.INTERN_FIELD_NAMES)
             .build();
 
+    /** Largest tokenizer.json read: 256 MiB. */
+    public static final long MAX_FILE_BYTES = 256L << 20;
+
     private final BpeModel model;
     private final AddedVocabulary added;
     private final Normalizer normalizer;
@@ -81,28 +84,40 @@ public final class Tokenizer {
     public static Tokenizer load(Path tokenizerJson) {
         byte[] bytes;
         try {
+            // real tokenizer.json files are ≤ ~30 MB (large multilingual vocabularies); a bigger one only costs memory
+            if (Files.isRegularFile(tokenizerJson) && Files.size(tokenizerJson) > MAX_FILE_BYTES)
+                throw new QvlmException("tokenizer file " + tokenizerJson + " has " + Files.size(tokenizerJson)
+                        + " bytes, more than the " + (MAX_FILE_BYTES >> 20) + " MiB limit");
             bytes = Files.readAllBytes(tokenizerJson);
         } catch (NoSuchFileException e) {
             throw new QvlmException("tokenizer file " + tokenizerJson + " does not exist");
         } catch (IOException e) {
             throw new QvlmException("cannot read tokenizer file " + tokenizerJson + ": " + e, e);
         }
+        return fromBytes(bytes, tokenizerJson.toString());
+    }
+
+    /**
+     * Parses the bytes of a {@code tokenizer.json}; {@code source} names them in errors. Same checks as
+     * {@link #load}.
+     */
+    public static Tokenizer fromBytes(byte[] bytes, String source) {
         try (JsonParser p = JSON.createParser(bytes)) {
             return parse(p);
         } catch (JsonProcessingException e) {
             var loc = e.getLocation();
-            throw new QvlmException("tokenizer file " + tokenizerJson + " is not valid JSON: "
+            throw new QvlmException("tokenizer file " + source + " is not valid JSON: "
                     + e.getOriginalMessage() + (loc == null ? "" : " (line " + loc.getLineNr()
                     + ", column " + loc.getColumnNr() + ")"), e);
         } catch (IOException e) {
-            throw new QvlmException("cannot read tokenizer file " + tokenizerJson + ": " + e, e);
+            throw new QvlmException("cannot read tokenizer file " + source + ": " + e, e);
         } catch (Json.FormatError e) {
-            throw new QvlmException("tokenizer file " + tokenizerJson + ": " + e.getMessage(), e);
+            throw new QvlmException("tokenizer file " + source + ": " + e.getMessage(), e);
         } catch (QvlmException e) {
             throw e;
         } catch (RuntimeException e) {
             // A shape the checks did not anticipate; still the file's fault, not a bug to crash on.
-            throw new QvlmException("tokenizer file " + tokenizerJson + " has an unexpected structure: " + e, e);
+            throw new QvlmException("tokenizer file " + source + " has an unexpected structure: " + e, e);
         }
     }
 

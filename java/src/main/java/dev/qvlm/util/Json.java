@@ -16,12 +16,20 @@ public final class Json {
 
     private Json() {}
 
+    /** Largest JSON file read whole (config.json, index, preprocessor and report files are kilobytes). */
+    public static final long MAX_FILE_BYTES = 64L << 20;
+
     public static JsonNode read(Path file) {
         String text;
         try {
+            if (Files.isRegularFile(file) && Files.size(file) > MAX_FILE_BYTES)
+                throw new QvlmException(file + ": " + Files.size(file) + " bytes is more than the " + (MAX_FILE_BYTES >> 20)
+                        + " MiB a JSON file may have");
             text = Files.readString(file);
         } catch (NoSuchFileException e) {
             throw new QvlmException(file + ": file not found");
+        } catch (java.nio.charset.MalformedInputException e) {
+            throw new QvlmException(file + ": not UTF-8 text");
         } catch (IOException e) {
             throw new QvlmException(file + ": cannot read (" + e.getMessage() + ")");
         }

@@ -242,7 +242,8 @@ class SafeTensorsTest {
     void headerLengthLargerThanTheFile() throws IOException {
         String h = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
         Path p = file("long.safetensors", raw(1000, h, new byte[4]));
-        assertOpenFails(p, "header length 1000", Long.toString(Files.size(p)));
+        // the length is not echoed: for a file that is not safetensors those are 8 arbitrary bytes of it (issue 9)
+        assertFalse(assertOpenFails(p, "header length", Long.toString(Files.size(p))).getMessage().contains("1000"));
     }
 
     @Test
@@ -254,7 +255,7 @@ class SafeTensorsTest {
 
     @Test
     void zeroHeaderLength() throws IOException {
-        assertOpenFails(file("zero.safetensors", raw(0, "", new byte[16])), "header length 0");
+        assertOpenFails(file("zero.safetensors", raw(0, "", new byte[16])), "header length");
     }
 
     @Test
