@@ -7,6 +7,9 @@ import dev.qvlm.calib.QuantSettings;
 import dev.qvlm.eval.Evaluator;
 import dev.qvlm.eval.McQuestion;
 import dev.qvlm.runtime.Llava;
+import dev.qvlm.train.VeoOptions;
+import dev.qvlm.train.VeoSettings;
+import dev.qvlm.model.Linear;
 import dev.qvlm.util.Json;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -41,6 +44,12 @@ final class QuantizeCommand implements Callable<Integer> {
     @Mixin
     QuantOptions q;
 
+    @Mixin
+    VeoOptions veoOptions;
+
+    @Option(names = "--dependency", description = "Measure D(k,k+1) of the quantized model on the calibration prompts afterwards (always done with --veo).")
+    boolean dependency;
+
     @Option(names = "--analyze-entropy", description = "Check the entropy proxy: correlation of D(k,k+1) with the gain of searching layers k, k+1 jointly (slow).")
     boolean analyzeEntropy;
 
@@ -68,6 +77,14 @@ final class QuantizeCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         QuantSettings st = q.settings();
+        VeoSettings veo = veoOptions.settings(seed);
+        if (veo != null && out != null) {
+            // the saver writes a vision weight only when it quantizes it; biases and LayerNorms are copied from the input
+            if (st.weights() == null || !st.scope().contains(Linear.Part.VISION))
+                throw new QvlmException("--veo with --out needs the vision weights quantized (--scope vision or all, --wbits 2..8): the tuned tower is saved through its quantized weights");
+            if (veo.params() == VeoSettings.Params.ALL)
+                throw new QvlmException("--veo-params all with --out: tuned biases and LayerNorms are not saved; use --veo-params weights, or drop --out");
+        }
         if (out != null && Files.exists(out) && !force)
             throw new QvlmException("--out " + out + " already exists (use --force to replace it)");
         List<McQuestion> rows = null;
@@ -75,6 +92,7 @@ final class QuantizeCommand implements Callable<Integer> {
             rows = Evaluator.load(eval, limit);
         }
         try (Llava llava = Llava.open(model, common.backend())) {
+            if (veo != null) llava.model().backend().backward(); // fails now, with its reason, on a backend without backward ops
             int j = jobs != null ? Math.max(1, jobs) : Runtime.getRuntime().availableProcessors();
             Evaluator.Report fp = null;
             if (rows != null) {
@@ -82,7 +100,7 @@ final class QuantizeCommand implements Callable<Integer> {
                 fp = new Evaluator(llava, true).run(rows, !common.quiet, j);
             }
             if (!common.quiet) System.err.println("quantizing: " + st.label() + ", method " + st.method().id());
-            QuantRun.Result r = QuantRun.quantize(llava, calib, calibSamples, seed, st, analyzeEntropy, rows, fp, j,
+            QuantRun.Result r = QuantRun.quantize(llava, calib, calibSamples, seed, st, analyzeEntropy, veo, dependency, rows, fp, j,
                     !common.quiet, common.quiet ? null : System.err::println);
             System.out.println(r.report().summary());
             Map<String, Object> res = new LinkedHashMap<>();
@@ -95,6 +113,7 @@ final class QuantizeCommand implements Callable<Integer> {
                 res.put("accuracy", r.eval().accuracy());
                 res.put("kl", r.meanKl());
             }
+            if (r.report().meanDependency != null) res.put("mean_dependency", r.report().meanDependency);
             if (out != null) {
                 dev.qvlm.calib.CheckpointSaver.save(llava, r, st, out, force);
                 System.out.println("saved: " + out);
