@@ -5,6 +5,7 @@ import dev.qvlm.backend.Backend;
 import dev.qvlm.backend.Tensor;
 import dev.qvlm.calib.CalibData;
 import dev.qvlm.calib.CalibSample;
+import dev.qvlm.calib.Entropy;
 import dev.qvlm.calib.Calibrator;
 import dev.qvlm.calib.Method;
 import dev.qvlm.calib.QuantSettings;
@@ -51,6 +52,8 @@ public final class Veo {
     private final VeoSettings vs;
     private final Consumer<String> log;
     private final LlavaBackward bw;
+    /** L_ent pools every 4th element of the layer outputs (a different quarter each step): see SoftDependency. */
+    static final int ENTROPY_STRIDE = 4;
 
     private Veo(LlavaModel model, QuantSettings st, VeoSettings vs, Consumer<String> log) {
         this.model = model;
@@ -250,10 +253,12 @@ public final class Veo {
 
     private VeoReport.Step step(int ep, int stepNo, List<Integer> batch, List<Pair> pairs, float[][] fpFeat, float[][] fpOut,
                                 Adam adam, VeoReport rep) {
+        long tp = System.nanoTime();
         applyWeights(true);
         int B = batch.size(), L = model.config().text().numLayers(), V = model.config().text().vocabSize();
         LlavaBackward.Tape[] tapes = new LlavaBackward.Tape[B];
         parallel(B, j -> tapes[j] = bw.forward(pairs.get(batch.get(j)).prompt().ids(), pairs.get(batch.get(j)).prompt().pixels()));
+        tp = phase(rep, "forward", tp);
         double reg = 0, errV = 0, errO = 0;
         Tensor[] dLogits = new Tensor[B], dFeat = new Tensor[B], dOutOnly = new Tensor[B];
         for (int j = 0; j < B; j++) {
@@ -289,6 +294,7 @@ public final class Veo {
         if (vs.lambda1() > 0 && L > 1) {
             double[][] nsq = new double[B][L];
             parallel(B, j -> bw.backward(tapes[j], dOutOnly[j], null, null, new Grads(Set.of()), nsq[j]));
+            tp = phase(rep, "entropy weights (output-error backward)", tp);
             double[] w = new double[L - 1];
             double wm = 0;
             for (int k = 0; k < L - 1; k++) {
@@ -298,28 +304,25 @@ public final class Veo {
             }
             for (int k = 0; k < L - 1; k++) w[k] = wm > 0 ? w[k] / wm : 1;
             rep.entropyWeights = w;
-            float[][][] g = new float[B][L][];
-            int bits = st.entropyLevelsBits();
-            for (int k = 0; k < L - 1; k++) {
-                List<float[]> a = new ArrayList<>(), b = new ArrayList<>();
-                for (LlavaBackward.Tape t : tapes) {
-                    a.add(backend.download(t.textOut(k)));
-                    b.add(backend.download(t.textOut(k + 1)));
-                }
-                SoftDependency.Result r = SoftDependency.compute(a, b, DependencyProbe.levels(a, bits), DependencyProbe.levels(b, bits));
-                ent += w[k] * r.d();
-                double c = vs.lambda1() * w[k];
-                for (int j = 0; j < B; j++) {
-                    addScaled(g[j], k, r.gradA().get(j), c);
-                    addScaled(g[j], k + 1, r.gradB().get(j), c);
-                }
+            float[][][] outs = new float[B][L][];
+            for (int j = 0; j < B; j++) for (int k = 0; k < L; k++) outs[j][k] = backend.download(tapes[j].textOut(k));
+            Entropy.Levels[] lv = new Entropy.Levels[L];
+            for (int k = 0; k < L; k++) {
+                List<float[]> xs = new ArrayList<>();
+                for (float[][] o : outs) xs.add(o[k]);
+                lv[k] = DependencyProbe.levels(xs, st.entropyLevelsBits());
             }
+            double[] c = new double[L - 1];
+            for (int k = 0; k < L - 1; k++) c[k] = vs.lambda1() * w[k];
+            SoftDependency.Result r = SoftDependency.compute(outs, lv, c, ENTROPY_STRIDE, stepNo % ENTROPY_STRIDE);
+            for (int k = 0; k < L - 1; k++) ent += w[k] * r.d()[k];
+            int D = model.config().text().hiddenSize();
             for (int j = 0; j < B; j++) {
                 dText[j] = new Tensor[L];
-                int n = tapes[j].ids.length, D = model.config().text().hiddenSize();
-                for (int k = 0; k < L; k++) if (g[j][k] != null) dText[j][k] = backend.upload(g[j][k], n, D);
+                for (int k = 0; k < L; k++) dText[j][k] = backend.upload(r.grad()[j][k], tapes[j].ids.length, D);
             }
         }
+        if (vs.lambda1() > 0) tp = phase(rep, "soft D and its gradient", tp);
         // the full backward, one sample per task, then one Adam step on the summed gradients
         Grads[] gs = new Grads[B];
         parallel(B, j -> {
@@ -331,13 +334,15 @@ public final class Veo {
         for (Linear l : tuned) adam.update(l, master.get(l), total.get(l));
         for (float[] a : inPlace) adam.update(a, a, total.get(a));
         adam.tick();
+        phase(rep, "backward + Adam", tp);
         double tot = reg + vs.lambda1() * ent + vs.lambda2() * (errV + vs.eta() * errO);
         return new VeoReport.Step(ep, stepNo, reg, ent, errV, errO, tot);
     }
 
-    private static void addScaled(float[][] into, int k, float[] g, double c) {
-        if (into[k] == null) into[k] = new float[g.length];
-        for (int i = 0; i < g.length; i++) into[k][i] += (float) (c * g[i]);
+    private static long phase(VeoReport rep, String name, long t0) {
+        long now = System.nanoTime();
+        rep.phaseSeconds.merge(name, (now - t0) / 1e9, Double::sum);
+        return now;
     }
 
     /** Adam (β1 0.9, β2 0.999, ε 1e-8), moments per parameter, keyed by identity. */

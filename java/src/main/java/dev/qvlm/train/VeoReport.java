@@ -23,6 +23,8 @@ public final class VeoReport {
     public Map<String, double[]> dependencyBefore = new LinkedHashMap<>(), dependencyAfter = new LinkedHashMap<>();
     /** L_ent's layer weights ‖∂E/∂X_k‖ of the last batch, normalised to mean 1. */
     public double[] entropyWeights;
+    /** Wall time per phase of the training steps. */
+    public Map<String, Double> phaseSeconds = new LinkedHashMap<>();
     public double seconds;
     public long peakHeapMB;
 
@@ -31,6 +33,9 @@ public final class VeoReport {
         sb.append(String.format("VEO: %d pairs, %d epochs, batch %d, lr %.2g, λ1 %.3g, λ2 %.3g, η %.3g; trains %s (%d parameters); %.1f s, peak heap %d MB%n",
                 pairs, settings.epochs(), settings.batch(), settings.lr(), settings.lambda1(), settings.lambda2(), settings.eta(),
                 trains, trainableParameters, seconds, peakHeapMB));
+        sb.append("  step phases:");
+        phaseSeconds.forEach((k, v) -> sb.append(String.format(" %s %.1f s;", k, v)));
+        sb.append('\n');
         sb.append(String.format("  FP model predicts the answer token on %.1f %% of the pairs%n", 100 * fpAnswerAccuracy));
         sb.append(String.format("  %5s %9s %9s %9s %9s %9s%n", "epoch", "L_reg", "L_ent", "err_vis", "err_out", "total"));
         for (Step s : epochs)
