@@ -27,6 +27,7 @@ import java.util.concurrent.Callable;
                 "Q-VLM: entropy-guided blocks and block-wise search of quantizer bounds; rtn: min-max bounds; layerwise:",
                 "per-layer search (paper Eq. 2). Calibration prompts come from a ScienceQA-format file.",
                 "With --eval it evaluates the full-precision and the quantized model (accuracy and KL at the answer position).",
+                "With --veo it first fine-tunes the vision tower (Q-VLM's visual-encoder optimisation, docs/veo.md).",
                 "With --out it saves a compressed-tensors checkpoint that eval/generate load."})
 final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face LLaVA folder.")

@@ -163,6 +163,16 @@ public final class Veo {
                     new double[]{1.0}, Double.NaN, st.maxBlock(), st.maxSweeps(), st.exhaustiveLimit(), st.entropyLevelsBits(), false, 2);
             new Calibrator(model, rtn, prompts, false, null).run();
             applyWeights(true);
+            Runnable recalibrate = () -> {
+                for (Linear l : all) {
+                    l.setInputQuantizer(null);
+                    l.setWeight(origW.get(l));
+                }
+                applyWeights(false);
+                new Calibrator(model, rtn, prompts, false, null).run();
+                applyWeights(true);
+                model.setHooks(bw.hooks());
+            };
             rep.dependencyBefore = DependencyProbe.measure(model, prompts, st.entropyLevelsBits());
             model.setHooks(bw.hooks());
             log.accept(String.format("  VEO: min-max quantized model ready, %.1f s", secs(t0)));
@@ -174,6 +184,11 @@ public final class Veo {
             for (int i = 0; i < S; i++) order.add(i);
             int step = 0;
             for (int ep = 0; ep < vs.epochs(); ep++) {
+                if (vs.recalibrate() > 0 && ep > 0 && ep % vs.recalibrate() == 0) {
+                    long tr = System.nanoTime();
+                    recalibrate.run();
+                    phase(rep, "recalibration", tr);
+                }
                 Collections.shuffle(order, rnd);
                 double[] sum = new double[5];
                 int batches = 0;

@@ -31,9 +31,13 @@ public final class VeoOptions {
             description = "weights (default: linear weights of the encoder layers) or all (also biases and LayerNorms; in-memory only, not saved with --out).")
     public String params;
 
+    @Option(names = "--veo-recalibrate", defaultValue = "0", paramLabel = "N",
+            description = "Re-run the min-max calibration of the quantized model on the current tower every N epochs (default ${DEFAULT-VALUE}: once, before training).")
+    public int recalibrate;
+
     /** The settings, or null without --veo. */
     public VeoSettings settings(long seed) {
         if (!veo) return null;
-        return new VeoSettings(lambda1, lambda2, eta, lr, epochs, batch, VeoSettings.parseParams(params), seed);
+        return new VeoSettings(lambda1, lambda2, eta, lr, epochs, batch, VeoSettings.parseParams(params), seed, recalibrate);
     }
 }

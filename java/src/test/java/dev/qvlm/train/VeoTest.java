@@ -49,7 +49,7 @@ class VeoTest {
             for (Linear l : all) before.put(l, l.weight());
             List<McQuestion> rows = CalibData.choose(CALIB, 2, 1);
             // the same two pairs every step, a large step size: the objective must fall
-            VeoSettings vs = new VeoSettings(0.1, 1.0, 1.0, 2e-3, 3, 2, VeoSettings.Params.WEIGHTS, 0);
+            VeoSettings vs = new VeoSettings(0.1, 1.0, 1.0, 2e-3, 3, 2, VeoSettings.Params.WEIGHTS, 0, 0);
             VeoReport r = Veo.run(llava, rows, w4a4(Method.RTN), vs, null);
             assertEquals(3, r.steps.size());
             VeoReport.Step first = r.steps.get(0), last = r.steps.get(2);
@@ -88,7 +88,7 @@ class VeoTest {
         double kl;
         try (Llava llava = Llava.open(TestPaths.tinyModel(), new CpuBackend())) {
             fp = new Evaluator(llava, true).run(eval, false, 2);
-            VeoSettings vs = new VeoSettings(0.1, 1.0, 1.0, 1e-3, 1, 4, VeoSettings.Params.WEIGHTS, 0);
+            VeoSettings vs = new VeoSettings(0.1, 1.0, 1.0, 1e-3, 1, 4, VeoSettings.Params.WEIGHTS, 0, 0);
             QuantRun.Result r = QuantRun.quantize(llava, CALIB, 4, 0, st, false, vs, false, eval, fp, 2, false, null);
             assertNotNull(r.report().veo);
             assertNotNull(r.report().meanDependency);
