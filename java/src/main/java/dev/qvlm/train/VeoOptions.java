@@ -9,10 +9,10 @@ public final class VeoOptions {
             "L = L_reg + λ1·L_ent + λ2·L_err; then the chosen --method runs on the tuned tower. Needs the CPU backend."})
     public boolean veo;
 
-    @Option(names = "--veo-lambda1", defaultValue = "0.1", paramLabel = "X", description = "λ1, weight of L_ent (default ${DEFAULT-VALUE}).")
+    @Option(names = "--veo-lambda1", defaultValue = "1.0", paramLabel = "X", description = "λ1, weight of L_ent (default ${DEFAULT-VALUE}).")
     public double lambda1;
 
-    @Option(names = "--veo-lambda2", defaultValue = "1.0", paramLabel = "X", description = "λ2, weight of L_err (default ${DEFAULT-VALUE}).")
+    @Option(names = "--veo-lambda2", defaultValue = "10.0", paramLabel = "X", description = "λ2, weight of L_err (default ${DEFAULT-VALUE}).")
     public double lambda2;
 
     @Option(names = "--veo-eta", defaultValue = "1.0", paramLabel = "X", description = "η, weight of the model-output error inside L_err (default ${DEFAULT-VALUE}).")
@@ -31,8 +31,8 @@ public final class VeoOptions {
             description = "weights (default: linear weights of the encoder layers) or all (also biases and LayerNorms; in-memory only, not saved with --out).")
     public String params;
 
-    @Option(names = "--veo-recalibrate", defaultValue = "0", paramLabel = "N",
-            description = "Re-run the min-max calibration of the quantized model on the current tower every N epochs (default ${DEFAULT-VALUE}: once, before training).")
+    @Option(names = "--veo-recalibrate", defaultValue = "1", paramLabel = "N",
+            description = "Re-run the min-max calibration of the quantized model on the current tower every N epochs (default ${DEFAULT-VALUE}: every epoch; 0 = once, before training).")
     public int recalibrate;
 
     /** The settings, or null without --veo. */
