@@ -57,6 +57,15 @@ public interface Backend extends AutoCloseable {
     void attention(Tensor out, Tensor q, Tensor k, Tensor v, int kvLen, int heads, int kvHeads, int headDim,
                    int qPos0, boolean causal, float scale);
 
+    /**
+     * The backward ops of this backend (training the vision tower). Backends without backward kernels say so
+     * here, before any compute.
+     */
+    default BackwardOps backward() {
+        throw new dev.qvlm.QvlmException("the " + name() + " backend has no backward pass yet; "
+                + "the visual-encoder optimisation runs on the CPU backend (--device cpu)");
+    }
+
     @Override
     default void close() {}
 }

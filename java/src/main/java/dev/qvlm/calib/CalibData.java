@@ -25,6 +25,24 @@ public final class CalibData {
 
     /** @param imageRoot the folder image paths resolve in ({@code --image-root}); null = the data file's folder */
     public static List<CalibSample> load(Llava llava, Path jsonl, int n, long seed, Path imageRoot) {
+        List<CalibSample> out = new ArrayList<>();
+        for (McQuestion q : choose(jsonl, n, seed, imageRoot)) out.add(sample(llava, q));
+        return out;
+    }
+
+    /** The prompt of one row, as evaluation builds it. */
+    public static CalibSample sample(Llava llava, McQuestion q) {
+        float[] px = q.image() == null ? null : llava.processor().preprocess(q.image());
+        return new CalibSample(q.id(), llava.promptIds(q.prompt()), px);
+    }
+
+    /** {@link #choose(Path, int, long, Path)} with images in the data file's folder. */
+    public static List<McQuestion> choose(Path jsonl, int n, long seed) {
+        return choose(jsonl, n, seed, null);
+    }
+
+    /** The seeded random choice of n rows (in file order), images checked; the same rows {@link #load} uses. */
+    public static List<McQuestion> choose(Path jsonl, int n, long seed, Path imageRoot) {
         if (n < 1) throw new QvlmException("--calib-samples must be at least 1, got " + n);
         List<McQuestion> rows = McDataset.read(jsonl, imageRoot);
         if (n > rows.size())
@@ -37,11 +55,6 @@ public final class CalibData {
         List<McQuestion> chosen = new ArrayList<>();
         for (int i : pick) chosen.add(rows.get(i));
         Evaluator.checkImages(chosen, jsonl.toString());
-        List<CalibSample> out = new ArrayList<>();
-        for (McQuestion q : chosen) {
-            float[] px = q.image() == null ? null : llava.processor().preprocess(q.image());
-            out.add(new CalibSample(q.id(), llava.promptIds(q.prompt()), px));
-        }
-        return out;
+        return chosen;
     }
 }

@@ -25,7 +25,7 @@ public final class Entropy {
     public record Dependency(double conditionalEntropy, double entropyA, double entropyB, double[] joint) {}
 
     /** Soft assignment of x to the levels; returns into w (length M), normalised. */
-    static void soft(double x, Levels lv, double[] w) {
+    public static void soft(double x, Levels lv, double[] w) {
         int M = lv.count();
         double step = lv.step();
         double max = Double.NEGATIVE_INFINITY;

@@ -38,6 +38,11 @@ public final class QuantReport {
     public Double smooth;
     /** Folded scales: per scale group, the SmoothQuant α or the AWQ α its search chose. */
     public Map<String, Double> equalization = new LinkedHashMap<>();
+    /** The visual-encoder optimisation that ran before this calibration (null without --veo). */
+    public dev.qvlm.train.VeoReport veo;
+    /** D(k, k+1) per stack of the quantized model on the calibration prompts (with --veo or --dependency). */
+    public Map<String, double[]> dependency;
+    public Double meanDependency;
 
     public String summary() {
         StringBuilder sb = new StringBuilder();
@@ -57,6 +62,16 @@ public final class QuantReport {
                     b.evaluations(), b.relMseBefore(), b.relMseAfter(), b.seconds()));
         if (entropyCorrelation != null)
             sb.append(String.format("entropy proxy check: corr(D, joint-search gain) = %.3f over %d pairs%n", entropyCorrelation, entropyCheck.size()));
+        if (veo != null) sb.append(veo.summary());
+        if (dependency != null) {
+            sb.append("D(k,k+1) of the quantized model:");
+            dependency.forEach((k, v) -> {
+                sb.append(' ').append(k).append(':');
+                for (double d : v) sb.append(String.format(" %.4f", d));
+                sb.append(';');
+            });
+            sb.append(String.format(" mean %.4f%n", meanDependency));
+        }
         sb.append("phases:");
         phaseSeconds.forEach((k, v) -> sb.append(String.format(" %s %.1f s;", k, v)));
         sb.append(String.format(" peak heap %d MB", peakHeapMB));

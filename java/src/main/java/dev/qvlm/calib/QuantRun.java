@@ -5,6 +5,10 @@ import dev.qvlm.eval.Kl;
 import dev.qvlm.eval.McQuestion;
 import dev.qvlm.quant.WeightQuantizer;
 import dev.qvlm.runtime.Llava;
+import dev.qvlm.train.DependencyProbe;
+import dev.qvlm.train.Veo;
+import dev.qvlm.train.VeoReport;
+import dev.qvlm.train.VeoSettings;
 
 import java.nio.file.Path;
 import java.util.List;
@@ -77,16 +81,38 @@ public final class QuantRun {
         return quantize(llava, calib, null, calibSamples, seed, st, analyzeEntropy, evalRows, fp, jobs, progress, log);
     }
 
-    /** @param imageRoot folder the calibration rows' image paths resolve in (null: the calibration file's folder) */
+    /** Calibration without VEO, images of the calibration rows under {@code imageRoot} (null: the file's folder). */
     public static Result quantize(Llava llava, Path calib, Path imageRoot, int calibSamples, long seed, QuantSettings st,
                                   boolean analyzeEntropy, List<McQuestion> evalRows, Evaluator.Report fp, int jobs,
                                   boolean progress, Consumer<String> log) {
+        return quantize(llava, calib, imageRoot, calibSamples, seed, st, analyzeEntropy, null, false, evalRows, fp, jobs, progress, log);
+    }
+
+    /**
+     * @param imageRoot  folder the calibration rows' image paths resolve in (null: the calibration file's folder)
+     * @param veo        when non-null, the visual-encoder optimisation runs first (on the same calibration pairs) and
+     *                   the calibration below sees the tuned tower
+     * @param dependency measure D(k, k+1) of the quantized model afterwards (always done with VEO)
+     */
+    public static Result quantize(Llava llava, Path calib, Path imageRoot, int calibSamples, long seed, QuantSettings st,
+                                  boolean analyzeEntropy, VeoSettings veo, boolean dependency, List<McQuestion> evalRows,
+                                  Evaluator.Report fp, int jobs, boolean progress, Consumer<String> log) {
         QuantOptions.validate(st, llava.model().weights().linears());
-        List<CalibSample> samples = CalibData.load(llava, calib, calibSamples, seed, imageRoot);
+        List<McQuestion> rows = CalibData.choose(calib, calibSamples, seed, imageRoot);
+        List<CalibSample> samples = rows.stream().map(q -> CalibData.sample(llava, q)).toList();
         long t0 = System.nanoTime();
+        VeoReport veoReport = veo == null ? null : Veo.run(llava, rows, st, veo, log);
         Calibrator c = new Calibrator(llava.model(), st, samples, analyzeEntropy, log);
         QuantReport r = c.run();
         r.seed = seed;
+        if (veoReport != null) {
+            r.veo = veoReport;
+            r.phaseSeconds.put("veo", veoReport.seconds);
+        }
+        if (veoReport != null || dependency) {
+            r.dependency = DependencyProbe.measure(llava.model(), samples, st.entropyLevelsBits());
+            r.meanDependency = DependencyProbe.mean(r.dependency);
+        }
         double secs = (System.nanoTime() - t0) / 1e9;
         Evaluator.Report ev = null;
         Double kl = null;

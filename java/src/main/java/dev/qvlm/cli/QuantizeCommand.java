@@ -9,6 +9,9 @@ import dev.qvlm.eval.Evaluator;
 import dev.qvlm.eval.McQuestion;
 import dev.qvlm.quant.SaveTarget;
 import dev.qvlm.runtime.Llava;
+import dev.qvlm.train.VeoOptions;
+import dev.qvlm.train.VeoSettings;
+import dev.qvlm.model.Linear;
 import dev.qvlm.util.Json;
 import dev.qvlm.util.OutputPaths;
 import picocli.CommandLine.Command;
@@ -29,6 +32,7 @@ import java.util.concurrent.Callable;
                 "folds SmoothQuant scales into the norms first; all combine. Calibration prompts come from a ScienceQA-format file.",
                 "With --eval it evaluates the full-precision and the quantized model (accuracy and KL at the answer position);",
                 "with --out as well, the quantized model evaluated is the saved folder, as `qvlm eval` would load it.",
+                "With --veo it first fine-tunes the vision tower (Q-VLM's visual-encoder optimisation, docs/veo.md).",
                 "With --out it saves a compressed-tensors checkpoint that eval/generate load."})
 final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face LLaVA folder.")
@@ -46,6 +50,12 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Mixin
     QuantOptions q;
+
+    @Mixin
+    VeoOptions veoOptions;
+
+    @Option(names = "--dependency", description = "Measure D(k,k+1) of the quantized model on the calibration prompts afterwards (always done with --veo).")
+    boolean dependency;
 
     @Option(names = "--analyze-entropy", description = "Check the entropy proxy: correlation of D(k,k+1) with the gain of searching layers k, k+1 jointly (slow).")
     boolean analyzeEntropy;
@@ -86,6 +96,14 @@ final class QuantizeCommand implements Callable<Integer> {
         SaveTarget t = target != null ? SaveTarget.parse(target) : out != null ? SaveTarget.DEFAULT : SaveTarget.QVLM;
         q.defaultWsym = t.defaultSymmetricWeights();
         QuantSettings st = q.settings();
+        VeoSettings veo = veoOptions.settings(seed);
+        if (veo != null && out != null) {
+            // the saver writes a vision weight only when it quantizes it; biases and LayerNorms are copied from the input
+            if (st.weights() == null || !st.scope().contains(Linear.Part.VISION))
+                throw new QvlmException("--veo with --out needs the vision weights quantized (--scope vision or all, --wbits 2..8): the tuned tower is saved through its quantized weights");
+            if (veo.params() == VeoSettings.Params.ALL)
+                throw new QvlmException("--veo-params all with --out: tuned biases and LayerNorms are not saved; use --veo-params weights, or drop --out");
+        }
         if (out != null || target != null) t.check(st.weights(), st.activations(), st.actDynamic());
         if (out != null) OutputPaths.checkCheckpointDir(out, force, "--out");
         if (reportFile != null) OutputPaths.checkFile(reportFile, "--report");
@@ -94,8 +112,8 @@ final class QuantizeCommand implements Callable<Integer> {
                 throw new QvlmException("--calib is required for --method " + st.method().id()
                         + (st.activations() != null ? " with activation quantization" : "") + " (only weight-only rtn runs without it)");
             if (out == null) throw new QvlmException("--out is required without --calib (weight-only rtn quantizes while saving)");
-            if (eval != null || analyzeEntropy)
-                throw new QvlmException((eval != null ? "--eval" : "--analyze-entropy") + " needs --calib; evaluate the saved folder with 'qvlm eval' instead");
+            if (eval != null || analyzeEntropy || veo != null)
+                throw new QvlmException((eval != null ? "--eval" : analyzeEntropy ? "--analyze-entropy" : "--veo") + " needs --calib; evaluate the saved folder with 'qvlm eval' instead");
             return streamingRtn(st, t);
         }
         List<McQuestion> rows = null;
@@ -107,6 +125,7 @@ final class QuantizeCommand implements Callable<Integer> {
         QuantReport report;
         Double kl;
         try (Llava llava = Llava.open(model, common.backend())) {
+            if (veo != null) llava.model().backend().backward(); // fails now, with its reason, on a backend without backward ops
             if (rows != null) {
                 if (!common.quiet) System.err.println("evaluating the full-precision model");
                 fp = new Evaluator(llava, true).run(rows, !common.quiet, j);
@@ -115,7 +134,7 @@ final class QuantizeCommand implements Callable<Integer> {
             // when saving, --eval measures the saved folder (below), not the in-memory model: its scales are rounded
             // to the weight dtype on the way, and the accuracy reported is then exactly what `qvlm eval` gives
             try (QuantRun.Result r = QuantRun.quantize(llava, calib, imageRoot, calibSamples, seed, st, analyzeEntropy,
-                    out != null ? null : rows, fp, j, !common.quiet, common.quiet ? null : System.err::println)) {
+                    veo, dependency, out != null ? null : rows, fp, j, !common.quiet, common.quiet ? null : System.err::println)) {
                 System.out.println(r.report().summary());
                 if (out != null) {
                     dev.qvlm.calib.CheckpointSaver.save(llava, r, st, t, out, force);
@@ -146,6 +165,7 @@ final class QuantizeCommand implements Callable<Integer> {
             res.put("kl", kl);
             if (out != null) res.put("evaluated", "saved folder");
         }
+        if (report.meanDependency != null) res.put("mean_dependency", report.meanDependency);
         Path rf = reportFile != null ? reportFile : (out != null ? out.resolve("quantization_report.json") : null);
         if (rf != null) {
             Json.writeAtomically(rf, res);

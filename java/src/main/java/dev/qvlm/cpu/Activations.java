@@ -16,6 +16,26 @@ public final class Activations {
         };
     }
 
+    /** d act(x) / dx, for the backward pass (the exact derivative of the definitions above). */
+    public static double derivative(Activation a, double x) {
+        return switch (a) {
+            case SILU -> {
+                double s = 1.0 / (1.0 + Math.exp(-x));
+                yield s * (1.0 + x * (1.0 - s));
+            }
+            case QUICK_GELU -> {
+                double s = 1.0 / (1.0 + Math.exp(-1.702 * x));
+                yield s + 1.702 * x * s * (1.0 - s);
+            }
+            case GELU -> 0.5 * (1.0 + erf(x / Math.sqrt(2.0))) + x * Math.exp(-0.5 * x * x) / Math.sqrt(2.0 * Math.PI);
+            case GELU_TANH -> {
+                double c = Math.sqrt(2.0 / Math.PI), t = Math.tanh(c * (x + 0.044715 * x * x * x));
+                yield 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3 * 0.044715 * x * x);
+            }
+            case RELU -> x > 0 ? 1.0 : 0.0;
+        };
+    }
+
     /**
      * erf(x) via the complementary error function's Chebyshev fit (Numerical Recipes erfcc, relative error below
      * 1.2e-7 everywhere), enough for FP32 GELU.

@@ -1,6 +1,7 @@
 package dev.qvlm.cpu;
 
 import dev.qvlm.backend.Backend;
+import dev.qvlm.backend.BackwardOps;
 import dev.qvlm.backend.Tensor;
 import dev.qvlm.config.Activation;
 import dev.qvlm.model.Linear;
@@ -9,6 +10,7 @@ import dev.qvlm.tensor.Matrix;
 /** FP32 compute on the host: vectorised matmuls spread over the cores, simple loops for the cheap ops. */
 public final class CpuBackend implements Backend {
     private final boolean fp16Storage;
+    private final CpuBackward backward = new CpuBackward(this);
 
     public CpuBackend() {
         this(false);
@@ -31,6 +33,11 @@ public final class CpuBackend implements Backend {
     @Override
     public String name() {
         return "cpu";
+    }
+
+    @Override
+    public BackwardOps backward() {
+        return backward;
     }
 
     private static CpuTensor c(Tensor t) {
@@ -196,11 +203,11 @@ public final class CpuBackend implements Backend {
     }
 
     /** cos/sin of pos · inv_freq for positions [0, len), row-major [pos][i]; grown on demand, shared by threads. */
-    private record RopeTable(double theta, int headDim, int len, float[] cos, float[] sin) {}
+    record RopeTable(double theta, int headDim, int len, float[] cos, float[] sin) {}
 
     private volatile RopeTable rope;
 
-    private RopeTable ropeTable(double theta, int headDim, int len) {
+    RopeTable ropeTable(double theta, int headDim, int len) {
         RopeTable t = rope;
         if (t != null && t.theta == theta && t.headDim == headDim && t.len >= len) return t;
         synchronized (this) {

@@ -40,7 +40,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Saved compressed-tensors checkpoints: same predictions as the in-memory fake-quant model, packed int4 on disk. */
-class QuantizedCheckpointTest {
+public class QuantizedCheckpointTest {
     static final Path CALIB = TestPaths.data().resolve("calib.jsonl");
     static final List<McQuestion> ROWS = McDataset.read(TestPaths.data().resolve("eval.jsonl")).subList(0, 40);
 
@@ -168,6 +168,20 @@ class QuantizedCheckpointTest {
         }
     }
 
+    /**
+     * Makes the in-memory quantized model what a saved FP16 folder holds: every weight and static input scale rounded
+     * to FP16 (a scale FP16 cannot hold stays F32), as compressed-tensors stores them.
+     */
+    public static void roundScalesToHalf(QuantRun.Result r) {
+        r.calibrator().states().forEach((l, s) -> {
+            l.setWeight(s.quantized(s.wClip).withHalfScales().toMatrix());
+            if (s.actQuantizer(s.aLo, s.aHi) instanceof ActQuantizer a && a.isStatic()) {
+                float h = Float.float16ToFloat(Float.floatToFloat16(a.scale()));
+                l.setInputQuantizer(ActQuantizer.fromScale(a.args(), h == 0 ? a.scale() : h, a.zeroPoint()));
+            }
+        });
+    }
+
     @Test
     void staticW4A4HoldsTheQuantizedModelWithItsScalesInTheWeightDtype(@TempDir Path tmp) {
         // compressed-tensors keeps scales in the weight dtype (FP16 here): the folder is the in-memory quantized model
@@ -178,13 +192,7 @@ class QuantizedCheckpointTest {
         try (Llava llava = Llava.open(TestPaths.tinyModel(), new CpuBackend())) {
             QuantRun.Result r = QuantRun.quantize(llava, CALIB, 8, 0, st, false, ROWS, null, 2, false, null);
             CheckpointSaver.save(llava, r, st, SaveTarget.QVLM, out, false);
-            r.calibrator().states().forEach((l, s) -> {
-                l.setWeight(s.quantized(s.wClip).withHalfScales().toMatrix());
-                if (s.actQuantizer(s.aLo, s.aHi) instanceof ActQuantizer a && a.isStatic()) {
-                    float h = Float.float16ToFloat(Float.floatToFloat16(a.scale()));
-                    l.setInputQuantizer(ActQuantizer.fromScale(a.args(), h == 0 ? a.scale() : h, a.zeroPoint()));
-                }
-            });
+            roundScalesToHalf(r);
             rounded = new Evaluator(llava, false).run(ROWS, false, 2);
         }
         try (Llava q = Llava.open(out, new CpuBackend())) {
