@@ -62,14 +62,28 @@ public final class ImageDecoder {
 
     /** Refuses a width × height beyond {@link #MAX_PIXELS} (or non-positive): {@code what} names the image. */
     public static void checkPixels(long width, long height, String what) {
+        checkPixels(width, height, what, MAX_PIXELS);
+    }
+
+    /** Refuses a width × height beyond {@code maxPixels} (at most {@link #MAX_PIXELS}), or non-positive. */
+    public static void checkPixels(long width, long height, String what, long maxPixels) {
+        long limit = Math.min(maxPixels, MAX_PIXELS);
         if (width <= 0 || height <= 0) throw new QvlmException(what + ": image has no pixels (" + width + "x" + height + ")");
-        if (width > MAX_PIXELS || height > MAX_PIXELS || width * height > MAX_PIXELS)
-            throw new QvlmException(what + ": " + width + "x" + height + " pixels exceeds the limit of "
-                    + MAX_PIXELS / 1_000_000 + " M pixels");
+        if (width > limit || height > limit || width * height > limit)
+            throw new QvlmException(what + ": " + width + "x" + height + " = " + width * height + " pixels exceeds the limit of "
+                    + (limit % 1_000_000 == 0 ? limit / 1_000_000 + " M" : Long.toString(limit)) + " pixels");
     }
 
     /** Decodes PNG or JPEG bytes; {@code where} names their source in errors. */
     public static BufferedImage decode(byte[] bytes, String where) {
+        return decode(bytes, where, MAX_PIXELS);
+    }
+
+    /**
+     * Decodes PNG or JPEG bytes of at most {@code maxPixels} (checked from the header, before any pixel is decoded;
+     * never above {@link #MAX_PIXELS}); {@code where} names their source in errors.
+     */
+    public static BufferedImage decode(byte[] bytes, String where, long maxPixels) {
         if (bytes.length > MAX_FILE_BYTES)
             throw new QvlmException(where + ": image of " + bytes.length + " bytes exceeds the limit of " + (MAX_FILE_BYTES >> 20) + " MiB");
         String format;
@@ -83,7 +97,7 @@ public final class ImageDecoder {
         } else {
             throw new QvlmException(where + ": not a readable PNG/JPEG image (unknown format)");
         }
-        checkPixels(wh[0], wh[1], where);
+        checkPixels(wh[0], wh[1], where, maxPixels);
         Iterator<ImageReader> it = ImageIO.getImageReadersByFormatName(format);
         if (!it.hasNext()) throw new IllegalStateException("no ImageIO reader for " + format);
         ImageReader reader = it.next();

@@ -1,13 +1,10 @@
 package dev.qvlm.serve;
 
-import javax.imageio.ImageIO;
-import javax.imageio.ImageReader;
-import javax.imageio.stream.ImageInputStream;
+import dev.qvlm.QvlmException;
+import dev.qvlm.image.ImageDecoder;
+
 import java.awt.image.BufferedImage;
-import java.io.ByteArrayInputStream;
-import java.io.IOException;
 import java.util.Base64;
-import java.util.Iterator;
 import java.util.Locale;
 
 /**
@@ -43,32 +40,15 @@ final class DataUrlImage {
         return readChecked(bytes, maxPixels, param);
     }
 
-    /** Decodes PNG/JPEG bytes after checking width × height from the header against {@code maxPixels}. */
+    /**
+     * Decodes PNG/JPEG bytes through the CLI's decoder ({@link ImageDecoder}: size from the header checked against
+     * {@code maxPixels} before decoding, PNG CRCs and truncation checked), its refusal as a 400 naming {@code param}.
+     */
     static BufferedImage readChecked(byte[] bytes, long maxPixels, String param) {
-        try (ImageInputStream in = ImageIO.createImageInputStream(new ByteArrayInputStream(bytes))) {
-            Iterator<ImageReader> readers = in == null ? null : ImageIO.getImageReaders(in);
-            if (readers == null || !readers.hasNext())
-                throw ApiException.invalid(param, "image data is not a PNG or JPEG image");
-            ImageReader reader = readers.next();
-            try {
-                String format = reader.getFormatName().toLowerCase(Locale.ROOT);
-                if (!format.equals("png") && !format.equals("jpeg") && !format.equals("jpg"))
-                    throw ApiException.invalid(param, "image data is " + format + ", expected PNG or JPEG");
-                reader.setInput(in, true, true);
-                long w = reader.getWidth(0), h = reader.getHeight(0);
-                if (w <= 0 || h <= 0) throw ApiException.invalid(param, "image has no pixels");
-                if (w * h > maxPixels)
-                    throw ApiException.invalid(param, "image is " + w + "x" + h + " = " + (w * h)
-                            + " pixels, more than the limit of " + maxPixels);
-                BufferedImage img = reader.read(0);
-                if (img == null) throw ApiException.invalid(param, "image data could not be decoded");
-                return img;
-            } finally {
-                reader.dispose();
-            }
-        } catch (IOException | RuntimeException e) {
-            if (e instanceof ApiException a) throw a;
-            throw ApiException.invalid(param, "image data could not be decoded as PNG/JPEG (" + e.getMessage() + ")");
+        try {
+            return ImageDecoder.decode(bytes, "image", maxPixels);
+        } catch (QvlmException e) {
+            throw ApiException.invalid(param, e.getMessage());
         }
     }
 }

@@ -7,7 +7,9 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
+import dev.qvlm.QvlmException;
 import dev.qvlm.generate.SamplingOptions;
+import dev.qvlm.model.LlavaModel;
 import dev.qvlm.runtime.Llava;
 
 import java.awt.image.BufferedImage;
@@ -229,17 +231,21 @@ public final class OpenAiServer implements AutoCloseable {
                 }
             }
         int[] ids = llava.promptIds(ChatTemplate.render(req.messages()));
-        int context = llava.model().config().text().maxPositionEmbeddings();
+        int context = llava.model().contextLength();
         int room = context - ids.length;
         if (room < 1)
             throw new ApiException(400, "invalid_request_error", "messages", "context_length_exceeded",
                     "the prompt has " + ids.length + " tokens (images included); the model's context is " + context, 0);
         int maxTokens;
         if (req.maxTokens() == null) maxTokens = Math.min(limits.defaultMaxTokens(), room);
-        else if (req.maxTokens() > room)
-            throw new ApiException(400, "invalid_request_error", "max_tokens", "context_length_exceeded",
-                    "prompt (" + ids.length + " tokens) + max_tokens (" + req.maxTokens() + ") exceeds the model's context of " + context, 0);
-        else maxTokens = req.maxTokens();
+        else {
+            try { // the CLI's check, so both say the same
+                LlavaModel.checkContext(ids.length, req.maxTokens(), context);
+            } catch (QvlmException e) {
+                throw new ApiException(400, "invalid_request_error", "max_tokens", "context_length_exceeded", e.getMessage(), 0);
+            }
+            maxTokens = req.maxTokens();
+        }
         long seed = req.seed() != null ? req.seed() : seeds.nextLong();
         var sampling = new SamplingOptions(maxTokens, req.temperature(), req.topP(), seed);
         long deadline = System.nanoTime() + (long) (limits.timeoutSeconds() * 1e9);
