@@ -12,6 +12,7 @@ import dev.qvlm.generate.SamplingOptions;
 import dev.qvlm.model.LlavaModel;
 import dev.qvlm.runtime.Llava;
 
+
 import java.awt.image.BufferedImage;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
