@@ -8,6 +8,7 @@ import dev.qvlm.config.VisionConfig;
 import dev.qvlm.safetensors.DType;
 import dev.qvlm.safetensors.SafeTensorsWriter;
 import dev.qvlm.safetensors.SafeTensorsWriter.Spec;
+import dev.qvlm.util.Files2;
 import dev.qvlm.util.Json;
 
 import java.io.IOException;
@@ -165,10 +166,10 @@ public final class SyntheticFolder {
             cur += b;
             total += b;
         }
-        Thread cleanup = new Thread(() -> deleteTree(tmp), "qvlm-synth-cleanup");
+        Thread cleanup = new Thread(() -> Files2.deleteTree(tmp), "qvlm-synth-cleanup");
         Runtime.getRuntime().addShutdownHook(cleanup);
         try {
-            deleteTree(tmp);
+            Files2.deleteTree(tmp);
             Files.createDirectories(tmp);
             Map<String, Object> weightMap = new LinkedHashMap<>();
             long done = 0;
@@ -206,10 +207,10 @@ public final class SyntheticFolder {
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
             return total;
         } catch (IOException e) {
-            deleteTree(tmp);
+            Files2.deleteTree(tmp);
             throw new QvlmException("--out " + out + ": cannot write (" + e.getMessage() + ")");
         } catch (RuntimeException e) {
-            deleteTree(tmp);
+            Files2.deleteTree(tmp);
             throw e;
         } finally {
             try {
@@ -281,19 +282,6 @@ public final class SyntheticFolder {
             }
             os.write(buf, 0, 2 * m);
             done += m;
-        }
-    }
-
-    static void deleteTree(Path p) {
-        if (!Files.exists(p)) return;
-        try (var walk = Files.walk(p)) {
-            walk.sorted(java.util.Comparator.reverseOrder()).forEach(q -> {
-                try {
-                    Files.deleteIfExists(q);
-                } catch (IOException ignored) {
-                }
-            });
-        } catch (IOException ignored) {
         }
     }
 }

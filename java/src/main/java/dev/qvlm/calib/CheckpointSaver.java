@@ -24,7 +24,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.EnumMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -276,16 +275,7 @@ public final class CheckpointSaver {
     }
 
     static void deleteQuietly(Path p) {
-        if (!Files.exists(p)) return;
-        try (Stream<Path> walk = Files.walk(p)) {
-            walk.sorted(Comparator.reverseOrder()).forEach(x -> {
-                try {
-                    Files.deleteIfExists(x);
-                } catch (IOException ignored) {
-                }
-            });
-        } catch (IOException ignored) {
-        }
+        dev.qvlm.util.Files2.deleteTree(p);
     }
 
     /** Whether a config.json describes a quantized model (for messages). */

@@ -65,7 +65,8 @@ final class EvalCommand implements Callable<Integer> {
             boolean keep = refLogits != null || saveLogits;
             int nJobs = jobs(llava);
             // a question is one prompt (image features + text, ~100 tokens) and a few answer tokens
-            MemoryBudget.check("eval", MemoryBudget.forRun(llava, llava.model().config().imageFeatures() + 160, nJobs));
+            if (common.device.equals("cpu"))
+                MemoryBudget.check("eval", MemoryBudget.forRun(llava, llava.model().config().imageFeatures() + 160, nJobs));
             Evaluator.Report r = new Evaluator(llava, keep).run(rows, !common.quiet, nJobs);
             Double kl = null;
             if (refLogits != null) {

@@ -26,4 +26,20 @@ public final class Files2 {
             throw new QvlmException(file + ": cannot write (" + e.getMessage() + ")");
         }
     }
+
+    /** Deletes a file or folder tree, ignoring what cannot be deleted (cleanup of temporary outputs). */
+    public static void deleteTree(Path p) {
+        if (!Files.exists(p)) return;
+        try (var walk = Files.walk(p)) {
+            walk.sorted(java.util.Comparator.reverseOrder()).forEach(q -> {
+                try {
+                    Files.deleteIfExists(q);
+                } catch (IOException ignored) {
+                    // best effort
+                }
+            });
+        } catch (IOException ignored) {
+            // best effort
+        }
+    }
 }

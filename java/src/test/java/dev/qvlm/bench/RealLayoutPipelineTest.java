@@ -34,7 +34,6 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -241,12 +240,6 @@ class RealLayoutPipelineTest {
                 assertArrayEquals(x.info(n).shape(), y.info(n).shape(), n);
                 assertEquals(-1, x.segment(n).mismatch(y.segment(n)), n);
             }
-        }
-    }
-
-    static long folderBytes(Path dir) throws IOException {
-        try (Stream<Path> s = Files.list(dir)) {
-            return s.filter(p -> p.toString().endsWith(".safetensors")).mapToLong(p -> p.toFile().length()).sum();
         }
     }
 }
