@@ -44,7 +44,9 @@ run() { # run LABEL ARGS...
   /usr/bin/time -f "%e %M" -o "$T/time" "$Q" "$@" >/dev/null 2>"$T/err"
   local rc=$?
   read -r secs kb < <(tail -1 "$T/time")
-  printf '| %s | %d | %.1f | %d | %s |\n' "$label" "$rc" "$secs" "$((kb / 1024))" "$(grep -m1 -v '^\[' "$T/err" | sed "s#$T/##g; s#$ROOT/##g" | cut -c1-110)"
+  local msg
+  msg="$(grep -m1 -v '^\[' "$T/err" | sed "s#$T/##g; s#$ROOT/##g; s#java/src/test/resources/dev/qvlm/fuzz/HostileInputFuzzTestInputs/#…/#g; s#^qvlm: ##" | cut -c1-120)"
+  printf '| %s | %d | %.1f | %d | %s |\n' "$label" "$rc" "$secs" "$((kb / 1024))" "${msg:+\`$msg\`}"
 }
 echo "| input | exit | wall s | peak RSS MB | message |"
 echo "|---|---:|---:|---:|---|"
@@ -54,11 +56,11 @@ run "PNG 6000×6000 RGB (accepted: largest under the limit)" generate --model "$
 run "PNG with a bad CRC" generate --model "$M" --image "$FUZZ/image/bad-crc.png" --prompt hi
 run "truncated JPEG" generate --model "$M" --image "$FUZZ/image/truncated.jpg" --prompt hi
 run "1 MB prompt (@file)" generate --model "$M" "@$T/prompt-1mb.txt"
-run "--max-tokens 1000000000" generate --model "$M" --prompt hi --max-tokens 1000000000
-run "--temperature NaN" generate --model "$M" --prompt hi --temperature NaN
+run "\`--max-tokens 1000000000\`" generate --model "$M" --prompt hi --max-tokens 1000000000
+run "\`--temperature NaN\`" generate --model "$M" --prompt hi --temperature NaN
 run "num_hidden_layers 2^31−1" generate --model "$T/layers" --prompt hi
 run "rms_norm_eps as a string" generate --model "$T/eps" --prompt hi
-run "pre-tokenizer regex (a*)*\\1b" generate --model "$T/redos" --prompt "$(printf 'a%.0s' {1..64})"
+run "pre-tokenizer regex \`(a*)*\\1b\`" generate --model "$T/redos" --prompt "$(printf 'a%.0s' {1..64})"
 run "weight_map ../../../../etc/passwd" generate --model "$T/traversal" --prompt hi
 run "JSONL image ../../../../etc/passwd" eval --model "$M" --data "$T/data/up.jsonl"
 run "quantize --out /etc/passwd/x (unwritable)" quantize --model "$M" --calib "$ROOT/data/shapes-vqa/calib.jsonl" --method rtn --wbits 4 --abits 16 --out /etc/passwd/x
