@@ -275,9 +275,9 @@ public final class CompressedTensors {
                 throw new QvlmException(where + ": quant_method '" + method + "' is not supported (expected '" + QUANT_METHOD + "')");
             String format = qc.path("format").asText("");
             // absent: inferred from the stored tensors (weight_packed or int8 weight), as compressed-tensors does
-            if (!format.isEmpty() && !format.equals("pack-quantized") && !format.equals("int-quantized"))
+            if (!format.isEmpty() && !format.equals(PACK_QUANTIZED) && !format.equals(NAIVE_QUANTIZED) && !format.equals(INT_QUANTIZED))
                 throw new QvlmException(where + ": quantization_config format " + dev.qvlm.util.Confine.quote(format)
-                        + " is not supported (expected 'pack-quantized' or 'int-quantized')");
+                        + " is not supported (expected '" + PACK_QUANTIZED + "', '" + NAIVE_QUANTIZED + "' or '" + INT_QUANTIZED + "')");
             JsonNode cg = qc.get("config_groups");
             if (cg == null || !cg.isObject() || cg.isEmpty())
                 throw new QvlmException(where + ": quantization_config has no config_groups");
