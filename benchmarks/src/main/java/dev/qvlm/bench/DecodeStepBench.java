@@ -23,6 +23,7 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
+import java.lang.foreign.Arena;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -62,6 +63,7 @@ public class DecodeStepBench {
     public int context;
 
     private Backend backend;
+    private Arena host;
     private LlavaModel model;
     private KvCache cache;
     private int token;
@@ -76,7 +78,8 @@ public class DecodeStepBench {
         } else if (!device.equals("cpu")) throw new IllegalArgumentException("device must be cpu|cuda: " + device);
         else Bench.checkCpuFits(shape, cfg, wbits, context + REWIND + 1);
         backend = cuda ? CudaBackend.open() : new CpuBackend();
-        model = new LlavaModel(cfg, SyntheticModel.build(cfg, wbits, 1, !cuda), backend);
+        host = cuda ? null : Arena.ofShared(); // CPU weights live here until tearDown; on cuda the device fills them
+        model = new LlavaModel(cfg, SyntheticModel.build(cfg, wbits, 1, host), backend);
         cache = model.newCache(context + REWIND + 1);
         int vocab = cfg.text().vocabSize();
         int[] prompt = new int[context];
@@ -98,7 +101,9 @@ public class DecodeStepBench {
     @TearDown(Level.Trial)
     public void tearDown() {
         if (backend != null) backend.close();
+        if (host != null) host.close();
         backend = null;
+        host = null;
         model = null;
         cache = null;
     }
