@@ -166,8 +166,7 @@ public final class CheckpointSaver {
         Set<String> copied = new HashSet<>();
         for (String k : store.names()) {
             if (replaced.contains(k)) continue;
-            String canonical = WeightNames.canonical(k);
-            String outKey = canonical == null ? k : WeightNames.llavaHf(canonical); // unknown extras keep their name
+            String outKey = savedName(k);
             if (!copied.add(outKey)) throw new QvlmException(store.info(k).file() + ": tensor '" + k + "' and another one both map to '" + outKey + "'");
             TensorInfo t = store.info(k);
             items.add(new Item(k, null, t.end() - t.begin(), null));
@@ -191,8 +190,7 @@ public final class CheckpointSaver {
             for (Item it : shards.get(s)) {
                 if (it.linear() == null) {
                     TensorInfo t = store.info(it.key());
-                    String canonical = WeightNames.canonical(it.key());
-                    String outKey = canonical == null ? it.key() : WeightNames.llavaHf(canonical);
+                    String outKey = savedName(it.key());
                     if (it.values() != null) w.addF32(outKey, t.shape(), it.values());
                     else w.add(outKey, t.dtype(), t.shape(), store.segment(it.key()));
                     continue;
@@ -239,6 +237,12 @@ public final class CheckpointSaver {
             }
         }
         Json.writeAtomically(dir.resolve("quantization_report.json"), report);
+    }
+
+    /** The llava-hf name a stored tensor is saved under; unknown extras keep their name. */
+    private static String savedName(String storedKey) {
+        String canonical = WeightNames.canonical(storedKey);
+        return canonical == null ? storedKey : WeightNames.llavaHf(canonical);
     }
 
     /** Stored size of a quantized linear, for planning shards: codes plus (at most FP32) scales and zero points. */
