@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.qvlm.QvlmException;
+import dev.qvlm.util.Files2;
 
 import java.io.IOException;
 import java.io.BufferedOutputStream;
@@ -142,20 +143,14 @@ public final class SafeTensorsWriter {
                     throw new IllegalStateException(t.name() + ": " + c.count + " bytes written, expected " + t.bytes());
             }
         } catch (IOException | RuntimeException e) {
-            try {
-                Files.deleteIfExists(tmp);
-            } catch (IOException ignored) {
-            }
+            Files2.deleteTree(tmp);
             if (e instanceof RuntimeException r) throw r;
             throw new QvlmException(target + ": cannot write (" + e.getMessage() + ")");
         }
         try {
             Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
-            try {
-                Files.deleteIfExists(tmp);
-            } catch (IOException ignored) {
-            }
+            Files2.deleteTree(tmp);
             throw new QvlmException(target + ": cannot rename temporary file (" + e.getMessage() + ")");
         }
     }
