@@ -239,23 +239,12 @@ public final class CpuBackend implements Backend {
         // batched step calls this once per sequence, and a fork-join round trip would cost more than the work)
         int grain = (int) Math.max(1, 65536L / Math.max(1, 2L * kvLen * headDim));
         Parallel.forRange(n * heads, grain, (s, e) -> {
-            float[] scores = new float[kvLen];
             for (int job = s; job < e; job++) {
                 int t = job / heads, h = job % heads, kh = h / group;
-                int qo = qq.offset() + t * qq.cols() + h * headDim;
                 int len = causal ? Math.min(kvLen, qPos0 + t + 1) : kvLen;
-                float max = Float.NEGATIVE_INFINITY;
-                for (int j = 0; j < len; j++) {
-                    float sc = VectorMath.dot(qq.data(), qo, kk.data(), kk.offset() + j * kk.cols() + kh * headDim, headDim) * scale;
-                    scores[j] = sc;
-                    if (sc > max) max = sc;
-                }
-                double sum = VectorMath.expShiftSum(scores, 0, len, max);
-                float inv = (float) (1.0 / sum);
-                int oo = o.offset() + t * o.cols() + h * headDim;
-                java.util.Arrays.fill(o.data(), oo, oo + headDim, 0f);
-                for (int j = 0; j < len; j++)
-                    VectorMath.axpy(scores[j] * inv, vv.data(), vv.offset() + j * vv.cols() + kh * headDim, o.data(), oo, headDim);
+                Attention.head(qq.data(), qq.offset() + t * qq.cols() + h * headDim, kk.data(), kk.offset(), kk.cols(),
+                        vv.data(), vv.offset(), vv.cols(), kh * headDim, len, headDim, scale,
+                        o.data(), o.offset() + t * o.cols() + h * headDim);
             }
         });
         store(out);
