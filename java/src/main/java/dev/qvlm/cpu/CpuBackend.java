@@ -232,19 +232,39 @@ public final class CpuBackend implements Backend {
     @Override
     public void attention(Tensor out, Tensor q, Tensor k, Tensor v, int kvLen, int heads, int kvHeads, int headDim,
                           int qPos0, boolean causal, float scale) {
-        CpuTensor o = c(out), qq = c(q), kk = c(k), vv = c(v);
-        int n = qq.rows();
-        int group = heads / kvHeads;
-        // about 64k multiply-adds per task: a decode step's few heads over a short cache stay on this thread (a
-        // batched step calls this once per sequence, and a fork-join round trip would cost more than the work)
-        int grain = (int) Math.max(1, 65536L / Math.max(1, 2L * kvLen * headDim));
-        Parallel.forRange(n * heads, grain, (s, e) -> {
-            for (int job = s; job < e; job++) {
-                int t = job / heads, h = job % heads, kh = h / group;
-                int len = causal ? Math.min(kvLen, qPos0 + t + 1) : kvLen;
-                Attention.head(qq.data(), qq.offset() + t * qq.cols() + h * headDim, kk.data(), kk.offset(), kk.cols(),
+        attention(out, q, java.util.List.of(new AttentionSegment(0, c(q).rows(), k, v, kvLen, qPos0)), heads, kvHeads,
+                headDim, causal, scale);
+    }
+
+    /** One parallel loop over every (sequence, row, head): a batched decode step forks once, not once per sequence. */
+    @Override
+    public void attention(Tensor out, Tensor q, java.util.List<AttentionSegment> segments, int heads, int kvHeads,
+                          int headDim, boolean causal, float scale) {
+        CpuTensor o = c(out), qq = c(q);
+        int group = heads / kvHeads, nseg = segments.size();
+        // jobs are numbered segment by segment: first[s] = first job of segment s
+        int[] first = new int[nseg + 1];
+        long work = 0;
+        for (int s = 0; s < nseg; s++) {
+            AttentionSegment g = segments.get(s);
+            first[s + 1] = first[s] + g.rows() * heads;
+            work += (long) g.rows() * heads * g.kvLen();
+        }
+        int jobs = first[nseg];
+        // about 64k multiply-adds per task: a single decode step's few heads over a short cache stay on this thread
+        int grain = (int) Math.max(1, 65536L * jobs / Math.max(1, 2L * work * headDim));
+        Parallel.forRange(jobs, grain, (s0, e0) -> {
+            int s = 0;
+            while (first[s + 1] <= s0) s++;
+            for (int job = s0; job < e0; job++) {
+                while (first[s + 1] <= job) s++;
+                AttentionSegment g = segments.get(s);
+                CpuTensor kk = c(g.keys()), vv = c(g.values());
+                int rel = job - first[s], t = rel / heads, h = rel % heads, kh = h / group, row = g.row() + t;
+                int len = causal ? Math.min(g.kvLen(), g.qPos0() + t + 1) : g.kvLen();
+                Attention.head(qq.data(), qq.offset() + row * qq.cols() + h * headDim, kk.data(), kk.offset(), kk.cols(),
                         vv.data(), vv.offset(), vv.cols(), kh * headDim, len, headDim, scale,
-                        o.data(), o.offset() + t * o.cols() + h * headDim);
+                        o.data(), o.offset() + row * o.cols() + h * headDim);
             }
         });
         store(out);

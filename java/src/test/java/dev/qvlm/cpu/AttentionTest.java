@@ -57,6 +57,39 @@ class AttentionTest {
         }
     }
 
+    /** A batched call over sequences of different lengths (decode rows and a prefill block) = one call each. */
+    @org.junit.jupiter.api.Test
+    void batchedCallGivesEachSequenceItsOwnBits() {
+        int heads = 8, kvHeads = 4, hd = 32, cap = 64, D = heads * hd, KD = kvHeads * hd;
+        int[][] seqs = {{1, 40}, {3, 17}, {1, 1}, {1, 63}}; // rows, kvLen (the rows are the last positions)
+        Random r = new Random(5);
+        int total = 0;
+        for (int[] sq : seqs) total += sq[0];
+        float[] q = rand(r, total * D);
+        Tensor qt = cpu.upload(q, total, D), batched = cpu.allocate(total, D);
+        java.util.List<dev.qvlm.backend.Backend.AttentionSegment> segs = new java.util.ArrayList<>();
+        Tensor[] ks = new Tensor[seqs.length], vs = new Tensor[seqs.length];
+        int row = 0;
+        for (int s = 0; s < seqs.length; s++) {
+            ks[s] = cpu.upload(rand(r, cap * KD), cap, KD);
+            vs[s] = cpu.upload(rand(r, cap * KD), cap, KD);
+            segs.add(new dev.qvlm.backend.Backend.AttentionSegment(row, seqs[s][0], ks[s], vs[s], seqs[s][1], seqs[s][1] - seqs[s][0]));
+            row += seqs[s][0];
+        }
+        cpu.attention(batched, qt, segs, heads, kvHeads, hd, true, 0.2f);
+        float[] got = cpu.download(batched);
+        row = 0;
+        for (int s = 0; s < seqs.length; s++) {
+            int n = seqs[s][0];
+            Tensor one = cpu.allocate(n, D);
+            cpu.attention(one, cpu.view(qt, row, n), ks[s], vs[s], seqs[s][1], heads, kvHeads, hd, seqs[s][1] - n, true, 0.2f);
+            float[] alone = cpu.download(one);
+            for (int i = 0; i < alone.length; i++)
+                assertEquals(Float.floatToIntBits(alone[i]), Float.floatToIntBits(got[row * D + i]), "sequence " + s + " element " + i);
+            row += n;
+        }
+    }
+
     private static float[] rand(Random r, int n) {
         float[] a = new float[n];
         for (int i = 0; i < n; i++) a[i] = (float) (r.nextGaussian() * 1.5);
