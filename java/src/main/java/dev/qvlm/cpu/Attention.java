@@ -24,8 +24,8 @@ final class Attention {
     private static final int L = F.length();
     /** Per tree level (half-width w = L/2, L/4, ..., 1): lane indexes into (u, v) of the two addends. */
     private static final FloatVector[] SEL_X, SEL_Y;
-    /** Slot (row of the block scratch) that key i of a block goes to, so that the tree ends with key i in lane i. */
-    private static final int[] SLOT_OF_KEY;
+    /** Key of a block whose sum sits in slot s at the start of the tree, so that the tree ends with key i in lane i. */
+    private static final int[] KEY_OF_SLOT;
     private static final int LEVELS = Integer.numberOfTrailingZeros(L);
 
     static {
@@ -54,8 +54,8 @@ final class Attention {
             labels = next;
             count /= 2;
         }
-        SLOT_OF_KEY = new int[L];
-        for (int i = 0; i < L; i++) SLOT_OF_KEY[i] = labels[0][i];
+        KEY_OF_SLOT = new int[L];
+        for (int i = 0; i < L; i++) KEY_OF_SLOT[labels[0][i]] = i;
     }
 
     /** Per-thread scores and block scratch, grown on demand (owned by the thread, reused by every call). */
@@ -75,7 +75,7 @@ final class Attention {
      */
     static void head(float[] q, int qo, float[] k, int ko, int ks, float[] v, int vo, int vs, int kvCol, int len, int hd,
                      float scale, float[] out, int oo) {
-        if (hd % L != 0 || L < 2) {
+        if (hd % L != 0 || L < 4) {
             headScalar(q, qo, k, ko, ks, v, vo, vs, kvCol, len, hd, scale, out, oo);
             return;
         }
@@ -102,7 +102,19 @@ final class Attention {
         max = Math.max(max, mx.reduceLanes(VectorOperators.MAX));
         double sum = VectorMath.expShiftSum(scores, 0, len, max);
         float inv = (float) (1.0 / sum);
-        for (int c = 0; c < hd; c += L) {
+        // two chunks per pass over the keys: two independent accumulation chains (each in key order)
+        int c = 0;
+        for (; c + 2 * L <= hd; c += 2 * L) {
+            FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
+            for (int j = 0, vr = vo + kvCol + c; j < len; j++, vr += vs) {
+                FloatVector w = FloatVector.broadcast(F, scores[j] * inv);
+                acc0 = FloatVector.fromArray(F, v, vr).fma(w, acc0);
+                acc1 = FloatVector.fromArray(F, v, vr + L).fma(w, acc1);
+            }
+            acc0.intoArray(out, oo + c);
+            acc1.intoArray(out, oo + c + L);
+        }
+        if (c < hd) {
             FloatVector acc = FloatVector.zero(F);
             for (int j = 0, vr = vo + kvCol + c; j < len; j++, vr += vs)
                 acc = FloatVector.fromArray(F, v, vr).fma(FloatVector.broadcast(F, scores[j] * inv), acc);
@@ -111,29 +123,37 @@ final class Attention {
     }
 
     /**
-     * Unscaled scores of keys j0..j0+n-1 (n ≤ L) into blk[0..n): each key's lane-wise products go to its slot of
-     * blk (L x L), missing keys of a short block are zero, and the transposing tree sums every slot across lanes.
+     * Unscaled scores of keys j0..j0+n-1 (n ≤ L) into blk[0..n): each key's lane-wise products form one vector (zero
+     * for the missing keys of a short block), and the transposing tree sums all L of them across lanes at once.
      */
     private static void blockScores(float[] q, int qo, float[] k, int kc, int ks, int j0, int n, int hd, float[] blk) {
-        for (int i = 0; i < L; i++) {
-            int slot = SLOT_OF_KEY[i] * L;
-            if (i >= n) {
-                FloatVector.zero(F).intoArray(blk, slot);
-                continue;
-            }
-            int kr = kc + (j0 + i) * ks;
-            FloatVector p = FloatVector.fromArray(F, q, qo).mul(FloatVector.fromArray(F, k, kr));
-            for (int c = L; c < hd; c += L)
-                p = FloatVector.fromArray(F, q, qo + c).fma(FloatVector.fromArray(F, k, kr + c), p);
-            p.intoArray(blk, slot);
+        // the first two tree levels stay in registers: the four keys whose slots meet there are summed at once
+        FloatVector x0 = SEL_X[0], y0 = SEL_Y[0], x1 = SEL_X[1], y1 = SEL_Y[1];
+        for (int g = 0; g < L / 4; g++) {
+            FloatVector a = product(q, qo, k, kc, ks, j0, KEY_OF_SLOT[4 * g], n, hd);
+            FloatVector b = product(q, qo, k, kc, ks, j0, KEY_OF_SLOT[4 * g + 1], n, hd);
+            FloatVector c = product(q, qo, k, kc, ks, j0, KEY_OF_SLOT[4 * g + 2], n, hd);
+            FloatVector d = product(q, qo, k, kc, ks, j0, KEY_OF_SLOT[4 * g + 3], n, hd);
+            FloatVector ab = x0.selectFrom(a, b).add(y0.selectFrom(a, b)), cd = x0.selectFrom(c, d).add(y0.selectFrom(c, d));
+            x1.selectFrom(ab, cd).add(y1.selectFrom(ab, cd)).intoArray(blk, g * L);
         }
-        for (int lev = 0, count = L; count > 1; lev++, count /= 2) {
+        for (int lev = 2, count = L / 4; count > 1; lev++, count /= 2) {
             FloatVector sx = SEL_X[lev], sy = SEL_Y[lev];
             for (int p = 0; p < count / 2; p++) {
                 FloatVector u = FloatVector.fromArray(F, blk, 2 * p * L), w = FloatVector.fromArray(F, blk, (2 * p + 1) * L);
                 sx.selectFrom(u, w).add(sy.selectFrom(u, w)).intoArray(blk, p * L);
             }
         }
+    }
+
+    /** Lane-wise products q·k of key j0+i (zero past the n keys of a short block), summed over the head's chunks. */
+    private static FloatVector product(float[] q, int qo, float[] k, int kc, int ks, int j0, int i, int n, int hd) {
+        if (i >= n) return FloatVector.zero(F);
+        int kr = kc + (j0 + i) * ks;
+        FloatVector p = FloatVector.fromArray(F, q, qo).mul(FloatVector.fromArray(F, k, kr));
+        for (int c = L; c < hd; c += L)
+            p = FloatVector.fromArray(F, q, qo + c).fma(FloatVector.fromArray(F, k, kr + c), p);
+        return p;
     }
 
     /** The plain loop: one dot product per key, then an axpy per key (any head dimension). */
