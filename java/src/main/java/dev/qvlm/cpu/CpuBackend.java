@@ -236,7 +236,11 @@ public final class CpuBackend implements Backend {
                 headDim, causal, scale);
     }
 
-    /** One parallel loop over every (sequence, row, head): a batched decode step forks once, not once per sequence. */
+    /**
+     * One parallel loop over every (sequence, row, key/value head): a batched decode step forks once, not once per
+     * sequence; the query heads that share a key/value head run one after the other, so its keys and values are
+     * fetched from the cache once and then read from L1.
+     */
     @Override
     public void attention(Tensor out, Tensor q, java.util.List<AttentionSegment> segments, int heads, int kvHeads,
                           int headDim, boolean causal, float scale) {
@@ -247,7 +251,7 @@ public final class CpuBackend implements Backend {
         long work = 0;
         for (int s = 0; s < nseg; s++) {
             AttentionSegment g = segments.get(s);
-            first[s + 1] = first[s] + g.rows() * heads;
+            first[s + 1] = first[s] + g.rows() * kvHeads;
             work += (long) g.rows() * heads * g.kvLen();
         }
         int jobs = first[nseg];
@@ -260,11 +264,12 @@ public final class CpuBackend implements Backend {
                 while (first[s + 1] <= job) s++;
                 AttentionSegment g = segments.get(s);
                 CpuTensor kk = c(g.keys()), vv = c(g.values());
-                int rel = job - first[s], t = rel / heads, h = rel % heads, kh = h / group, row = g.row() + t;
+                int rel = job - first[s], t = rel / kvHeads, kh = rel % kvHeads, row = g.row() + t;
                 int len = causal ? Math.min(g.kvLen(), g.qPos0() + t + 1) : g.kvLen();
-                Attention.head(qq.data(), qq.offset() + row * qq.cols() + h * headDim, kk.data(), kk.offset(), kk.cols(),
-                        vv.data(), vv.offset(), vv.cols(), kh * headDim, len, headDim, scale,
-                        o.data(), o.offset() + row * o.cols() + h * headDim);
+                for (int h = kh * group; h < (kh + 1) * group; h++)
+                    Attention.head(qq.data(), qq.offset() + row * qq.cols() + h * headDim, kk.data(), kk.offset(), kk.cols(),
+                            vv.data(), vv.offset(), vv.cols(), kh * headDim, len, headDim, scale,
+                            o.data(), o.offset() + row * o.cols() + h * headDim);
             }
         });
         store(out);
