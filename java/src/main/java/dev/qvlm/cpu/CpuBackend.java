@@ -255,8 +255,10 @@ public final class CpuBackend implements Backend {
             work += (long) g.rows() * heads * g.kvLen();
         }
         int jobs = first[nseg];
-        // about 64k multiply-adds per task: a single decode step's few heads over a short cache stay on this thread
-        int grain = (int) Math.max(1, 65536L * jobs / Math.max(1, 2L * work * headDim));
+        // about 256k multiply-adds per task (tens of microseconds): one sequence's decode step (8 heads x 256 keys x
+        // 64 in the bundled model is 131k) stays on this thread, where a fork-join hand-off would cost about as much
+        // as the work on a busy machine; a batch of sequences or a prefill is split over the cores
+        int grain = (int) Math.max(1, 262144L * jobs / Math.max(1, 2L * work * headDim));
         Parallel.forRange(jobs, grain, (s0, e0) -> {
             int s = 0;
             while (first[s + 1] <= s0) s++;
