@@ -54,9 +54,10 @@ public final class Bench {
 
     /**
      * {@code batch} sequences decoded together for {@code steps} steps: the median of the repeats' wall times
-     * ({@code seconds}) and every repeat's (in run order), and the median of the CPU time the whole process used
-     * meanwhile ({@code cpuSeconds}: all threads; on a machine shared with other jobs the work per token shows
-     * there, while the wall time also shows how much of the cores this process got).
+     * ({@code seconds}) and every repeat's (in run order), and the mean CPU time the whole process used meanwhile
+     * ({@code cpuSeconds}: all threads; the OS counts it in 10 ms ticks, hence the mean over all repeats rather than a
+     * median of coarse values. On a machine shared with other jobs the work per token shows there, while the wall
+     * time also shows how much of the cores this process got).
      */
     public record BatchPoint(int batch, int steps, double seconds, List<Double> repeatSeconds, double cpuSeconds) {
         public double tokensPerSecond() {
@@ -285,11 +286,10 @@ public final class Bench {
                             B * (double) o.newTokens() / sec[0], r + 1, o.batchRepeats());
                 }
             for (int k = 0; k < o.batches().size(); k++) {
-                List<Double> sorted = new ArrayList<>(times.get(k)), sortedCpu = new ArrayList<>(cpu.get(k));
+                List<Double> sorted = new ArrayList<>(times.get(k));
                 java.util.Collections.sort(sorted);
-                java.util.Collections.sort(sortedCpu);
-                batched.add(new BatchPoint(o.batches().get(k), o.newTokens(), sorted.get(sorted.size() / 2), List.copyOf(times.get(k)),
-                        sortedCpu.get(sortedCpu.size() / 2)));
+                double cpuMean = cpu.get(k).stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
+                batched.add(new BatchPoint(o.batches().get(k), o.newTokens(), sorted.get(sorted.size() / 2), List.copyOf(times.get(k)), cpuMean));
             }
             long peak, backendPeak;
             String kind;
