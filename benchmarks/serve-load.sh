@@ -5,6 +5,7 @@
 #   benchmarks/serve-load.sh                      # 1/2/4/8-stream batching curve, then 200 requests from 8 clients
 #   REQUESTS=50 CLIENTS=4 benchmarks/serve-load.sh
 #   MODEL=out/w4 benchmarks/serve-load.sh         # a saved quantized checkpoint
+#   REPEAT=11 STREAM_TOKENS=200 benchmarks/serve-load.sh   # more round-robin repeats of the curve (noisy machine)
 #
 # Prints a table, the server's peak RSS (VmHWM) and one JSON line; writes benchmarks/results/serve-load.json.
 set -euo pipefail
@@ -16,6 +17,8 @@ CLIENTS=${CLIENTS:-8}
 SLOTS=${SLOTS:-8}
 PORT=${PORT:-18080}
 HEAP=${HEAP:-512m}
+REPEAT=${REPEAT:-5}
+STREAM_TOKENS=${STREAM_TOKENS:-200}
 "$ROOT/qvlm" --help >/dev/null   # builds the jar when needed
 JAVA_HOME=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
 JAR="$ROOT/java/target/qvlm.jar"
@@ -30,7 +33,8 @@ SERVER=$LAUNCHER   # the launcher execs java: same pid
 echo "server pid $SERVER, model $MODEL, $SLOTS slots, heap $HEAP; $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 OUT=$(mktemp)
 timeout 1200 "$JAVA_HOME/bin/java" -cp "$JAR:$ROOT/java/target/lib/*" dev.qvlm.bench.ServeLoad \
-    --url "http://127.0.0.1:$PORT" --images "$ROOT/data/shapes-vqa/images" --requests "$REQUESTS" --clients "$CLIENTS" | tee "$OUT"
+    --url "http://127.0.0.1:$PORT" --images "$ROOT/data/shapes-vqa/images" --requests "$REQUESTS" --clients "$CLIENTS" \
+    --repeat "$REPEAT" --stream-tokens "$STREAM_TOKENS" | tee "$OUT"
 RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER/status")
 echo "server peak RSS (VmHWM): $((RSS_KB / 1024)) MiB"
 kill -TERM "$SERVER"

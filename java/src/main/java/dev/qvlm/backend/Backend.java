@@ -58,6 +58,24 @@ public interface Backend extends AutoCloseable {
                    int qPos0, boolean causal, float scale);
 
     /**
+     * Rows [row, row+rows) of a batched query/output: one sequence whose keys and values (its cache, [capacity x
+     * kvHeads*headDim]) hold kvLen positions, its first row at position qPos0.
+     */
+    record AttentionSegment(int row, int rows, Tensor keys, Tensor values, int kvLen, int qPos0) {}
+
+    /**
+     * {@link #attention} for several sequences at once (a batched decode step: each sequence attends to its own
+     * cache). The result of every row must be the same as that sequence's own call. By default one call per
+     * sequence; a backend overrides it to spread all sequences' heads over its cores in one go.
+     */
+    default void attention(Tensor out, Tensor q, java.util.List<AttentionSegment> segments, int heads, int kvHeads,
+                           int headDim, boolean causal, float scale) {
+        for (AttentionSegment s : segments)
+            attention(view(out, s.row(), s.rows()), view(q, s.row(), s.rows()), s.keys(), s.values(), s.kvLen(), heads,
+                    kvHeads, headDim, s.qPos0(), causal, scale);
+    }
+
+    /**
      * The backward ops of this backend (training the vision tower). Backends without backward kernels say so
      * here, before any compute.
      */

@@ -45,13 +45,27 @@ import java.util.function.Supplier;
 public final class Bench {
     private Bench() {}
 
-    /** @param batches decode batch sizes to time after batch 1 (continuous batching's step, {@link LlavaModel#forwardLast}) */
-    public record Options(String device, int promptTokens, int imageTokens, int newTokens, int seed, List<Integer> batches) {}
+    /**
+     * @param batches      decode batch sizes to time after batch 1 (continuous batching's step, {@link LlavaModel#forwardLast})
+     * @param batchRepeats times each batch size is timed, round-robin over the sizes (1, 2, 4, 8, 1, 2, ...)
+     */
+    public record Options(String device, int promptTokens, int imageTokens, int newTokens, int seed, List<Integer> batches,
+                          int batchRepeats) {}
 
-    /** {@code batch} sequences decoded together for {@code steps} steps in {@code seconds}. */
-    public record BatchPoint(int batch, int steps, double seconds) {
+    /**
+     * {@code batch} sequences decoded together for {@code steps} steps: the median of the repeats' wall times
+     * ({@code seconds}) and every repeat's (in run order), and the mean CPU time the whole process used meanwhile
+     * ({@code cpuSeconds}: all threads; the OS counts it in 10 ms ticks, hence the mean over all repeats rather than a
+     * median of coarse values. On a machine shared with other jobs the work per token shows there, while the wall
+     * time also shows how much of the cores this process got).
+     */
+    public record BatchPoint(int batch, int steps, double seconds, List<Double> repeatSeconds, double cpuSeconds) {
         public double tokensPerSecond() {
             return batch * (double) steps / seconds;
+        }
+
+        public double tokensPerCpuSecond() {
+            return batch * (double) steps / cpuSeconds;
         }
     }
 
@@ -115,6 +129,10 @@ public final class Bench {
                 m.put("steps", b.steps());
                 m.put("seconds", b.seconds());
                 m.put("decode_tokens_per_s", b.tokensPerSecond());
+                m.put("repeats_tokens_per_s", b.repeatSeconds().stream().map(x -> b.batch() * (double) b.steps() / x).toList());
+                m.put("cpu_seconds", b.cpuSeconds());
+                m.put("tokens_per_cpu_s", b.tokensPerCpuSecond());
+                m.put("per_cpu_s_vs_batch_1", b.tokensPerCpuSecond() / batched.get(0).tokensPerCpuSecond());
                 m.put("vs_batch_1", b.tokensPerSecond() / batch1TokensPerSecond());
                 bs.add(m);
             }
@@ -250,27 +268,28 @@ public final class Bench {
             double dec = (System.nanoTime() - d0) / 1e9;
             sample.run();
             List<BatchPoint> batched = new ArrayList<>();
-            for (int B : o.batches()) {
-                // B sequences with the same prompt, prefilled one by one (untimed), then decoded together
-                List<KvCache> caches = new ArrayList<>();
-                int[] next = new int[B];
-                for (int b = 0; b < B; b++) {
-                    KvCache c = model.newCache(nPrompt + o.newTokens());
-                    next[b] = argmax(model.forward(c, prompt, image, false));
-                    caches.add(c);
+            // round-robin over the batch sizes, so that a burst of load from elsewhere on the machine hits every
+            // size alike; each point is the median of its repeats
+            List<List<Double>> times = new ArrayList<>(), cpu = new ArrayList<>();
+            for (int k = 0; k < o.batches().size(); k++) {
+                times.add(new ArrayList<>());
+                cpu.add(new ArrayList<>());
+            }
+            for (int r = 0; r < o.batchRepeats(); r++)
+                for (int k = 0; k < o.batches().size(); k++) {
+                    int B = o.batches().get(k);
+                    double[] sec = timeBatch(model, B, prompt, image, nPrompt, o.newTokens());
+                    times.get(k).add(sec[0]);
+                    cpu.get(k).add(sec[1]);
+                    sample.run();
+                    log.printf("[bench] %s: batch %d decode %.1f tokens/s (repeat %d of %d)%n", label, B,
+                            B * (double) o.newTokens() / sec[0], r + 1, o.batchRepeats());
                 }
-                int vocabSize = cfg.text().vocabSize();
-                long b0 = System.nanoTime();
-                for (int i = 0; i < o.newTokens(); i++) {
-                    List<LlavaModel.Sequence> seqs = new ArrayList<>(B);
-                    for (int b = 0; b < B; b++) seqs.add(new LlavaModel.Sequence(caches.get(b), new int[]{next[b]}, null));
-                    float[] all = model.forwardLast(seqs);
-                    for (int b = 0; b < B; b++) next[b] = dev.qvlm.generate.Sampler.argmax(all, b * vocabSize, vocabSize);
-                }
-                BatchPoint bp = new BatchPoint(B, o.newTokens(), (System.nanoTime() - b0) / 1e9);
-                batched.add(bp);
-                sample.run();
-                log.printf("[bench] %s: batch %d decode %.1f tokens/s%n", label, B, bp.tokensPerSecond());
+            for (int k = 0; k < o.batches().size(); k++) {
+                List<Double> sorted = new ArrayList<>(times.get(k));
+                java.util.Collections.sort(sorted);
+                double cpuMean = cpu.get(k).stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
+                batched.add(new BatchPoint(o.batches().get(k), o.newTokens(), sorted.get(sorted.size() / 2), List.copyOf(times.get(k)), cpuMean));
             }
             long peak, backendPeak;
             String kind;
@@ -291,6 +310,30 @@ public final class Bench {
 
     private static int first(int[] prompt) {
         return prompt[0];
+    }
+
+    /**
+     * B sequences with the same prompt, prefilled one by one (untimed), then decoded together: {wall seconds, CPU
+     * seconds of the whole process}.
+     */
+    private static double[] timeBatch(LlavaModel model, int B, int[] prompt, Tensor image, int nPrompt, int newTokens) {
+        List<KvCache> caches = new ArrayList<>();
+        int[] next = new int[B];
+        for (int b = 0; b < B; b++) {
+            KvCache c = model.newCache(nPrompt + newTokens);
+            next[b] = argmax(model.forward(c, prompt, image, false));
+            caches.add(c);
+        }
+        int vocabSize = model.config().text().vocabSize();
+        var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+        long c0 = os.getProcessCpuTime(), b0 = System.nanoTime();
+        for (int i = 0; i < newTokens; i++) {
+            List<LlavaModel.Sequence> seqs = new ArrayList<>(B);
+            for (int b = 0; b < B; b++) seqs.add(new LlavaModel.Sequence(caches.get(b), new int[]{next[b]}, null));
+            float[] all = model.forwardLast(seqs);
+            for (int b = 0; b < B; b++) next[b] = dev.qvlm.generate.Sampler.argmax(all, b * vocabSize, vocabSize);
+        }
+        return new double[]{(System.nanoTime() - b0) / 1e9, (os.getProcessCpuTime() - c0) / 1e9};
     }
 
     static int argmax(float[] v) {
@@ -394,8 +437,10 @@ public final class Bench {
         }
         for (Run r : runs)
             for (BatchPoint b : r.batched())
-                sb.append(String.format("%s batch %d: %.2f decode tokens/s aggregate, %.2fx batch 1%n", r.label(), b.batch(),
-                        b.tokensPerSecond(), b.tokensPerSecond() / r.batch1TokensPerSecond()));
+                sb.append(String.format("%s batch %d: %.2f decode tokens/s aggregate, %.2fx batch 1%s; %.0f tokens per CPU-second, %.2fx%n",
+                        r.label(), b.batch(), b.tokensPerSecond(), b.tokensPerSecond() / r.batch1TokensPerSecond(),
+                        b.repeatSeconds().size() > 1 ? " (median of " + b.repeatSeconds().size() + ")" : "",
+                        b.tokensPerCpuSecond(), b.tokensPerCpuSecond() / r.batched().get(0).tokensPerCpuSecond()));
         for (int i = 1; i < runs.size(); i++) {
             Run b = runs.get(0), r = runs.get(i);
             sb.append(String.format("%s vs %s: decode %.2fx faster, ms/token x%.2f, TTFT x%.2f, weight bytes/token x%.2f, peak memory x%.2f%n",

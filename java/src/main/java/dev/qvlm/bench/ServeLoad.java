@@ -31,8 +31,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  *   started together, each generating exactly {@code --stream-tokens} tokens (ignore_eos). Aggregate decode
  *   tokens/s three ways: from the server's own timing of its decode steps with exactly B rows (GET /health: B × steps
  *   / their wall time, forward + sampling + detokenizing + events; and the forward pass alone), and as the client
- *   sees it (streamed chunks while all B were decoding: from the last stream's first chunk to the first stream's
- *   last; client-side timestamps bunch up when the client is descheduled, so this one is the noisiest);</li>
+ *   sees it (B × tokens over the wall time from sending the requests to the end of the last stream, prefill and
+ *   HTTP included);</li>
  *   <li>the load test: {@code --requests} chat requests with an image (non-streamed, greedy, natural length up to
  *   {@code --max-tokens}) from {@code --clients} concurrent clients: errors, p50/p95 latency, tokens/s.</li>
  * </ol>
@@ -80,7 +80,7 @@ public final class ServeLoad {
                 for (int m = 0; m < 3; m++) rates[m][k][r] = x[m];
             }
         System.out.println("aggregate decode tokens/s, median of " + repeat + " (min..max); x = against 1 stream");
-        System.out.println("streams   server: scheduler steps        server: forward pass only      client: streamed chunks");
+        System.out.println("streams   server: scheduler steps        server: forward pass only      client: requests sent to last token");
         double[] one = new double[3];
         for (int k = 0; k < bs.length; k++) {
             int B = Integer.parseInt(bs[k].trim());
@@ -208,26 +208,23 @@ public final class ServeLoad {
     }
 
     /**
-     * B streams at once. Returns {client: chunks per second while all B are between their first and last chunk;
-     * server: B × (steps of batch B) / (their wall time in the scheduler); the same for the forward pass alone}.
+     * B streams at once. Returns {client: B × n tokens / wall time from sending the B requests to the end of the
+     * last stream (prefill included; the server sends a stream's text in pieces of several tokens, so chunks are not
+     * tokens); server: B × (steps of batch B) / (their wall time in the scheduler); the same for the forward pass}.
      */
     static double[] batch(String endpoint, int B, int n) throws Exception {
         double[] before = serverSteps(endpoint, B);
-        List<long[]> all = new ArrayList<>();
+        long t0 = System.nanoTime(), end = t0;
         try (ExecutorService pool = Executors.newFixedThreadPool(B)) {
             List<Future<long[]>> fs = new ArrayList<>();
             for (int i = 0; i < B; i++) fs.add(pool.submit(() -> stream(endpoint, n)));
-            for (Future<long[]> f : fs) all.add(f.get());
+            for (Future<long[]> f : fs) {
+                long[] t = f.get();
+                end = Math.max(end, t[t.length - 1]);
+            }
         }
-        long from = Long.MIN_VALUE, to = Long.MAX_VALUE;
-        for (long[] t : all) {
-            from = Math.max(from, t[0]);
-            to = Math.min(to, t[t.length - 1]);
-        }
-        long count = 0;
-        for (long[] t : all) for (long x : t) if (x > from && x <= to) count++;
         double[] after = serverSteps(endpoint, B);
         double steps = after[0] - before[0];
-        return new double[]{count / ((to - from) / 1e9), B * steps / (after[1] - before[1]), B * steps / (after[2] - before[2])};
+        return new double[]{B * (double) n / ((end - t0) / 1e9), B * steps / (after[1] - before[1]), B * steps / (after[2] - before[2])};
     }
 }

@@ -53,6 +53,10 @@ final class BenchCommand implements Callable<Integer> {
             description = "Also time decode steps of B sequences together (continuous batching's batched step), e.g. --batch 2,4,8: aggregate tokens/s against batch 1. Default: batch 1 only.")
     List<Integer> batch;
 
+    @Option(names = "--batch-repeat", paramLabel = "R", defaultValue = "1",
+            description = "Time the --batch curve R times, round-robin over the batch sizes (1, 2, 4, 8, 1, 2, ...), and report each point's median (for a noisy machine). Default 1.")
+    int batchRepeat;
+
     @Option(names = "--seed", defaultValue = "1", paramLabel = "S", description = "Seed of the random weights and prompt (default ${DEFAULT-VALUE}).")
     int seed;
 
@@ -75,6 +79,7 @@ final class BenchCommand implements Callable<Integer> {
         }
         // the curve is timed after the main run (warm JIT) and starts with its own batch-1 point to compare against
         if (!batches.isEmpty()) batches.addFirst(1);
+        if (batchRepeat < 1 || batchRepeat > 100) throw new QvlmException("--batch-repeat " + batchRepeat + ": must be in 1..100");
         if (promptTokens < 0 || newTokens < 1) throw new QvlmException("--prompt-tokens must be >= 0 and --new-tokens >= 1");
         List<Integer> widths = wbits == null || wbits.isEmpty() ? List.of(16) : wbits;
         for (int b : widths) if (b != 16 && b != 4) throw new QvlmException("--wbits " + b + ": the benchmark runs 16 (FP16) or 4 (W4A16 g128)");
@@ -86,7 +91,7 @@ final class BenchCommand implements Callable<Integer> {
             throw new QvlmException("--image-tokens " + img + ": the vision tower of " + (model != null ? model : synthetic)
                     + " produces " + features + " image tokens (or give 0 for text only)");
         int tokens = 1 + img + promptTokens + newTokens;
-        Bench.Options o = new Bench.Options(device, promptTokens, img, newTokens, seed, List.copyOf(batches));
+        Bench.Options o = new Bench.Options(device, promptTokens, img, newTokens, seed, List.copyOf(batches), batchRepeat);
         String name = model != null ? model.toString() : synthetic;
         List<Bench.Run> runs = new ArrayList<>();
         if (model != null) {

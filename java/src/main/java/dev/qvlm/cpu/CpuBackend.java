@@ -232,30 +232,46 @@ public final class CpuBackend implements Backend {
     @Override
     public void attention(Tensor out, Tensor q, Tensor k, Tensor v, int kvLen, int heads, int kvHeads, int headDim,
                           int qPos0, boolean causal, float scale) {
-        CpuTensor o = c(out), qq = c(q), kk = c(k), vv = c(v);
-        int n = qq.rows();
-        int group = heads / kvHeads;
-        // about 64k multiply-adds per task: a decode step's few heads over a short cache stay on this thread (a
-        // batched step calls this once per sequence, and a fork-join round trip would cost more than the work)
-        int grain = (int) Math.max(1, 65536L / Math.max(1, 2L * kvLen * headDim));
-        Parallel.forRange(n * heads, grain, (s, e) -> {
-            float[] scores = new float[kvLen];
-            for (int job = s; job < e; job++) {
-                int t = job / heads, h = job % heads, kh = h / group;
-                int qo = qq.offset() + t * qq.cols() + h * headDim;
-                int len = causal ? Math.min(kvLen, qPos0 + t + 1) : kvLen;
-                float max = Float.NEGATIVE_INFINITY;
-                for (int j = 0; j < len; j++) {
-                    float sc = VectorMath.dot(qq.data(), qo, kk.data(), kk.offset() + j * kk.cols() + kh * headDim, headDim) * scale;
-                    scores[j] = sc;
-                    if (sc > max) max = sc;
-                }
-                double sum = VectorMath.expShiftSum(scores, 0, len, max);
-                float inv = (float) (1.0 / sum);
-                int oo = o.offset() + t * o.cols() + h * headDim;
-                java.util.Arrays.fill(o.data(), oo, oo + headDim, 0f);
-                for (int j = 0; j < len; j++)
-                    VectorMath.axpy(scores[j] * inv, vv.data(), vv.offset() + j * vv.cols() + kh * headDim, o.data(), oo, headDim);
+        attention(out, q, java.util.List.of(new AttentionSegment(0, c(q).rows(), k, v, kvLen, qPos0)), heads, kvHeads,
+                headDim, causal, scale);
+    }
+
+    /**
+     * One parallel loop over every (sequence, row, key/value head): a batched decode step forks once, not once per
+     * sequence; the query heads that share a key/value head run one after the other, so its keys and values are
+     * fetched from the cache once and then read from L1.
+     */
+    @Override
+    public void attention(Tensor out, Tensor q, java.util.List<AttentionSegment> segments, int heads, int kvHeads,
+                          int headDim, boolean causal, float scale) {
+        CpuTensor o = c(out), qq = c(q);
+        int group = heads / kvHeads, nseg = segments.size();
+        // jobs are numbered segment by segment: first[s] = first job of segment s
+        int[] first = new int[nseg + 1];
+        long work = 0;
+        for (int s = 0; s < nseg; s++) {
+            AttentionSegment g = segments.get(s);
+            first[s + 1] = first[s] + g.rows() * kvHeads;
+            work += (long) g.rows() * heads * g.kvLen();
+        }
+        int jobs = first[nseg];
+        // about 256k multiply-adds per task (tens of microseconds): one sequence's decode step (8 heads x 256 keys x
+        // 64 in the bundled model is 131k) stays on this thread, where a fork-join hand-off would cost about as much
+        // as the work on a busy machine; a batch of sequences or a prefill is split over the cores
+        int grain = (int) Math.max(1, 262144L * jobs / Math.max(1, 2L * work * headDim));
+        Parallel.forRange(jobs, grain, (s0, e0) -> {
+            int s = 0;
+            while (first[s + 1] <= s0) s++;
+            for (int job = s0; job < e0; job++) {
+                while (first[s + 1] <= job) s++;
+                AttentionSegment g = segments.get(s);
+                CpuTensor kk = c(g.keys()), vv = c(g.values());
+                int rel = job - first[s], t = rel / kvHeads, kh = rel % kvHeads, row = g.row() + t;
+                int len = causal ? Math.min(g.kvLen(), g.qPos0() + t + 1) : g.kvLen();
+                for (int h = kh * group; h < (kh + 1) * group; h++)
+                    Attention.head(qq.data(), qq.offset() + row * qq.cols() + h * headDim, kk.data(), kk.offset(), kk.cols(),
+                            vv.data(), vv.offset(), vv.cols(), kh * headDim, len, headDim, scale,
+                            o.data(), o.offset() + row * o.cols() + h * headDim);
             }
         });
         store(out);

@@ -7,6 +7,7 @@ import dev.qvlm.config.LlavaConfig;
 import dev.qvlm.config.TextConfig;
 import dev.qvlm.config.VisionConfig;
 
+import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -253,6 +254,7 @@ public final class LlavaModel {
         linear(k, h, l.k(), segs);
         linear(v, h, l.v(), segs);
         float scale = (float) (1.0 / Math.sqrt(hd));
+        List<Backend.AttentionSegment> attSegs = new ArrayList<>(segs.length);
         for (Segment s : segs) {
             Tensor qs = backend.view(q, s.row, s.n), ks = backend.view(k, s.row, s.n);
             backend.rope(qs, tc.numHeads(), hd, s.pos, tc.ropeTheta());
@@ -261,9 +263,10 @@ public final class LlavaModel {
                 backend.copy(ks, backend.view(s.keys, s.pos, s.n));
                 backend.copy(backend.view(v, s.row, s.n), backend.view(s.values, s.pos, s.n));
             }
-            backend.attention(backend.view(att, s.row, s.n), qs, s.keys, s.values, s.pos + s.n, tc.numHeads(),
-                    tc.numKvHeads(), hd, s.pos, true, scale);
+            attSegs.add(new Backend.AttentionSegment(s.row, s.n, s.keys, s.values, s.pos + s.n, s.pos));
         }
+        // every sequence against its own cache, in one backend call (one fork on the CPU for the whole batch)
+        backend.attention(att, q, attSegs, tc.numHeads(), tc.numKvHeads(), hd, true, scale);
         linear(tmp, att, l.o(), segs);
         backend.add(x, tmp);
         backend.rmsNorm(h, x, l.postAttentionNorm(), tc.rmsNormEps());

@@ -142,14 +142,23 @@ public final class Engine implements AutoCloseable {
         drain(0);
     }
 
+    /**
+     * A streamed answer's new text goes out at most this often, in pieces of whole tokens: detokenizing decodes all
+     * of a request's tokens so far (the decoder chain is not incremental), which at one call per token and slot was
+     * about a sixth of a batched step on the bundled model. A model slower than this still streams every token.
+     */
+    private static final long EMIT_INTERVAL_NS = 20_000_000L;
+
     /** A running sequence: its cache, sampler and output so far. */
     private final class Slot {
         final Job job;
         final KvCache cache;
         final Sampler sampler;
-        final List<Integer> out = new ArrayList<>();
+        int[] out = new int[16];
+        int count;
         final int holdBack;
         int printed; // characters of the decoded text already sent
+        long emittedNs; // when text was last sent
         int next = -1; // sampled token to feed at the next step
         boolean finished;
 
@@ -162,14 +171,27 @@ public final class Engine implements AutoCloseable {
             this.holdBack = h;
         }
 
-        /** Takes the token sampled from {@code logits[off..]}: EOS, stop sequence and max_tokens end the slot. */
+        /**
+         * Takes the token sampled from {@code logits[off..]}: EOS, stop sequence and max_tokens end the slot. The text
+         * is decoded only where it is needed: every token when there are stop sequences (so the answer ends at the
+         * same token as {@code generate}'s), for a stream its first token and then every {@link #EMIT_INTERVAL_NS},
+         * and at the end; a non-streamed answer without stop sequences is decoded once.
+         */
         void accept(float[] logits, int off, int vocab) {
             int tok = sampler.next(logits, off, vocab);
             if (!job.ignoreEos) for (int e : model.config().text().eosTokenIds()) if (e == tok) {
                 finish("stop", null);
                 return;
             }
-            out.add(tok);
+            if (count == out.length) out = java.util.Arrays.copyOf(out, 2 * count);
+            out[count++] = tok;
+            boolean last = count >= job.sampling.maxTokens();
+            long now = job.stream ? System.nanoTime() : 0;
+            boolean emit = job.stream && (count == 1 || now - emittedNs >= EMIT_INTERVAL_NS);
+            if (!last && !emit && job.stop.isEmpty()) {
+                next = tok;
+                return;
+            }
             String text = tokenizer.decode(tokens());
             for (String s : job.stop) {
                 int at = text.indexOf(s);
@@ -178,15 +200,16 @@ public final class Engine implements AutoCloseable {
                     return;
                 }
             }
-            if (out.size() >= job.sampling.maxTokens()) {
+            if (last) {
                 finish("length", text);
                 return;
             }
             // hold back a partial UTF-8 character and any tail that may be the start of a stop sequence
             int end = text.length() - holdBack;
-            if (end > printed && !text.substring(0, end).endsWith("\uFFFD")) {
+            if (emit && end > printed && !text.substring(0, end).endsWith("\uFFFD")) {
                 job.emit(new Job.Delta(text.substring(printed, end)));
                 printed = end;
+                emittedNs = now;
             }
             next = tok;
         }
@@ -194,12 +217,12 @@ public final class Engine implements AutoCloseable {
         void finish(String reason, String text) {
             if (text == null) text = tokenizer.decode(tokens());
             if (text.length() > printed) job.emit(new Job.Delta(text.substring(printed)));
-            job.emit(new Job.Done(reason, job.promptIds.length, out.size(), tokens()));
+            job.emit(new Job.Done(reason, job.promptIds.length, count, tokens()));
             finished = true;
         }
 
         int[] tokens() {
-            return out.stream().mapToInt(Integer::intValue).toArray();
+            return java.util.Arrays.copyOf(out, count);
         }
     }
 
@@ -240,7 +263,7 @@ public final class Engine implements AutoCloseable {
                 Slot s = it.next();
                 if (s.finished) it.remove();
                 else if (s.job.cancelled()) {
-                    lastCancelledTokens = s.out.size();
+                    lastCancelledTokens = s.count;
                     cancelled.incrementAndGet();
                     it.remove();
                 }

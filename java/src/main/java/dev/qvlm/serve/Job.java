@@ -13,6 +13,7 @@ import java.util.concurrent.TimeUnit;
  *
  * @param promptIds  prompt with image tokens expanded
  * @param images     preprocessed pixel values, one per image, in prompt order
+ * @param stream     the client reads the answer as it is generated (else the text comes in one piece at the end)
  * @param deadlineNs System.nanoTime() after which the job is aborted with a timeout
  */
 public final class Job {
@@ -31,17 +32,19 @@ public final class Job {
     final SamplingOptions sampling;
     final List<String> stop;
     final boolean ignoreEos;
+    final boolean stream;
     final long deadlineNs;
     private final LinkedBlockingQueue<Event> events = new LinkedBlockingQueue<>();
     private volatile boolean cancelled;
 
     public Job(int[] promptIds, List<float[]> images, SamplingOptions sampling, List<String> stop, boolean ignoreEos,
-               long deadlineNs) {
+               boolean stream, long deadlineNs) {
         this.promptIds = promptIds;
         this.images = images;
         this.sampling = sampling;
         this.stop = stop;
         this.ignoreEos = ignoreEos;
+        this.stream = stream;
         this.deadlineNs = deadlineNs;
     }
 

@@ -250,7 +250,7 @@ public final class OpenAiServer implements AutoCloseable {
         long seed = req.seed() != null ? req.seed() : seeds.nextLong();
         var sampling = new SamplingOptions(maxTokens, req.temperature(), req.topP(), seed);
         long deadline = System.nanoTime() + (long) (limits.timeoutSeconds() * 1e9);
-        return new Job(ids, images, sampling, req.stop(), req.ignoreEos(), deadline);
+        return new Job(ids, images, sampling, req.stop(), req.ignoreEos(), req.stream(), deadline);
     }
 
     private void complete(HttpExchange ex, Job job, String id) throws IOException {

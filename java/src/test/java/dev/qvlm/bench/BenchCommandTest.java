@@ -59,10 +59,15 @@ class BenchCommandTest {
     @Test
     void batchedDecodeIsTimedAgainstBatch1() {
         String[] r = run("bench", "--synthetic", "tiny", "--prompt-tokens", "4", "--new-tokens", "3", "--image-tokens", "0",
-                "--batch", "1,4");
+                "--batch", "1,4", "--batch-repeat", "3");
         assertEquals("0", r[0], r[2]);
         assertTrue(r[1].contains("FP16 batch 4: ") && r[1].contains("decode tokens/s aggregate"), r[1]);
-        assertTrue(r[1].contains("FP16 batch 1: ") && r[1].contains(", 1.00x batch 1"), r[1]); // the curve's own baseline
+        assertTrue(r[1].contains("FP16 batch 1: ") && r[1].contains(", 1.00x batch 1 (median of 3)"), r[1]); // the curve's own baseline
+        // round-robin: 1, 4, 1, 4, 1, 4
+        StringBuilder order = new StringBuilder();
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("batch (\\d+) decode [^\\n]*\\(repeat (\\d) of 3\\)").matcher(r[2]);
+        while (m.find()) order.append(m.group(1)).append(m.group(2)).append(' ');
+        assertEquals("11 41 12 42 13 43", order.toString().trim(), r[2]);
     }
 
     @Test
@@ -73,6 +78,7 @@ class BenchCommandTest {
                 {"bench", "--synthetic", "tiny", "--image-tokens", "10"},
                 {"bench", "--synthetic", "tiny", "--batch", "0"},
                 {"bench", "--synthetic", "tiny", "--batch", "2,40"},
+                {"bench", "--synthetic", "tiny", "--batch", "2", "--batch-repeat", "0"},
                 {"bench", "--synthetic", "tiny", "--device", "tpu"},
                 {"bench"},
         };
