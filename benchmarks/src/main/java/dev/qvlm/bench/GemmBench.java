@@ -17,18 +17,20 @@ import java.util.SplittableRandom;
 /**
  * Matrix-level timing of {@link Gemm} (through {@link Matmul}) against the pre-Gemm kernel ({@link LegacyMatmul}),
  * interleaved in one run so that the shared machine's load hits both alike: rounds alternate the two kernels, each
- * round times enough calls for about {@code --round-ms}, and the table shows the median round (and the best).
+ * round times enough calls for about {@code --round-ms}. Two figures per kernel: the median wall time per call, and
+ * the least process CPU time per call (core time, all threads), which other jobs' preemption inflates far less
+ * than the wall time on a shared machine; efficiency is stated against the per-core FMA peak measured at start
+ * (12 independent register-only FMA chains, best of 12 runs in thread CPU time: 2 pipes x lanes x 2 flops x the clock the core
+ * really runs at).
  *
  * <pre>
  * prefill   TinyLlama-1.1B shapes (2048x2048 q/o, 256x2048 k/v, 5632x2048 gate/up, 2048x5632 down), n = 128,
- *           F16 and int4 (symmetric, group 128): GFLOP/s, % of the FMA peak, Gemm / legacy
- * batched   the bundled model's shapes (256x256, 768x256, 256x768), F16 and F32, n = 1, 2, 4, 8: µs per call and
- *           per token, and per-token cost relative to n = 1 (what batching 8 sequences saves in the matmuls)
+ *           F16 and int4 (symmetric, group 128), and one layer's seven matmuls
+ * batched   the bundled model's shapes (256x256, 768x256, 256x768), F16 and F32, n = 1, 2, 4, 8: per-token cost
+ *           relative to n = 1 (what batching 8 sequences saves in the matmuls)
  * </pre>
  *
- * Peak = cores x 2 FMA pipes x lanes (512-bit: 16 floats) x 2 flops x clock ({@code --ghz}, default 2.6: the
- * TSC rate this VM reports; the real boost clock is not visible from inside it).
- *
+ * Threads: the JVM's processor count (run with {@code -XX:ActiveProcessorCount=1} for one thread).
  * Usage: {@code GemmBench [--suite prefill|batched|all] [--rounds N] [--round-ms MS] [--warm-ms MS] [--ghz G]}
  */
 public final class GemmBench {
@@ -44,6 +46,7 @@ public final class GemmBench {
     private double roundMs = 150;
     private double ghz = 2.6;
     private double warmMs = 500;
+    private double peakPerCore;
 
     public static void main(String[] args) {
         GemmBench b = new GemmBench();
@@ -63,66 +66,72 @@ public final class GemmBench {
             }
         }
         int cores = Runtime.getRuntime().availableProcessors();
-        System.out.printf(Locale.ROOT, "# GemmBench: %d cores, vector %d bits; peak %.1f GFLOP/s assumed (%d x 2 FMA x %d lanes x 2 x %.2f GHz); load %s%n",
-                cores, jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.vectorBitSize(), b.peak(), cores,
-                jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length(), b.ghz, loadavg());
+        int lanes = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
+        b.peakPerCore = measurePeakPerCore();
+        System.out.printf(Locale.ROOT, "# GemmBench: %d threads, %d-bit vectors; measured FMA peak %.1f GFLOP/s per core "
+                        + "(= 2 FMA pipes x %d lanes x 2 flops x %.2f GHz); nominal %.2f GHz would give %.1f; load %s%n",
+                cores, lanes * 32, b.peakPerCore, lanes, b.peakPerCore / (4.0 * lanes), b.ghz, 4.0 * lanes * b.ghz, loadavg());
         if (suite.equals("prefill") || suite.equals("all")) b.prefill();
         if (suite.equals("batched") || suite.equals("all")) b.batched();
         System.out.printf(Locale.ROOT, "# load after: %s%n", loadavg());
     }
 
-    private double peak() {
-        int cores = Runtime.getRuntime().availableProcessors();
-        return cores * 2.0 * jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length() * 2 * ghz;
-    }
-
     private void prefill() {
         int n = 128;
         System.out.println();
-        System.out.println("| shape (out x in) | weights | n | Gemm ms | Gemm GFLOP/s | best | best % of peak | legacy ms | legacy GFLOP/s | Gemm / legacy |");
-        System.out.println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-        double[] sum = new double[4]; // F16 gemm, F16 legacy, int4 gemm, int4 legacy: ms of one layer's seven matmuls
+        System.out.println("| shape (out x in) | weights | n | Gemm ms | Gemm GFLOP/s | Gemm GFLOP per CPU-s | % of FMA peak | legacy ms | legacy GFLOP/s | legacy GFLOP per CPU-s | Gemm / legacy (CPU) |");
+        System.out.println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        double[] sum = new double[8]; // per format: Gemm wall, legacy wall, Gemm CPU, legacy CPU of one layer's seven matmuls
         int[][] shapes = {{2048, 2048, 2}, {256, 2048, 2}, {5632, 2048, 2}, {2048, 5632, 1}}; // count per layer
         for (String dtype : List.of("f16", "q4g128")) {
             for (int[] s : shapes) {
                 Matrix w = matrix(dtype, s[0], s[1]);
-                double[] r = compare(w, n);
+                Times r = compare(w, n);
                 double flop = 2.0 * s[0] * s[1] * n;
-                System.out.printf(Locale.ROOT, "| %dx%d | %s | %d | %.2f | %.1f | %.1f | %.0f %% | %.2f | %.1f | %.2fx |%n",
-                        s[0], s[1], dtype, n, r[0], flop / r[0] / 1e6, flop / r[2] / 1e6, 100 * flop / r[2] / 1e6 / peak(),
-                        r[1], flop / r[1] / 1e6, r[1] / r[0]);
-                int k = dtype.equals("f16") ? 0 : 2;
-                sum[k] += s[2] * r[0];
-                sum[k + 1] += s[2] * r[1];
+                System.out.printf(Locale.ROOT, "| %dx%d | %s | %d | %.2f | %.1f | %.1f | %.0f %% | %.2f | %.1f | %.1f | %.2fx |%n",
+                        s[0], s[1], dtype, n, r.gemmWall, flop / r.gemmWall / 1e6, flop / r.gemmCpu / 1e6,
+                        100 * flop / r.gemmCpu / 1e6 / peakPerCore, r.legacyWall, flop / r.legacyWall / 1e6,
+                        flop / r.legacyCpu / 1e6, r.legacyCpu / r.gemmCpu);
+                int k = dtype.equals("f16") ? 0 : 4;
+                sum[k] += s[2] * r.gemmWall;
+                sum[k + 1] += s[2] * r.legacyWall;
+                sum[k + 2] += s[2] * r.gemmCpu;
+                sum[k + 3] += s[2] * r.legacyCpu;
             }
         }
         // one TinyLlama layer = q, o (2048x2048), k, v (256x2048), gate, up (5632x2048), down (2048x5632)
-        double layerFlop = 2.0 * n * (2 * 2048 * 2048 + 2 * 256 * 2048 + 3 * 5632 * 2048);
-        for (int k = 0; k < 4; k += 2)
-            System.out.printf(Locale.ROOT, "| one layer (7 matmuls, medians) | %s | %d | %.2f | %.1f | | | %.2f | %.1f | %.2fx |%n",
-                    k == 0 ? "f16" : "q4g128", n, sum[k], layerFlop / sum[k] / 1e6,
-                    sum[k + 1], layerFlop / sum[k + 1] / 1e6, sum[k + 1] / sum[k]);
+        double f = 2.0 * n * (2 * 2048 * 2048 + 2 * 256 * 2048 + 3 * 5632 * 2048) / 1e6;
+        for (int k = 0; k < 8; k += 4)
+            System.out.printf(Locale.ROOT, "| one layer (7 matmuls) | %s | %d | %.2f | %.1f | %.1f | %.0f %% | %.2f | %.1f | %.1f | %.2fx |%n",
+                    k == 0 ? "f16" : "q4g128", n, sum[k], f / sum[k], f / sum[k + 2], 100 * f / sum[k + 2] / peakPerCore,
+                    sum[k + 1], f / sum[k + 1], f / sum[k + 3], sum[k + 3] / sum[k + 2]);
     }
 
     private void batched() {
         System.out.println();
-        System.out.println("| shape (out x in) | weights | n | Gemm µs/call | best | µs/token | per-token cost vs n=1 | legacy µs/call | Gemm / legacy |");
+        System.out.println("| shape (out x in) | weights | n | Gemm µs/call | Gemm CPU-µs/call | CPU-µs per token | per-token cost vs n=1 | legacy CPU-µs/call | Gemm / legacy (CPU) |");
         System.out.println("|---|---|---:|---:|---:|---:|---:|---:|---:|");
         for (String dtype : List.of("f16", "f32"))
             for (int[] s : new int[][] {{256, 256}, {768, 256}, {256, 768}}) {
                 Matrix w = matrix(dtype, s[0], s[1]);
                 double one = 0;
                 for (int n : new int[] {1, 2, 4, 8}) {
-                    double[] r = compare(w, n);
-                    if (n == 1) one = r[0];
+                    Times r = compare(w, n);
+                    if (n == 1) one = r.gemmCpu;
                     System.out.printf(Locale.ROOT, "| %dx%d | %s | %d | %.1f | %.1f | %.1f | %.2f | %.1f | %.2fx |%n",
-                            s[0], s[1], dtype, n, 1e3 * r[0], 1e3 * r[2], 1e3 * r[0] / n, r[0] / n / one, 1e3 * r[1], r[1] / r[0]);
+                            s[0], s[1], dtype, n, 1e3 * r.gemmWall, 1e3 * r.gemmCpu, 1e3 * r.gemmCpu / n,
+                            r.gemmCpu / n / one, 1e3 * r.legacyCpu, r.legacyCpu / r.gemmCpu);
                 }
             }
     }
 
-    /** Median ms per call of Gemm and of the legacy kernel, rounds interleaved; checks both against each other first. */
-    private double[] compare(Matrix w, int n) {
+    /**
+     * ms per call: the median over rounds of the wall time, and the least process CPU time (all threads: what the
+     * call costs in core time, which other jobs' preemption inflates less than the wall time on a shared machine).
+     */
+    record Times(double gemmWall, double legacyWall, double gemmCpu, double legacyCpu) {}
+
+    private Times compare(Matrix w, int n) {
         SplittableRandom rnd = new SplittableRandom(KernelFixture.SEED + n);
         float[] x = new float[n * w.cols()], bias = new float[w.rows()];
         for (int i = 0; i < x.length; i++) x[i] = KernelFixture.uniform(rnd);
@@ -136,17 +145,71 @@ public final class GemmBench {
         // warm-up (JIT) of about warmMs each, then calls per round from the last warm-up timings
         double tg = warm(GEMM, a, x, n, w, bias), tl = warm(LEGACY, b, x, n, w, bias);
         int calls = Math.max(1, (int) (roundMs / Math.max(tg, tl)));
-        double[] g = new double[rounds], l = new double[rounds];
+        double[] gw = new double[rounds], lw = new double[rounds], gc = new double[rounds], lc = new double[rounds];
         for (int r = 0; r < rounds; r++) {
-            if (r % 2 == 0) {
-                g[r] = time(GEMM, a, x, n, w, bias, calls);
-                l[r] = time(LEGACY, b, x, n, w, bias, calls);
-            } else {
-                l[r] = time(LEGACY, b, x, n, w, bias, calls);
-                g[r] = time(GEMM, a, x, n, w, bias, calls);
+            // alternate which kernel goes first, so neither always follows the other's cache state
+            for (int k = 0; k < 2; k++) {
+                boolean gemm = (r + k) % 2 == 0;
+                long c0 = cpuNanos(), t0 = System.nanoTime();
+                for (int c = 0; c < calls; c++) (gemm ? GEMM : LEGACY).run(gemm ? a : b, x, n, w, bias);
+                double wall = (System.nanoTime() - t0) / 1e6 / calls, cpu = (cpuNanos() - c0) / 1e6 / calls;
+                if (gemm) {
+                    gw[r] = wall;
+                    gc[r] = cpu;
+                } else {
+                    lw[r] = wall;
+                    lc[r] = cpu;
+                }
             }
         }
-        return new double[] {median(g), median(l), min(g), min(l)};
+        return new Times(median(gw), median(lw), min(gc), min(lc));
+    }
+
+    /** CPU time of all the JVM's threads (per-thread clocks: the process clock counts in 10 ms ticks here). */
+    private static long cpuNanos() {
+        var mx = java.lang.management.ManagementFactory.getThreadMXBean();
+        long sum = 0;
+        for (long id : mx.getAllThreadIds()) {
+            long t = mx.getThreadCpuTime(id);
+            if (t > 0) sum += t;
+        }
+        return sum;
+    }
+
+    /**
+     * GFLOP/s of one thread running only register-to-register FMAs (12 independent chains: enough to fill two FMA
+     * pipes of 4-cycle latency): the machine's real per-core FMA peak at its current clock, best of several runs.
+     */
+    static double measurePeakPerCore() {
+        var sp = SP;
+        double best = 0;
+        float sink = 0;
+        var mx = java.lang.management.ManagementFactory.getThreadMXBean();
+        for (int run = 0; run < 12; run++) {
+            long iters = 5_000_000;
+            long t0 = mx.getCurrentThreadCpuTime();
+            sink += fmaChains(iters);
+            best = Math.max(best, 12.0 * iters * sp.length() * 2 / (mx.getCurrentThreadCpuTime() - t0));
+        }
+        if (sink == 42) System.out.print("");
+        return best;
+    }
+
+    // a constant species: the Vector API compiles to vector instructions only when the species is a constant
+    private static final jdk.incubator.vector.VectorSpecies<Float> SP = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED;
+
+    private static float fmaChains(long iters) {
+        var sp = SP;
+        var m = jdk.incubator.vector.FloatVector.broadcast(sp, 0.999f);
+        var c = jdk.incubator.vector.FloatVector.broadcast(sp, 0.001f);
+        var a0 = jdk.incubator.vector.FloatVector.broadcast(sp, 1f);
+        var a1 = a0.add(1f); var a2 = a0.add(2f); var a3 = a0.add(3f); var a4 = a0.add(4f); var a5 = a0.add(5f);
+        var a6 = a0.add(6f); var a7 = a0.add(7f); var a8 = a0.add(8f); var a9 = a0.add(9f); var a10 = a0.add(10f); var a11 = a0.add(11f);
+        for (long i = 0; i < iters; i++) {
+            a0 = a0.fma(m, c); a1 = a1.fma(m, c); a2 = a2.fma(m, c); a3 = a3.fma(m, c); a4 = a4.fma(m, c); a5 = a5.fma(m, c);
+            a6 = a6.fma(m, c); a7 = a7.fma(m, c); a8 = a8.fma(m, c); a9 = a9.fma(m, c); a10 = a10.fma(m, c); a11 = a11.fma(m, c);
+        }
+        return a0.add(a1).add(a2).add(a3).add(a4).add(a5).add(a6).add(a7).add(a8).add(a9).add(a10).add(a11).lane(0);
     }
 
     private double warm(Kernel k, float[] out, float[] x, int n, Matrix w, float[] bias) {
