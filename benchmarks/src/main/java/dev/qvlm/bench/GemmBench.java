@@ -71,9 +71,26 @@ public final class GemmBench {
         System.out.printf(Locale.ROOT, "# GemmBench: %d threads, %d-bit vectors; measured FMA peak %.1f GFLOP/s per core "
                         + "(= 2 FMA pipes x %d lanes x 2 flops x %.2f GHz); nominal %.2f GHz would give %.1f; load %s%n",
                 cores, lanes * 32, b.peakPerCore, lanes, b.peakPerCore / (4.0 * lanes), b.ghz, 4.0 * lanes * b.ghz, loadavg());
+        b.warmUp();
         if (suite.equals("prefill") || suite.equals("all")) b.prefill();
         if (suite.equals("batched") || suite.equals("all")) b.batched();
         System.out.printf(Locale.ROOT, "# load after: %s%n", loadavg());
+    }
+
+    /**
+     * Every kernel and tile variant through the JIT before anything is timed (the first timed shape otherwise ran
+     * partly interpreted: milliseconds instead of microseconds), about 6 × warmMs.
+     */
+    private void warmUp() {
+        long end = System.nanoTime() + (long) (6 * warmMs * 1e6);
+        List<Matrix> ms = List.of(matrix("f16", 256, 512), matrix("f32", 256, 512), matrix("q4g128", 256, 512));
+        float[] x = new float[40 * 512], out = new float[40 * 256];
+        while (System.nanoTime() < end)
+            for (Matrix w : ms)
+                for (int n : new int[] {1, 2, 3, 4, 8, 40}) {
+                    GEMM.run(out, x, n, w, null);
+                    LEGACY.run(out, x, n, w, null);
+                }
     }
 
     private void prefill() {

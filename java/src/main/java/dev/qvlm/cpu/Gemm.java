@@ -14,9 +14,11 @@ import jdk.incubator.vector.VectorSpecies;
  * <ul>
  * <li>threads split the output rows ({@link Parallel#forRange} over blocks of {@value #MR} rows), so no two
  *     threads write the same output and each decodes only its own rows;</li>
- * <li>a panel of {@link #panelRows} rows (at most {@value #PANEL_BYTES} bytes of FP32, half of Zen 5's 1 MB L2)
- *     is decoded once and reused by every token: F16 → F32 and int4 → FP32 are paid once per weight, not once
- *     per token;</li>
+ * <li>a panel of {@link #panelRows} rows is decoded once and reused by every token: F16 → F32 and int4 → FP32
+ *     are paid once per weight, not once per token. Its size grows with n, 4 KB of FP32 per token between 8 KB
+ *     and {@value #PANEL_BYTES} bytes (half of Zen 5's 1 MB L2): a few tokens use a panel while it is still in
+ *     L1 from the decode (a 64 KB panel made one-token F16 calls 10 % slower than decoding four rows at a
+ *     time), many tokens amortise the panel's x traffic over more rows;</li>
  * <li>for each tile of {@value #NR} tokens, the input index runs in blocks of {@value #KC} columns: the tokens'
  *     block of x (8 KB) stays in L1 while every {@value #MR}-row tile of the panel streams its weights past it
  *     (without this block, x and the weights of one tile, 32 KB each at 2048 columns, evicted each other from
@@ -78,9 +80,10 @@ public final class Gemm {
 
     private Gemm() {}
 
-    /** Rows per decoded panel for rows of {@code cols} floats: a multiple of {@value #MR}, at least one tile. */
-    static int panelRows(int cols) {
-        return Math.max(MR, Math.min(256, PANEL_BYTES / (4 * Math.max(1, cols))) / MR * MR);
+    /** Rows per decoded panel for n tokens of {@code cols} floats: a multiple of {@value #MR}, at least one tile. */
+    static int panelRows(int cols, int n) {
+        long bytes = Math.clamp(4096L * n, 8192, PANEL_BYTES);
+        return (int) Math.max(MR, Math.min(256, bytes / (4L * Math.max(1, cols))) / MR * MR);
     }
 
     /** out[t·rows + o] for t &lt; n (tokens are rows of x, {@code cols = w.cols()} apart). bias may be null. */
@@ -93,7 +96,7 @@ public final class Gemm {
         int grain = Math.max(1, 65536 / Math.max(1, MR * cols * n));
         Parallel.forRange(blocks, grain, (b0, b1) -> {
             Scratch s = SCRATCH.get();
-            int pr = panelRows(cols);
+            int pr = panelRows(cols, n);
             if (heap == null && s.panel.length < pr * cols) s.panel = new float[pr * cols];
             int stateLen = pr / MR * MR * NR * F.length();
             if (s.state.length < stateLen) s.state = new float[stateLen];
