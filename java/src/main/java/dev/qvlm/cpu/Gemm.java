@@ -89,6 +89,12 @@ public final class Gemm {
 
     /** out[t·rows + o] for t &lt; n (tokens are rows of x, {@code cols = w.cols()} apart). bias may be null. */
     public static void matmul(float[] out, int outOff, float[] x, int xOff, int n, Matrix w, float[] bias) {
+        matmul(out, outOff, x, xOff, n, w, bias, TRANSPOSE);
+    }
+
+    /** {@link #matmul} with the lane sums' method chosen: tests run the scalar one (other CPUs' only) here too. */
+    static void matmul(float[] out, int outOff, float[] x, int xOff, int n, Matrix w, float[] bias, boolean transpose) {
+        if (transpose && !TRANSPOSE) throw new IllegalArgumentException("the transpose needs 16 lanes, not " + F.length());
         final int rows = w.rows(), cols = w.cols();
         if (n <= 0 || rows == 0) return;
         final float[] heap = w instanceof F32Matrix f ? f.array() : null;
@@ -113,14 +119,14 @@ public final class Gemm {
                     base = 0;
                     for (int r = r0; r < r1; r++) w.rowToFloat(r, panel, (r - r0) * cols);
                 }
-                panel(out, outOff, x, xOff, n, rows, cols, panel, base, r0, r1, bias, s);
+                panel(out, outOff, x, xOff, n, rows, cols, panel, base, r0, r1, bias, s, transpose);
             }
         });
     }
 
     /** Rows [r0, r1) of W, FP32 in {@code panel} from {@code base} (row r0 first, cols apart), times all n tokens. */
     private static void panel(float[] out, int outOff, float[] x, int xOff, int n, int rows, int cols,
-                              float[] panel, int base, int r0, int r1, float[] bias, Scratch s) {
+                              float[] panel, int base, int r0, int r1, float[] bias, Scratch s, boolean transpose) {
         final int L = F.length();
         final int kv = cols - cols % L; // the vector loops cover [0, kv), finish the tail
         final int tileState = MR * NR * L;
@@ -137,13 +143,13 @@ public final class Gemm {
                     final int w0 = base + (r - r0) * cols;
                     final int w1 = nr > 1 ? w0 + cols : w0, w2 = nr > 2 ? w0 + 2 * cols : w0, w3 = nr > 3 ? w0 + 3 * cols : w0;
                     switch (nt) {
-                        case 4 -> tile4x4(panel, w0, w1, w2, w3, x, xo, cols, kb, ke, st, so, first, last, sums);
-                        case 3 -> tile4x3(panel, w0, w1, w2, w3, x, xo, cols, kb, ke, st, so, first, last, sums);
-                        case 2 -> tile4x2(panel, w0, w1, w2, w3, x, xo, cols, kb, ke, st, so, first, last, sums);
-                        default -> tile4x1(panel, w0, w1, w2, w3, x, xo, cols, kb, ke, st, so, first, last, sums);
+                        case 4 -> tile4x4(panel, w0, w1, w2, w3, x, xo, cols, kb, ke, st, so, first, last, transpose, sums);
+                        case 3 -> tile4x3(panel, w0, w1, w2, w3, x, xo, cols, kb, ke, st, so, first, last, transpose, sums);
+                        case 2 -> tile4x2(panel, w0, w1, w2, w3, x, xo, cols, kb, ke, st, so, first, last, transpose, sums);
+                        default -> tile4x1(panel, w0, w1, w2, w3, x, xo, cols, kb, ke, st, so, first, last, transpose, sums);
                     }
                     if (last)
-                        finish(TRANSPOSE && nt >= 3 ? sums : null, st, so, nr, nt, panel, w0, w1, w2, w3, x, xo, cols, kv,
+                        finish(transpose && nt >= 2 ? sums : null, st, so, nr, nt, panel, w0, w1, w2, w3, x, xo, cols, kv,
                                 out, outOff + t0 * rows + r, rows, bias, r);
                 }
                 if (last) break;
@@ -178,12 +184,12 @@ public final class Gemm {
 
     // The register tiles, one per token count (the JIT keeps named locals in registers, not arrays). Each runs
     // columns [i0, i1) for rows w0..w3 and tokens xo, xo + cols, ...; accumulators start at zero (first) or from
-    // st[so..] and go back there, except on the last block of a 16-lane 3- or 4-token tile, which leaves the
+    // st[so..] and go back there, except on the last block of a 16-lane 2-, 3- or 4-token tile, which leaves the
     // ordered lane sums of its accumulators in sums[t·MR + k] instead (the transpose of the class comment; the
-    // zero rows that pad a 3-token tile to 16 add nothing).
+    // zero rows that pad a 2- or 3-token tile to 16 only fill lanes nobody reads).
 
     private static void tile4x4(float[] w, int w0, int w1, int w2, int w3, float[] x, int xo, int cols, int i0, int i1,
-                                 float[] st, int so, boolean first, boolean last, float[] sums) {
+                                 float[] st, int so, boolean first, boolean last, boolean transpose, float[] sums) {
         final int L = F.length();
         final int x0 = xo + i0, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
         final int o0 = w0 + i0, o1 = w1 + i0, o2 = w2 + i0, o3 = w3 + i0, len = i1 - i0;
@@ -221,7 +227,7 @@ public final class Gemm {
             u = FloatVector.fromArray(F, w, o3 + i);
             a30 = u.fma(v0, a30); a31 = u.fma(v1, a31); a32 = u.fma(v2, a32); a33 = u.fma(v3, a33);
         }
-        if (last && TRANSPOSE) {
+        if (last && transpose) {
             FloatVector r0 = a00, r1 = a10, r2 = a20, r3 = a30, r4 = a01, r5 = a11, r6 = a21, r7 = a31, r8 = a02, r9 = a12, r10 = a22, r11 = a32, r12 = a03, r13 = a13, r14 = a23, r15 = a33;
             FloatVector p, q;
             p = r0; q = r1; r0 = LO0.selectFrom(p, q); r1 = HI0.selectFrom(p, q); p = r2; q = r3; r2 = LO0.selectFrom(p, q); r3 = HI0.selectFrom(p, q);
@@ -251,7 +257,7 @@ public final class Gemm {
     }
 
     private static void tile4x3(float[] w, int w0, int w1, int w2, int w3, float[] x, int xo, int cols, int i0, int i1,
-                                 float[] st, int so, boolean first, boolean last, float[] sums) {
+                                 float[] st, int so, boolean first, boolean last, boolean transpose, float[] sums) {
         final int L = F.length();
         final int x0 = xo + i0, x1 = x0 + cols, x2 = x1 + cols;
         final int o0 = w0 + i0, o1 = w1 + i0, o2 = w2 + i0, o3 = w3 + i0, len = i1 - i0;
@@ -285,7 +291,7 @@ public final class Gemm {
             u = FloatVector.fromArray(F, w, o3 + i);
             a30 = u.fma(v0, a30); a31 = u.fma(v1, a31); a32 = u.fma(v2, a32);
         }
-        if (last) {
+        if (last && transpose) {
             FloatVector z = FloatVector.zero(F);
             FloatVector r0 = a00, r1 = a10, r2 = a20, r3 = a30, r4 = a01, r5 = a11, r6 = a21, r7 = a31, r8 = a02, r9 = a12, r10 = a22, r11 = a32, r12 = z, r13 = z, r14 = z, r15 = z;
             FloatVector p, q;
@@ -315,7 +321,7 @@ public final class Gemm {
     }
 
     private static void tile4x2(float[] w, int w0, int w1, int w2, int w3, float[] x, int xo, int cols, int i0, int i1,
-                                 float[] st, int so, boolean first, boolean last, float[] sums) {
+                                 float[] st, int so, boolean first, boolean last, boolean transpose, float[] sums) {
         final int L = F.length();
         final int x0 = xo + i0, x1 = x0 + cols;
         final int o0 = w0 + i0, o1 = w1 + i0, o2 = w2 + i0, o3 = w3 + i0, len = i1 - i0;
@@ -344,12 +350,36 @@ public final class Gemm {
             u = FloatVector.fromArray(F, w, o3 + i);
             a30 = u.fma(v0, a30); a31 = u.fma(v1, a31);
         }
+        if (last && transpose) {
+            FloatVector z = FloatVector.zero(F);
+            FloatVector r0 = a00, r1 = a10, r2 = a20, r3 = a30, r4 = a01, r5 = a11, r6 = a21, r7 = a31, r8 = z, r9 = z, r10 = z, r11 = z, r12 = z, r13 = z, r14 = z, r15 = z;
+            FloatVector p, q;
+            p = r0; q = r1; r0 = LO0.selectFrom(p, q); r1 = HI0.selectFrom(p, q); p = r2; q = r3; r2 = LO0.selectFrom(p, q); r3 = HI0.selectFrom(p, q);
+            p = r4; q = r5; r4 = LO0.selectFrom(p, q); r5 = HI0.selectFrom(p, q); p = r6; q = r7; r6 = LO0.selectFrom(p, q); r7 = HI0.selectFrom(p, q);
+            p = r8; q = r9; r8 = LO0.selectFrom(p, q); r9 = HI0.selectFrom(p, q); p = r10; q = r11; r10 = LO0.selectFrom(p, q); r11 = HI0.selectFrom(p, q);
+            p = r12; q = r13; r12 = LO0.selectFrom(p, q); r13 = HI0.selectFrom(p, q); p = r14; q = r15; r14 = LO0.selectFrom(p, q); r15 = HI0.selectFrom(p, q);
+            p = r0; q = r2; r0 = LO1.selectFrom(p, q); r2 = HI1.selectFrom(p, q); p = r1; q = r3; r1 = LO1.selectFrom(p, q); r3 = HI1.selectFrom(p, q);
+            p = r4; q = r6; r4 = LO1.selectFrom(p, q); r6 = HI1.selectFrom(p, q); p = r5; q = r7; r5 = LO1.selectFrom(p, q); r7 = HI1.selectFrom(p, q);
+            p = r8; q = r10; r8 = LO1.selectFrom(p, q); r10 = HI1.selectFrom(p, q); p = r9; q = r11; r9 = LO1.selectFrom(p, q); r11 = HI1.selectFrom(p, q);
+            p = r12; q = r14; r12 = LO1.selectFrom(p, q); r14 = HI1.selectFrom(p, q); p = r13; q = r15; r13 = LO1.selectFrom(p, q); r15 = HI1.selectFrom(p, q);
+            p = r0; q = r4; r0 = LO2.selectFrom(p, q); r4 = HI2.selectFrom(p, q); p = r1; q = r5; r1 = LO2.selectFrom(p, q); r5 = HI2.selectFrom(p, q);
+            p = r2; q = r6; r2 = LO2.selectFrom(p, q); r6 = HI2.selectFrom(p, q); p = r3; q = r7; r3 = LO2.selectFrom(p, q); r7 = HI2.selectFrom(p, q);
+            p = r8; q = r12; r8 = LO2.selectFrom(p, q); r12 = HI2.selectFrom(p, q); p = r9; q = r13; r9 = LO2.selectFrom(p, q); r13 = HI2.selectFrom(p, q);
+            p = r10; q = r14; r10 = LO2.selectFrom(p, q); r14 = HI2.selectFrom(p, q); p = r11; q = r15; r11 = LO2.selectFrom(p, q); r15 = HI2.selectFrom(p, q);
+            p = r0; q = r8; r0 = LO3.selectFrom(p, q); r8 = HI3.selectFrom(p, q); p = r1; q = r9; r1 = LO3.selectFrom(p, q); r9 = HI3.selectFrom(p, q);
+            p = r2; q = r10; r2 = LO3.selectFrom(p, q); r10 = HI3.selectFrom(p, q); p = r3; q = r11; r3 = LO3.selectFrom(p, q); r11 = HI3.selectFrom(p, q);
+            p = r4; q = r12; r4 = LO3.selectFrom(p, q); r12 = HI3.selectFrom(p, q); p = r5; q = r13; r5 = LO3.selectFrom(p, q); r13 = HI3.selectFrom(p, q);
+            p = r6; q = r14; r6 = LO3.selectFrom(p, q); r14 = HI3.selectFrom(p, q); p = r7; q = r15; r7 = LO3.selectFrom(p, q); r15 = HI3.selectFrom(p, q);
+            FloatVector s = FloatVector.zero(F).add(r0).add(r1).add(r2).add(r3).add(r4).add(r5).add(r6).add(r7).add(r8).add(r9).add(r10).add(r11).add(r12).add(r13).add(r14).add(r15);
+            s.intoArray(sums, 0);
+            return;
+        }
         a00.intoArray(st, so); a10.intoArray(st, so + 1 * L); a20.intoArray(st, so + 2 * L); a30.intoArray(st, so + 3 * L);
         a01.intoArray(st, so + 4 * L); a11.intoArray(st, so + 5 * L); a21.intoArray(st, so + 6 * L); a31.intoArray(st, so + 7 * L);
     }
 
     private static void tile4x1(float[] w, int w0, int w1, int w2, int w3, float[] x, int xo, int cols, int i0, int i1,
-                                 float[] st, int so, boolean first, boolean last, float[] sums) {
+                                 float[] st, int so, boolean first, boolean last, boolean transpose, float[] sums) {
         final int L = F.length();
         final int x0 = xo + i0;
         final int o0 = w0 + i0, o1 = w1 + i0, o2 = w2 + i0, o3 = w3 + i0, len = i1 - i0;

@@ -91,10 +91,14 @@ class GemmTest {
                 for (int n : counts) {
                     if ((long) rows * cols * n > 3_000_000) continue; // keep the suite cheap
                     float[] x = gaussian(n * cols, n);
-                    float[] got = new float[n * rows];
                     boolean withBias = n % 2 == 1;
-                    Gemm.matmul(got, 0, x, 0, n, m, withBias ? bias : null);
-                    assertBits(contract(m, x, n, withBias ? bias : null), got, m.storageName() + " " + rows + "x" + cols + " n=" + n);
+                    float[] want = contract(m, x, n, withBias ? bias : null);
+                    // both ways of summing the lanes: the 16 x 16 transpose (AVX-512) and the scalar one (other CPUs)
+                    for (boolean transpose : Gemm.TRANSPOSE ? new boolean[] {true, false} : new boolean[] {false}) {
+                        float[] got = new float[n * rows];
+                        Gemm.matmul(got, 0, x, 0, n, m, withBias ? bias : null, transpose);
+                        assertBits(want, got, m.storageName() + " " + rows + "x" + cols + " n=" + n + " transpose=" + transpose);
+                    }
                 }
         }
     }
