@@ -99,8 +99,9 @@ public final class Gemm {
         if (n <= 0 || rows == 0) return;
         final float[] heap = w instanceof F32Matrix f ? f.array() : null;
         final int blocks = (rows + MR - 1) / MR;
-        // about 64k multiply-adds per chunk, so the hand-off to another thread stays small against the work
-        int grain = Math.max(1, 65536 / Math.max(1, MR * cols * n));
+        // at least 256k multiply-adds per chunk (as the previous kernel had): a hand-off to a parked pool thread
+        // costs microseconds, as much as a whole small call (256 x 256, two tokens: 7 µs of one core)
+        int grain = Math.max(1, 262144 / Math.max(1, MR * cols * n));
         Parallel.forRange(blocks, grain, (b0, b1) -> {
             Scratch s = SCRATCH.get();
             int pr = panelRows(cols, n);
