@@ -40,7 +40,7 @@ else
     [[ -f "$BUNDLE" ]] || die "LLAMACPP_BUNDLE=$BUNDLE does not exist"
     git bundle verify "$BUNDLE" >/dev/null 2>&1 || die "$BUNDLE is not a complete git bundle"
     rm -rf "$SRC.tmp"
-    git clone -q "$BUNDLE" "$SRC.tmp" || die "git clone from $BUNDLE failed"
+    git -c advice.detachedHead=false clone -q "$BUNDLE" "$SRC.tmp" || die "git clone from $BUNDLE failed"
     mv "$SRC.tmp" "$SRC"
   fi
 fi
