@@ -17,6 +17,8 @@
 # --image-tokens 0), THREADS threads (llama-bench -t; qvlm bench --threads when it has the option).
 # Environment: ROUNDS (3), REPS (llama-bench -r, 2), THREADS (2), N_PROMPT (128), N_GEN (64), SEED (1),
 # QVLM_BENCH_FLAGS, LLAMA_BENCH_FLAGS (appended to each side's command), OUT (results/llamacpp-compare.json),
+# NICE (the prefix of both sides' commands, default "nice": a shared machine's other jobs keep their share; NICE=
+# for none),
 # plus build.sh's and models.sh's (LLAMACPP_SRC, LLAMACPP_BUNDLE, NODE_LLAMA_CPP_VERSION, ...).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,6 +26,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 WORK="${LLAMACPP_WORK:-$HERE/.work}"
 ROUNDS="${ROUNDS:-3}" REPS="${REPS:-2}" THREADS="${THREADS:-2}" N_PROMPT="${N_PROMPT:-128}" N_GEN="${N_GEN:-64}"
 SEED="${SEED:-1}"
+read -r -a NICE_CMD <<< "${NICE-nice}"
 CASES="${CASES:-tinyllama-1.1b:f16 tinyllama-1.1b:q4 llava-1.5-7b:q4}"
 OUT="${OUT:-$ROOT/benchmarks/results/llamacpp-compare.json}"
 export JAVA_HOME="${JAVA_HOME_25:-/usr/lib/jvm/temurin-25-jdk-amd64}"
@@ -59,7 +62,7 @@ read -r -a EXTRA_L <<< "${LLAMA_BENCH_FLAGS:-}"
 
 {
   echo "date_utc=$(date -u +%FT%TZ)"
-  echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+  echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ') model $(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')"
   echo "cpu_flags=$(grep -m1 '^flags' /proc/cpuinfo | grep -o -w -E 'avx2|avx512f|avx512_vnni|avx512bw|avx_vnni' | sort -u | tr '\n' ' ')"
   echo "nproc=$(nproc)"
   echo "mem_total_kb=$(awk '/MemTotal/{print $2}' /proc/meminfo)"
@@ -71,6 +74,7 @@ read -r -a EXTRA_L <<< "${LLAMA_BENCH_FLAGS:-}"
   echo "java=$("$JAVA_HOME/bin/java" -version 2>&1 | head -1)"
   echo "qvlm_flags=${QFLAGS[*]:-} ${EXTRA_Q[*]:-}"
   echo "llama_flags=${EXTRA_L[*]:-}"
+  echo "nice=${NICE_CMD[*]:-}"
 } > "$RUN/machine.txt"
 
 echo "== read bandwidth (1 and $THREADS threads, 2 GiB)" >&2
@@ -83,7 +87,7 @@ run_llama() { # case round
   local cmd=("$LB" -m "$g" -t "$THREADS" -p "$N_PROMPT" -n "$N_GEN" -r "$REPS" -o json "${EXTRA_L[@]}")
   echo "   llama.cpp: ${cmd[*]}" >&2
   echo "${cmd[*]}" > "$RUN/llama-$s-$f-$2.cmd"
-  "${cmd[@]}" > "$RUN/llama-$s-$f-$2.json" 2> "$RUN/llama-$s-$f-$2.log" \
+  "${NICE_CMD[@]}" "${cmd[@]}" > "$RUN/llama-$s-$f-$2.json" 2> "$RUN/llama-$s-$f-$2.log" \
     || { tail -5 "$RUN/llama-$s-$f-$2.log" >&2; die "llama-bench failed on $g"; }
 }
 run_qvlm() { # case round
@@ -92,13 +96,14 @@ run_qvlm() { # case round
              --prompt-tokens "$((N_PROMPT - 1))" --new-tokens "$N_GEN" --seed "$SEED" --json "${QFLAGS[@]}" "${EXTRA_Q[@]}")
   echo "   qvlm:      ${cmd[*]}" >&2
   echo "${cmd[*]}" > "$RUN/qvlm-$s-$f-$2.cmd"
-  "${cmd[@]}" > "$RUN/qvlm-$s-$f-$2.json" 2> "$RUN/qvlm-$s-$f-$2.log" \
+  "${NICE_CMD[@]}" "${cmd[@]}" > "$RUN/qvlm-$s-$f-$2.json" 2> "$RUN/qvlm-$s-$f-$2.log" \
     || { tail -5 "$RUN/qvlm-$s-$f-$2.log" >&2; die "qvlm bench failed on $s $f"; }
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
   for c in $CASES; do
     echo "== round $r/$ROUNDS: $c (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+    cut -d' ' -f1 /proc/loadavg > "$RUN/load-${c%%:*}-${c#*:}-$r.txt"
     if ((r % 2)); then run_llama "$c" "$r"; run_qvlm "$c" "$r"; else run_qvlm "$c" "$r"; run_llama "$c" "$r"; fi
   done
 done

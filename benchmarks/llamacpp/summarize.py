@@ -67,8 +67,9 @@ def main():
                 fail(f"{run}/llama-{shape}-{fmt}-{r}.json: no tg and pp results")
             q = qj["runs"][0]
             threads = tg[0]["n_threads"]
+            lp = run / f"load-{shape}-{fmt}-{r}.txt"
             per.append({
-                "round": r,
+                "round": r, "load1_at_start": float(lp.read_text()) if lp.exists() else None,
                 "llama_decode_tps": tg[0]["avg_ts"], "llama_prefill_tps": pp[0]["avg_ts"],
                 "llama_decode_samples": tg[0].get("samples_ts"), "llama_prefill_samples": pp[0].get("samples_ts"),
                 "qvlm_decode_tps": q["decode_tokens_per_s"],
@@ -120,17 +121,24 @@ def main():
         lines.append(f"| {r['shape']} | {ll} | {ql} | {r['metric']} | {r['llama_tps']:.2f} | {r['qvlm_tps']:.2f} | "
                      f"{r['ratio']:.2f}{mark} ({r['ratio_min']:.2f}–{r['ratio_max']:.2f}) | {tgt} | "
                      f"{gb[0]} | {gb[1]} | {gb[2]} |")
+    loads = [p["load1_at_start"] for r in results for p in r.get("per_round", []) if p["load1_at_start"] is not None]
+    nproc = int(machine.get("nproc", "0") or 0)
+    if loads and nproc and max(loads) > 0.5 * nproc:
+        lines += ["", f"WARNING: the load average reached {max(loads):.1f} on {nproc} cores during the run: other jobs "
+                      "shared the cores. llama.cpp's threads wait for each other at every op by spinning, so a "
+                      "descheduled thread stalls the rest; its figures collapse under load far more than qvlm's. "
+                      "Ratios from such a run say little: rerun on a quiet machine (load < 0.5 per core)."]
     bws = ", ".join(f"{t} thread{'s' if t > 1 else ''} {v:.1f} GB/s" for t, v in sorted(bw.items()))
     lines += ["", f"Measured read bandwidth (ReadBandwidth.java, 2 GiB, best): {bws}.",
               f"qvlm flags: {machine.get('qvlm_flags', '').strip() or '(none)'}; llama-bench extra flags: "
               f"{machine.get('llama_flags', '').strip() or '(none)'}; qvlm {machine.get('qvlm_commit')}; "
               f"{machine.get('java')}."]
-    commands = sorted({(run / p.name).read_text().strip() for p in run.glob("*-1.cmd")})
+    commands = sorted({p.read_text().strip() for c in cases for p in run.glob(f"*-{c.replace(':', '-')}-1.cmd")})
     lines += ["", "Commands (round 1):"] + [f"    {c}" for c in commands]
     text = "\n".join(lines) + "\n"
     print(text)
     out_md.write_text(text)
-    report = {"machine": machine, "read_bandwidth_gb_s": bw, "threads": threads, "results": results,
+    report = {"machine": machine, "max_load1": max(loads) if loads else None, "read_bandwidth_gb_s": bw, "threads": threads, "results": results,
               "commands_round_1": commands, "raw": str(run)}
     tmp = out_json.with_name(out_json.name + ".tmp")
     tmp.write_text(json.dumps(report, indent=1) + "\n")
