@@ -125,8 +125,9 @@ def main():
     nproc = int(machine.get("nproc", "0") or 0)
     if loads and nproc and max(loads) > 0.5 * nproc:
         lines += ["", f"WARNING: the load average reached {max(loads):.1f} on {nproc} cores during the run: other jobs "
-                      "shared the cores. llama.cpp's threads wait for each other at every op by spinning, so a "
-                      "descheduled thread stalls the rest; its figures collapse under load far more than qvlm's. "
+                      "shared the cores. llama.cpp splits every op statically between its threads and waits at a barrier "
+                      "after each, so a descheduled thread stalls the step; its decode collapses under load far more "
+                      "than qvlm's. "
                       "Ratios from such a run say little: rerun on a quiet machine (load < 0.5 per core)."]
     bws = ", ".join(f"{t} thread{'s' if t > 1 else ''} {v:.1f} GB/s" for t, v in sorted(bw.items()))
     lines += ["", f"Measured read bandwidth (ReadBandwidth.java, 2 GiB, best): {bws}.",
