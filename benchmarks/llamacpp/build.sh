@@ -48,6 +48,14 @@ COMMIT="$(git -C "$SRC" rev-parse HEAD 2>/dev/null || echo unknown)"
 echo "$COMMIT" > "$WORK/llama.cpp.commit"
 
 BUILD="$WORK/build"
+if [[ -f "$BUILD/CMakeCache.txt" ]] && ! grep -qx "CMAKE_CACHEFILE_DIR:INTERNAL=$BUILD" "$BUILD/CMakeCache.txt"; then
+  # .work was copied or moved: cmake refuses a cache made elsewhere; the binaries are static, so they still run
+  if [[ -x "$BUILD/bin/llama-bench" && -x "$BUILD/bin/llama-quantize" ]]; then
+    echo "llama.cpp $COMMIT: using the prebuilt $BUILD/bin (built in another folder; delete $BUILD to rebuild)" >&2
+    exit 0
+  fi
+  rm -rf "$BUILD"
+fi
 if [[ ! -f "$BUILD/CMakeCache.txt" ]]; then
   # Only what the comparison needs: no server/examples/tests, no curl; GGML_NATIVE = -march=native (AVX-512 here).
   cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
