@@ -26,7 +26,7 @@ import java.util.concurrent.Callable;
                 "--batch 2,4,8 also times batched decode steps (aggregate tokens/s of B sequences against batch 1).",
                 "--synthetic builds random weights of a known shape (on the GPU in place, on the CPU in memory)."})
 final class BenchCommand implements Callable<Integer> {
-    @Option(names = "--synthetic", paramLabel = "NAME", description = "Random weights of a known shape: llava-1.5-7b, llava-1.5-13b, tiny.")
+    @Option(names = "--synthetic", paramLabel = "NAME", description = "Random weights of a known shape: llava-1.5-7b, llava-1.5-13b, tinyllama-1.1b (TinyLlama-1.1B text model, small vision tower), tiny.")
     String synthetic;
 
     @Option(names = "--model", paramLabel = "DIR", description = "A model folder instead (its weights as stored).")
