@@ -46,7 +46,9 @@ public final class Bench {
     private Bench() {}
 
     /** @param batches decode batch sizes to time after batch 1 (continuous batching's step, {@link LlavaModel#forwardLast}) */
-    public record Options(String device, int promptTokens, int imageTokens, int newTokens, int seed, List<Integer> batches) {}
+    /** @param int8Activations CPU: 4-bit linears with int8 activations ({@link dev.qvlm.cpu.Int8Matmul}) */
+    public record Options(String device, int promptTokens, int imageTokens, int newTokens, int seed, List<Integer> batches,
+                          boolean int8Activations) {}
 
     /** {@code batch} sequences decoded together for {@code steps} steps in {@code seconds}. */
     public record BatchPoint(int batch, int steps, double seconds) {
@@ -164,7 +166,7 @@ public final class Bench {
         boolean cuda = o.device().equals("cuda");
         resetHeapPeaks();
         long t0 = System.nanoTime();
-        try (Backend backend = cuda ? CudaBackend.open() : new CpuBackend()) {
+        try (Backend backend = cuda ? CudaBackend.open() : new CpuBackend(false, o.int8Activations())) {
             CudaBackend gpu = cuda ? (CudaBackend) backend : null;
             long[] peakUsed = {0};
             Runnable sample = () -> {

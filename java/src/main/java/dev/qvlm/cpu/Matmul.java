@@ -25,6 +25,11 @@ public final class Matmul {
             q.matmul(out, outOff, x, xOff, n, bias);
             return;
         }
+        // one token, 16-bit weights: converted in registers, no decoded row (same bits as decode + dot4)
+        if (n == 1 && w instanceof HalfMatrix h) {
+            HalfMatvec.matvec(out, outOff, x, xOff, h, bias);
+            return;
+        }
         final int rows = w.rows(), cols = w.cols();
         final float[] heap = w instanceof F32Matrix f ? f.array() : null;
         // grain: enough work per chunk to amortise the task (about 64k multiply-adds)
@@ -69,11 +74,13 @@ public final class Matmul {
                         store4(out, outOff + t * rows + r, tmp, 0, bias, r);
                     }
                 } else {
-                    int[] offs = {o0, o1, o2, o3};
-                    for (int t = 0; t < n; t++)
-                        for (int k = 0; k < nr; k++)
-                            out[outOff + t * rows + r + k] = VectorMath.dot(buf, offs[k], x, xOff + t * cols, cols)
-                                    + (bias == null ? 0 : bias[r + k]);
+                    // the last rows % 4 rows: dot4 with the rows repeated, so each keeps dot4's single chain (the
+                    // contract's order, as the one-token HalfMatvec and the batched kernels compute them)
+                    float[] tmp = new float[4];
+                    for (int t = 0; t < n; t++) {
+                        VectorMath.dot4(buf, o0, o1, o2, o3, x, xOff + t * cols, cols, tmp, 0, 1);
+                        for (int k = 0; k < nr; k++) out[outOff + t * rows + r + k] = tmp[k] + (bias == null ? 0 : bias[r + k]);
+                    }
                 }
             }
         });
