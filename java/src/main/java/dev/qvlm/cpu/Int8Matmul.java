@@ -41,6 +41,13 @@ public final class Int8Matmul {
     static final VectorSpecies<Float> F = Int8Rows.F;
     static final int STEP = Int8Rows.STEP, SL = S.length();
 
+    /**
+     * Calls of up to this many rows take the int8 kernel when enabled (a decode step, batched up to 32 sequences);
+     * longer ones (prefill) are compute-bound, where the FP32 GEMM that decodes each weight row once for all tokens
+     * does fewer operations per token than this kernel, which unpacks the row again for every token.
+     */
+    public static final int MAX_TOKENS = Q4Matrix.FUSED_MAX_TOKENS;
+
     /** Filled in from the measurements (kept as documentation next to the kernel). */
     static final String VARIANT_NOTES = "";
 
