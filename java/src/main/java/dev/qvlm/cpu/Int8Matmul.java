@@ -2,10 +2,12 @@ package dev.qvlm.cpu;
 
 import dev.qvlm.quant.Q4Matrix;
 import dev.qvlm.tensor.HalfMatrix;
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -23,7 +25,7 @@ import java.nio.ByteOrder;
  *
  * One step covers {@link Int8Rows#STEP} columns (128 with AVX-512): 64 packed bytes are loaded once as int16 lanes
  * of four nibbles (columns 4k..4k+3 in lane k); nibble j is a 16-bit shift and mask, minus the zero point, times the
- * int16 codes of {@link Int8Rows} (nibble-major there), summed over the four nibbles in int16 (|sum| ≤ 4·15·127 =
+ * int8 codes of {@link Int8Rows} (nibble-major there) widened to int16, summed over the four nibbles in int16 (|sum| ≤ 4·15·127 =
  * 7620); adjacent int16 lanes are added into int32 (a shift pair on the same register), which puts 8 columns of one
  * activation block in each int32 lane; converted to float they meet the per-lane block scales in one FMA, and the
  * group scale multiplies the group's accumulator once. The integer part is exact, the float part runs in a fixed
@@ -37,6 +39,7 @@ public final class Int8Matmul {
     private Int8Matmul() {}
 
     static final VectorSpecies<Short> S = Int8Rows.S;
+    static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(S.vectorBitSize() / 2));
     static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
     static final VectorSpecies<Float> F = Int8Rows.F;
     static final int STEP = Int8Rows.STEP, SL = S.length();
@@ -86,7 +89,7 @@ public final class Int8Matmul {
         final MemorySegment seg = w.packed();
         final float[] ws = w.scales(), dl = xq.laneScales();
         final byte[] zs = w.zeros();
-        final short[] xc = xq.codes();
+        final byte[] xc = xq.codes();
         final int cols = w.cols(), gsz = w.groupSize(), gpr = w.groupsPerRow();
         final long base = (long) r * w.wordsPerRow() * 4;
         final int gi = r * gpr, xo = t * cols, lo = t * Int8Rows.lanesPerRow(cols);
@@ -97,10 +100,10 @@ public final class Int8Matmul {
             for (int c = g * gsz, end = c + gsz; c < end; c += STEP) {
                 ShortVector v = ShortVector.fromMemorySegment(S, seg, base + (c >>> 1), ByteOrder.LITTLE_ENDIAN);
                 int x0 = xo + c;
-                ShortVector p = v.and((short) 15).sub(z).mul(ShortVector.fromArray(S, xc, x0));
-                p = p.add(v.lanewise(VectorOperators.LSHR, 4).and((short) 15).sub(z).mul(ShortVector.fromArray(S, xc, x0 + SL)));
-                p = p.add(v.lanewise(VectorOperators.LSHR, 8).and((short) 15).sub(z).mul(ShortVector.fromArray(S, xc, x0 + 2 * SL)));
-                p = p.add(v.lanewise(VectorOperators.LSHR, 12).sub(z).mul(ShortVector.fromArray(S, xc, x0 + 3 * SL)));
+                ShortVector p = v.and((short) 15).sub(z).mul(codes(xc, x0));
+                p = p.add(v.lanewise(VectorOperators.LSHR, 4).and((short) 15).sub(z).mul(codes(xc, x0 + SL)));
+                p = p.add(v.lanewise(VectorOperators.LSHR, 8).and((short) 15).sub(z).mul(codes(xc, x0 + 2 * SL)));
+                p = p.add(v.lanewise(VectorOperators.LSHR, 12).sub(z).mul(codes(xc, x0 + 3 * SL)));
                 // int16 lanes 2m and 2m+1 into int32 lane m: sign-extend the low half, arithmetic-shift the high half
                 IntVector pi = p.reinterpretAsInts();
                 IntVector s = pi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
@@ -110,6 +113,11 @@ public final class Int8Matmul {
             total = acc.fma(FloatVector.broadcast(F, ws[gi + g]), total);
         }
         return VectorMath.sum(total);
+    }
+
+    /** SL int8 activation codes widened to int16 lanes. */
+    private static ShortVector codes(byte[] xc, int o) {
+        return (ShortVector) ByteVector.fromArray(B, xc, o).convertShape(VectorOperators.B2S, S, 0);
     }
 
     /**
