@@ -26,9 +26,9 @@ public final class CpuBackend implements Backend {
      * @param fp16Storage     round every op's output to FP16, as an FP16 model stores its activations on a GPU
      *                        (compute stays FP32): for comparisons with FP16 reference runs
      * @param int8Activations linears with packed 4-bit weights quantize their input rows to int8 (blocks of 32) and
-     *                        run the integer kernel {@link Int8Matmul} for decode-sized calls (up to
-     *                        {@link Int8Matmul#MAX_TOKENS} rows): faster decode, an approximation of the exact
-     *                        FP32-activation path (the default, and always used for calibration); prefill stays exact
+     *                        run the integer kernel {@link Int8Matmul}, prefill included (as llama.cpp does for
+     *                        Q4_0): faster decode, an approximation of the exact FP32-activation path (the
+     *                        default, and always used for calibration)
      */
     public CpuBackend(boolean fp16Storage, boolean int8Activations) {
         this.fp16Storage = fp16Storage;
@@ -118,7 +118,7 @@ public final class CpuBackend implements Backend {
             xo = 0;
             q.apply(xd, 0, x.rows(), x.cols());
         }
-        if (int8Activations && x.rows() <= Int8Matmul.MAX_TOKENS && w.weight() instanceof Q4Matrix q4 && Int8Matmul.supports(q4))
+        if (int8Activations && w.weight() instanceof Q4Matrix q4 && Int8Matmul.supports(q4))
             Int8Matmul.matmul(o.data(), o.offset(), xd, xo, x.rows(), q4, w.bias());
         else Matmul.matmul(o.data(), o.offset(), xd, xo, x.rows(), w.weight(), w.bias());
         store(out);

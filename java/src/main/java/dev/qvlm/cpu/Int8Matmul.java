@@ -24,16 +24,34 @@ import java.nio.ByteOrder;
  * </pre>
  *
  * One step covers {@link Int8Rows#STEP} columns (128 with AVX-512): 64 packed bytes are loaded once as int16 lanes
- * of four nibbles (columns 4k..4k+3 in lane k); nibble j is a 16-bit shift and mask, minus the zero point, times the
- * int8 codes of {@link Int8Rows} (nibble-major there) widened to int16, summed over the four nibbles in int16 (|sum| ≤ 4·15·127 =
- * 7620); adjacent int16 lanes are added into int32 (a shift pair on the same register), which puts 8 columns of one
+ * of four nibbles (columns 4k..4k+3 in lane k); nibble j is a 16-bit shift and mask, minus the zero point, times
+ * the int8 codes of {@link Int8Rows} (nibble-major there) widened to int16, summed over the four nibbles in int16
+ * (|sum| ≤ 4·15·127 = 7620); adjacent int16 lanes are added into int32 (a shift pair on the same register), which puts 8 columns of one
  * activation block in each int32 lane; converted to float they meet the per-lane block scales in one FMA, and the
  * group scale multiplies the group's accumulator once. The integer part is exact, the float part runs in a fixed
  * order, so a row's result does not depend on the other rows of the call (batched = single).
  *
- * <p>Which Vector API form: there is no byte dot-product operation (vpmaddubsw / vpdpbusd) in the API on JDK 25, and
- * C2 only forms vpmaddwd/vpdpwssd from scalar loops, not from vector code. Measured here on 4096×4096 q4g128, one
- * thread (Zen 5 AVX-512, shared machine; {@code bench.DecodeKernels}): see {@link #VARIANT_NOTES}.
+ * <p>Which Vector API form: the API has no byte dot-product operation (vpmaddubsw / vpdpbusd / vpmaddwd) on JDK 25,
+ * and C2 forms vpmaddwd/vpdpwssd only from scalar loops, not from vector code; no hsdis library exists on this
+ * machine, so {@code -XX:+PrintAssembly} could not show the code, and the forms were compared by throughput
+ * (scratch harness, interleaved, best of 32 passes; 2-core Zen 5 EPYC, AVX-512, shared with other jobs, noisy):
+ * <pre>
+ * one thread, 4096×4096 q4g128 held in L3                                      GB/s of weights
+ *   A  32 packed bytes, low/high nibble bytes, B2S, two S2I halves, 2 FMA       2.4–10.5
+ *   B  as A, but int16 pairs summed into int32 by shifts, one FMA with lane scales  13.4
+ *   D  16 bytes zero-extended B2I, int32 multiply (vpmulld) by int32 codes       9.7–11.7
+ *   E  int16 lanes of 4 nibbles, 4 int16 multiplies, pair sum, one FMA (chosen) 14.9–15.8
+ *   F  E without subtracting the zero point (a per-group correction instead)     14.2–15.7 (no gain: kept E, exact)
+ *   the FP32-activation fused kernel (Q4Matrix), same runs                      13.4–16.5
+ * one thread, 4096×11008 streamed from DRAM (256 MB of copies)
+ *   E with int16 activation codes                                              4.2–7.7
+ *   E with two rows sharing each activation load                               4.9–8.3
+ *   E with int8 codes widened in the kernel (B2S; chosen)                      10.4–11.9
+ * </pre>
+ * In L3 the integer kernel is not faster than the FP32 one on this core (both do about 5 vector operations per 16
+ * weights); from memory it is, because its activations (1 byte per column instead of 4) stay in L1 next to the
+ * streaming weights. Column panels (rows revisited per 4096 columns so that a panel of activations stays in L1)
+ * measured slower (2.5 against 4–7 GB/s): they turn one sequential stream into eight.
  */
 public final class Int8Matmul {
     private Int8Matmul() {}
@@ -43,16 +61,6 @@ public final class Int8Matmul {
     static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
     static final VectorSpecies<Float> F = Int8Rows.F;
     static final int STEP = Int8Rows.STEP, SL = S.length();
-
-    /**
-     * Calls of up to this many rows take the int8 kernel when enabled (a decode step, batched up to 32 sequences);
-     * longer ones (prefill) are compute-bound, where the FP32 GEMM that decodes each weight row once for all tokens
-     * does fewer operations per token than this kernel, which unpacks the row again for every token.
-     */
-    public static final int MAX_TOKENS = Q4Matrix.FUSED_MAX_TOKENS;
-
-    /** Filled in from the measurements (kept as documentation next to the kernel). */
-    static final String VARIANT_NOTES = "";
 
     /**
      * Whether the kernel takes this matrix: whole steps per weight group (group size 128, or per-channel rows of a
