@@ -180,11 +180,22 @@ class Int8MatmulTest {
         }
         int before = Parallel.threads();
         try {
+            // the exact paths too: fused int4 (n ≤ 32) and decode-once rows (n > 32)
+            float[] x40 = gaussian(40 * 512, 6);
+            Parallel.setThreads(1);
+            float[] fused = new float[5 * 300], rowsOnce = new float[40 * 300];
+            Matmul.matmul(fused, 0, x, 0, 5, w, null);
+            Matmul.matmul(rowsOnce, 0, x40, 0, 40, w, null);
             for (int th : new int[]{1, 2, 4, 8, 16}) {
                 Parallel.setThreads(th);
                 float[] again = new float[5 * 300];
                 Int8Matmul.matmul(again, 0, x, 0, 5, w, null);
                 assertArrayEquals(batched, again, th + " threads");
+                float[] f = new float[5 * 300], r = new float[40 * 300];
+                Matmul.matmul(f, 0, x, 0, 5, w, null);
+                Matmul.matmul(r, 0, x40, 0, 40, w, null);
+                assertArrayEquals(fused, f, "fused int4, " + th + " threads");
+                assertArrayEquals(rowsOnce, r, "decode-once rows, " + th + " threads");
             }
         } finally {
             Parallel.setThreads(before);
