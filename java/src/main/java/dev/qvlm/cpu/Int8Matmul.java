@@ -63,6 +63,14 @@ public final class Int8Matmul {
     static final int STEP = Int8Rows.STEP, SL = S.length();
 
     /**
+     * Calls of up to this many rows take the int8 kernel when it is enabled (a decode step, batched up to 32
+     * sequences). Longer ones (prefill) are compute-bound: there the exact path, which decodes each weight row once
+     * and reuses it for every token, does fewer vector operations per token than this kernel, which unpacks the row
+     * again per token (the 1,000-question eval, answers from prefill, took 76 s with int8 prefill against 39 s exact).
+     */
+    public static final int MAX_TOKENS = Q4Matrix.FUSED_MAX_TOKENS;
+
+    /**
      * Whether the kernel takes this matrix: whole steps per weight group (group size 128, or per-channel rows of a
      * multiple of 128 columns, with AVX-512; activation blocks of 32 then never straddle a group).
      */
