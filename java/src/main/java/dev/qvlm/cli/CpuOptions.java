@@ -9,9 +9,10 @@ public final class CpuOptions {
     @Option(names = "--threads", paramLabel = "N", description = "CPU threads of the matrix kernels (default: the number of cores).")
     Integer threads;
 
-    @Option(names = "--int8-activations", description = {"CPU, 4-bit weights: quantize each linear's input to int8 (blocks of 32, as llama.cpp's Q8_0)",
-            "and use integer dot products: faster decode, an approximation of the default exact FP32-activation path",
-            "(see README \"Decode kernels\"); calibration and references always run exact."})
+    @Option(names = "--int8-activations", description = {
+            "CPU, 4-bit weights, decode steps (up to 32 rows): quantize each linear's input to int8 per block of 32",
+            "(llama.cpp's Q8_0) and use integer dot products. An approximation of the exact FP32-activation default",
+            "(README \"Decode kernels\"); prefill stays exact; quantize and compare refuse it; eval --reference runs exact."})
     boolean int8Activations;
 
     /** Applies --threads (process-wide: the kernels share one thread pool). */
