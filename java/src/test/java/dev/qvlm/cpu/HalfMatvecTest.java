@@ -19,7 +19,7 @@ class HalfMatvecTest {
         int before = Parallel.threads();
         try {
             for (HalfMatrix.Kind kind : HalfMatrix.Kind.values())
-                for (int[] sh : new int[][]{{8, 256}, {7, 37}, {13, 100}, {66, 257}, {5, 3}}) {
+                for (int[] sh : new int[][]{{8, 256}, {7, 37}, {13, 100}, {66, 257}, {5, 3}, {6, 2100}}) {
                     int rows = sh[0], cols = sh[1];
                     MemorySegment seg = Arena.ofAuto().allocate(2L * rows * cols);
                     for (long i = 0; i < (long) rows * cols; i++) {
