@@ -46,11 +46,12 @@ public final class Bench {
     private Bench() {}
 
     /**
-     * @param batches      decode batch sizes to time after batch 1 (continuous batching's step, {@link LlavaModel#forwardLast})
-     * @param batchRepeats times each batch size is timed, round-robin over the sizes (1, 2, 4, 8, 1, 2, ...)
+     * @param batches         decode batch sizes to time after batch 1 (continuous batching's step, {@link LlavaModel#forwardLast})
+     * @param batchRepeats    times each batch size is timed, round-robin over the sizes (1, 2, 4, 8, 1, 2, ...)
+     * @param int8Activations CPU: 4-bit linears with int8 activations ({@link dev.qvlm.cpu.Int8Matmul})
      */
     public record Options(String device, int promptTokens, int imageTokens, int newTokens, int seed, List<Integer> batches,
-                          int batchRepeats) {}
+                          int batchRepeats, boolean int8Activations) {}
 
     /**
      * {@code batch} sequences decoded together for {@code steps} steps: the median of the repeats' wall times
@@ -182,7 +183,7 @@ public final class Bench {
         boolean cuda = o.device().equals("cuda");
         resetHeapPeaks();
         long t0 = System.nanoTime();
-        try (Backend backend = cuda ? CudaBackend.open() : new CpuBackend()) {
+        try (Backend backend = cuda ? CudaBackend.open() : new CpuBackend(false, o.int8Activations())) {
             CudaBackend gpu = cuda ? (CudaBackend) backend : null;
             long[] peakUsed = {0};
             Runnable sample = () -> {

@@ -66,8 +66,13 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "FILE", description = "Also write the JSON report here.")
     Path out;
 
+    @picocli.CommandLine.Mixin
+    CpuOptions cpu = new CpuOptions();
+
     @Override
     public Integer call() {
+        cpu.apply();
+        if (cpu.int8Activations && !device.equals("cpu")) throw new QvlmException("--int8-activations is a CPU option (got --device " + device + ")");
         if (out != null) OutputPaths.checkFile(out, "--out");
         if ((model == null) == (synthetic == null)) throw new QvlmException("give exactly one of --synthetic NAME or --model DIR");
         if (!device.equals("cpu") && !device.equals("cuda"))
@@ -91,7 +96,8 @@ final class BenchCommand implements Callable<Integer> {
             throw new QvlmException("--image-tokens " + img + ": the vision tower of " + (model != null ? model : synthetic)
                     + " produces " + features + " image tokens (or give 0 for text only)");
         int tokens = 1 + img + promptTokens + newTokens;
-        Bench.Options o = new Bench.Options(device, promptTokens, img, newTokens, seed, List.copyOf(batches), batchRepeat);
+        Bench.Options o = new Bench.Options(device, promptTokens, img, newTokens, seed, List.copyOf(batches), batchRepeat,
+                cpu.int8Activations);
         String name = model != null ? model.toString() : synthetic;
         List<Bench.Run> runs = new ArrayList<>();
         if (model != null) {
@@ -104,7 +110,7 @@ final class BenchCommand implements Callable<Integer> {
                 // host weights live in this arena for the run only (not capped by the JVM's direct-memory limit)
                 try (Arena host = Arena.ofShared()) {
                     Arena h = device.equals("cpu") ? host : null;
-                    runs.add(Bench.run(b == 4 ? "W4A16" : "FP16", b, cfg, () -> SyntheticModel.build(cfg, b, seed, h), o, System.err));
+                    runs.add(Bench.run(b == 4 ? (cpu.int8Activations ? "W4A8 (int8 act.)" : "W4A16") : "FP16", b, cfg, () -> SyntheticModel.build(cfg, b, seed, h), o, System.err));
                 }
             }
         }

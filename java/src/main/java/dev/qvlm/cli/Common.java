@@ -4,6 +4,7 @@ import dev.qvlm.QvlmException;
 import dev.qvlm.backend.Backend;
 import dev.qvlm.cpu.CpuBackend;
 import dev.qvlm.cuda.CudaBackend;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Options shared by the commands that run a model. */
@@ -18,9 +19,34 @@ public final class Common {
     @Option(names = "--fp16-activations", description = "CPU: round every activation to FP16 between operations, as an FP16 model on a GPU stores them (to compare with FP16 reference runs).")
     boolean fp16Activations;
 
+    @Mixin
+    CpuOptions cpu = new CpuOptions();
+
+    /** The backend of the run; on the CPU with --int8-activations if given. */
     public Backend backend() {
+        return backend(cpu.int8Activations);
+    }
+
+    /**
+     * The backend on the exact FP32-activation path whatever --int8-activations says: for calibration, the
+     * quantization search, and reference models.
+     */
+    public Backend exactBackend() {
+        return backend(false);
+    }
+
+    /** Refuses --int8-activations in a command that only runs the exact path (quantize, compare). */
+    void requireExact(String command) {
+        if (cpu.int8Activations)
+            throw new QvlmException("--int8-activations: " + command + " calibrates and searches on the exact FP32-activation path; "
+                    + "evaluate the result with eval --int8-activations instead");
+    }
+
+    private Backend backend(boolean int8) {
+        cpu.apply();
+        if (int8 && !device.equals("cpu")) throw new QvlmException("--int8-activations is a CPU option (got --device " + device + ")");
         return switch (device) {
-            case "cpu" -> new CpuBackend(fp16Activations);
+            case "cpu" -> new CpuBackend(fp16Activations, int8);
             case "cuda", "gpu" -> CudaBackend.open(); // one QvlmException saying why when the GPU is not usable
             default -> throw new QvlmException("--device: unknown device '" + device + "' (expected cpu or cuda)");
         };

@@ -113,6 +113,7 @@ final class CompareCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        common.requireExact("compare");
         if (out != null) OutputPaths.checkFile(out, "--out");
         List<Setting> ss = settings.stream().map(CompareCommand::parseSetting).toList();
         WeightRounding defW = WeightRounding.parse(q.weightRounding == null ? "rtn" : q.weightRounding);
@@ -131,7 +132,7 @@ final class CompareCommand implements Callable<Integer> {
         int j = jobs != null ? Math.max(1, jobs) : Runtime.getRuntime().availableProcessors();
         List<Map<String, Object>> results = new ArrayList<>();
         Evaluator.Report fp;
-        try (Llava llava = Llava.open(model, common.backend())) {
+        try (Llava llava = Llava.open(model, common.exactBackend())) {
             System.err.println("[fp] evaluating the full-precision model");
             fp = new Evaluator(llava, true).run(rows, !common.quiet, j);
         }
@@ -145,7 +146,7 @@ final class CompareCommand implements Callable<Integer> {
             i++;
             String tag = String.format("[%d/%d %s %s]", i, plan.size(), st.label() + (st.actDynamic() ? "-dyn" : ""), st.recipe());
             System.err.println(tag + " quantizing");
-            try (Llava llava = Llava.open(model, common.backend());
+            try (Llava llava = Llava.open(model, common.exactBackend());
                  QuantRun.Result r = QuantRun.quantize(llava, calib, imageRoot, calibSamples, seed, st, false, rows, fp, j,
                          !common.quiet, common.quiet ? null : s -> System.err.println(tag + s))) {
                 Map<String, Object> row = new LinkedHashMap<>();

@@ -92,6 +92,7 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        common.requireExact("quantize");
         // without --out nothing is saved, so no runtime constrains the setting unless --target names one
         SaveTarget t = target != null ? SaveTarget.parse(target) : out != null ? SaveTarget.DEFAULT : SaveTarget.QVLM;
         q.defaultWsym = t.defaultSymmetricWeights();
@@ -124,7 +125,7 @@ final class QuantizeCommand implements Callable<Integer> {
         Evaluator.Report fp = null, qev;
         QuantReport report;
         Double kl;
-        try (Llava llava = Llava.open(model, common.backend())) {
+        try (Llava llava = Llava.open(model, common.exactBackend())) {
             if (veo != null) llava.model().backend().backward(); // fails now, with its reason, on a backend without backward ops
             if (rows != null) {
                 if (!common.quiet) System.err.println("evaluating the full-precision model");
@@ -148,7 +149,7 @@ final class QuantizeCommand implements Callable<Integer> {
         String label = st.recipe();
         if (out != null && rows != null) {
             if (!common.quiet) System.err.println("evaluating the saved model " + out);
-            try (Llava saved = Llava.open(out, common.backend())) {
+            try (Llava saved = Llava.open(out, common.exactBackend())) {
                 qev = new Evaluator(saved, fp != null).run(rows, !common.quiet, j);
             }
             kl = QuantRun.meanKl(fp, qev);
@@ -176,7 +177,7 @@ final class QuantizeCommand implements Callable<Integer> {
 
     /** Weight-only RTN straight from the stored weights to --out, one shard at a time (models larger than RAM). */
     private int streamingRtn(QuantSettings st, SaveTarget t) {
-        try (Llava llava = Llava.open(model, common.backend())) {
+        try (Llava llava = Llava.open(model, common.exactBackend())) {
             QuantOptions.validate(st, llava.model().weights().linears());
             if (!common.quiet) System.err.println("quantizing while saving: " + st.label() + ", method rtn (weight-only, no calibration pass)");
             long t0 = System.nanoTime();

@@ -19,7 +19,7 @@ final class ReferenceLogits {
 
     static float[][] load(Path ref, List<McQuestion> rows, Common common, boolean quiet) {
         if (Files.isDirectory(ref)) {
-            try (Llava llava = Llava.open(ref, common.backend())) {
+            try (Llava llava = Llava.open(ref, common.exactBackend())) { // a reference runs exact (so --int8-activations vs exact is measurable)
                 if (!quiet) System.err.println("evaluating the reference model " + ref);
                 Evaluator.Report r = new Evaluator(llava, true).run(rows, !quiet, Runtime.getRuntime().availableProcessors());
                 float[][] out = new float[rows.size()][];

@@ -5,23 +5,44 @@ import dev.qvlm.backend.BackwardOps;
 import dev.qvlm.backend.Tensor;
 import dev.qvlm.config.Activation;
 import dev.qvlm.model.Linear;
+import dev.qvlm.quant.Q4Matrix;
 import dev.qvlm.tensor.Matrix;
 
 /** FP32 compute on the host: vectorised matmuls spread over the cores, simple loops for the cheap ops. */
 public final class CpuBackend implements Backend {
     private final boolean fp16Storage;
+    private final boolean int8Activations;
+    private final int int8MaxRows;
     private final CpuBackward backward = new CpuBackward(this);
 
     public CpuBackend() {
-        this(false);
+        this(false, false);
+    }
+
+    public CpuBackend(boolean fp16Storage) {
+        this(fp16Storage, false);
     }
 
     /**
-     * @param fp16Storage round every op's output to FP16, as an FP16 model stores its activations on a GPU
-     *                    (compute stays FP32): for comparisons with FP16 reference runs
+     * @param fp16Storage     round every op's output to FP16, as an FP16 model stores its activations on a GPU
+     *                        (compute stays FP32): for comparisons with FP16 reference runs
+     * @param int8Activations linears with packed 4-bit weights quantize their input rows to int8 (blocks of 32) and
+     *                        run the integer kernel {@link Int8Matmul} in decode-sized calls (up to
+     *                        {@link Int8Matmul#MAX_TOKENS} rows): faster decode, an approximation of the exact
+     *                        FP32-activation path (the default, and always used for calibration). Prefill stays
+     *                        on the exact path, where it is also faster here
      */
-    public CpuBackend(boolean fp16Storage) {
+    public CpuBackend(boolean fp16Storage, boolean int8Activations) {
         this.fp16Storage = fp16Storage;
+        this.int8Activations = int8Activations;
+        // -Dqvlm.int8.allRows=true also runs prefill through the int8 kernel: to measure its accuracy effect where eval
+        // looks (the answer comes from the prefill's last position), a superset of where the switch applies it
+        this.int8MaxRows = Boolean.getBoolean("qvlm.int8.allRows") ? Integer.MAX_VALUE : Int8Matmul.MAX_TOKENS;
+    }
+
+    /** Whether 4-bit linears run with int8 activations ({@link Int8Matmul}). */
+    public boolean int8Activations() {
+        return int8Activations;
     }
 
     private void store(Tensor t) {
@@ -102,7 +123,9 @@ public final class CpuBackend implements Backend {
             xo = 0;
             q.apply(xd, 0, x.rows(), x.cols());
         }
-        Matmul.matmul(o.data(), o.offset(), xd, xo, x.rows(), w.weight(), w.bias());
+        if (int8Activations && x.rows() <= int8MaxRows && w.weight() instanceof Q4Matrix q4 && Int8Matmul.supports(q4))
+            Int8Matmul.matmul(o.data(), o.offset(), xd, xo, x.rows(), q4, w.bias());
+        else Matmul.matmul(o.data(), o.offset(), xd, xo, x.rows(), w.weight(), w.bias());
         store(out);
     }
 

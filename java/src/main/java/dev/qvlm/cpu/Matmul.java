@@ -22,6 +22,11 @@ public final class Matmul {
             q.matmul(out, outOff, x, xOff, n, bias);
             return;
         }
+        // one token, 16-bit weights: converted in registers, no decoded row (same bits as decode + dot4)
+        if (n == 1 && w instanceof HalfMatrix h) {
+            HalfMatvec.matvec(out, outOff, x, xOff, h, bias);
+            return;
+        }
         // register-tiled, panel-blocked: weights decoded to FP32 once per panel and reused by all n tokens
         Gemm.matmul(out, outOff, x, xOff, n, w, bias);
     }

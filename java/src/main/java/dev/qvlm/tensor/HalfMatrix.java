@@ -36,6 +36,15 @@ public final class HalfMatrix extends Matrix {
         this.kind = kind;
     }
 
+    /** The 16-bit values, little-endian [rows, cols] (shared, not copied). */
+    public MemorySegment segment() {
+        return seg;
+    }
+
+    public Kind kind() {
+        return kind;
+    }
+
     @Override
     public float get(int r, int c) {
         short h = seg.getAtIndex(LE, (long) r * cols + c);

@@ -26,6 +26,7 @@ import java.util.SplittableRandom;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Continuous batching's contract: a sequence's logits from a batched step are bit-identical to the logits of the
@@ -84,6 +85,41 @@ class BatchedForwardTest {
                     lin.setInputQuantizer(ActQuantizer.dynamicPerTensor(QuantArgs.perTensor(8, false)));
                 }
             BatchChecks.assertBatchMatchesAlone(llava);
+        }
+    }
+
+    /** The int8-activation path (--int8-activations): a batched step's rows equal single steps on it too. */
+    @Test
+    void batchedDecodeStepsEqualSingleSequenceStepsWithInt8Activations() {
+        try (Llava llava = Llava.open(TestPaths.tinyModel(), new CpuBackend(false, true))) {
+            int packed = 0;
+            for (LlavaWeights.LlamaLayer l : llava.model().weights().text.layers())
+                for (Linear lin : List.of(l.q(), l.k(), l.v(), l.o(), l.gate(), l.up(), l.down())) {
+                    lin.setWeight(WeightQuantizer.quantize(lin.weight(), QuantArgs.perGroup(4, false, 128), 1.0).toPackedMatrix());
+                    if (lin.weight() instanceof dev.qvlm.quant.Q4Matrix q && dev.qvlm.cpu.Int8Matmul.supports(q)) packed++;
+                }
+            assertTrue(packed > 0, "the int8 kernel takes the model's linears");
+            BatchChecks.assertBatchMatchesAlone(llava);
+        }
+    }
+
+    /** The same at matrix level, n = 2..32, for per-group and per-channel packed weights. */
+    @Test
+    void int8MatmulRowsDoNotDependOnTheOtherRows() {
+        int rows = 260, cols = 256;
+        F32Matrix f32 = new F32Matrix(rows, cols, random(rows * cols, 11));
+        for (QuantArgs qa : List.of(QuantArgs.perGroup(4, false, 128), QuantArgs.perChannel(4, true))) {
+            dev.qvlm.quant.Q4Matrix m = (dev.qvlm.quant.Q4Matrix) WeightQuantizer.quantize(f32, qa, 1.0).toPackedMatrix();
+            for (int n : new int[]{2, 3, 17, 32}) {
+                float[] x = random(n * cols, 20 + n);
+                float[] batched = new float[n * rows];
+                dev.qvlm.cpu.Int8Matmul.matmul(batched, 0, x, 0, n, m, null);
+                for (int t = 0; t < n; t++) {
+                    float[] one = new float[rows];
+                    dev.qvlm.cpu.Int8Matmul.matmul(one, 0, x, t * cols, 1, m, null);
+                    assertArrayEquals(one, Arrays.copyOfRange(batched, t * rows, (t + 1) * rows), m.storageName() + " n=" + n + " row " + t);
+                }
+            }
         }
     }
 }

@@ -1,0 +1,165 @@
+package dev.qvlm.cpu;
+
+import dev.qvlm.quant.Q4Matrix;
+import dev.qvlm.tensor.HalfMatrix;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+
+/**
+ * int4 weights × int8 activations (llama.cpp's Q4_0 × Q8_0 idea on our packed layout): the opt-in approximate
+ * decode path ({@code --int8-activations}). Each activation row is quantized once per call ({@link Int8Rows}, blocks
+ * of 32); the weights' nibbles meet the int8 codes in integer arithmetic, exact:
+ *
+ * <pre>
+ * out[t, o] = Σ_g s[o, g] · Σ_{b ∈ g} d[t, b] · Σ_{i ∈ b} (q[o, i] − z[o, g]) · xq[t, i]   (+ bias[o])
+ *             weight group g (128 columns or the whole row), activation block b (32 columns, inside one group)
+ * </pre>
+ *
+ * One step covers {@link Int8Rows#STEP} columns (128 with AVX-512): 64 packed bytes are loaded once as int16 lanes
+ * of four nibbles (columns 4k..4k+3 in lane k); nibble j is a 16-bit shift and mask, minus the zero point, times
+ * the int8 codes of {@link Int8Rows} (nibble-major there) widened to int16, summed over the four nibbles in int16
+ * (|sum| ≤ 4·15·127 = 7620); adjacent int16 lanes are added into int32 (a shift pair on the same register), which puts 8 columns of one
+ * activation block in each int32 lane; converted to float they meet the per-lane block scales in one FMA, and the
+ * group scale multiplies the group's accumulator once. The integer part is exact, the float part runs in a fixed
+ * order, so a row's result does not depend on the other rows of the call (batched = single).
+ *
+ * <p>Which Vector API form: the API has no byte dot-product operation (vpmaddubsw / vpdpbusd / vpmaddwd) on JDK 25,
+ * and C2 forms vpmaddwd/vpdpwssd only from scalar loops, not from vector code; no hsdis library exists on this
+ * machine, so {@code -XX:+PrintAssembly} could not show the code, and the forms were compared by throughput
+ * (scratch harness, interleaved, best of 32 passes; 2-core Zen 5 EPYC, AVX-512, shared with other jobs, noisy):
+ * <pre>
+ * one thread, 4096×4096 q4g128 held in L3                                      GB/s of weights
+ *   A  32 packed bytes, low/high nibble bytes, B2S, two S2I halves, 2 FMA       2.4–10.5
+ *   B  as A, but int16 pairs summed into int32 by shifts, one FMA with lane scales  13.4
+ *   D  16 bytes zero-extended B2I, int32 multiply (vpmulld) by int32 codes       9.7–11.7
+ *   E  int16 lanes of 4 nibbles, 4 int16 multiplies, pair sum, one FMA (chosen) 14.9–15.8
+ *   F  E without subtracting the zero point (a per-group correction instead)     14.2–15.7 (no gain: kept E, exact)
+ *   the FP32-activation fused kernel (Q4Matrix), same runs                      13.4–16.5
+ * one thread, 4096×11008 streamed from DRAM (256 MB of copies)
+ *   E with int16 activation codes                                              4.2–7.7
+ *   E with two rows sharing each activation load                               4.9–8.3
+ *   E with int8 codes widened in the kernel (B2S; chosen)                      10.4–11.9
+ * </pre>
+ * In L3 the integer kernel is not faster than the FP32 one on this core (both do about 5 vector operations per 16
+ * weights); from memory it is, because its activations (1 byte per column instead of 4) stay in L1 next to the
+ * streaming weights. Column panels (rows revisited per 4096 columns so that a panel of activations stays in L1)
+ * measured slower (2.5 against 4–7 GB/s): they turn one sequential stream into eight.
+ */
+public final class Int8Matmul {
+    private Int8Matmul() {}
+
+    static final VectorSpecies<Short> S = Int8Rows.S;
+    static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(S.vectorBitSize() / 2));
+    static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
+    static final VectorSpecies<Float> F = Int8Rows.F;
+    static final int STEP = Int8Rows.STEP, SL = S.length();
+
+    /**
+     * Calls of up to this many rows take the int8 kernel when it is enabled (a decode step, batched up to 32
+     * sequences). Longer ones (prefill) are compute-bound: there the exact path, which decodes each weight row once
+     * and reuses it for every token, does fewer vector operations per token than this kernel, which unpacks the row
+     * again per token. Measured (4096×4096 q4g128, 2 threads, loaded machine, best of 8): 128 tokens 91 ms int8
+     * against 80 ms exact (decode once per row, before the i14-gemm GEMM); 32 tokens 21 ms int8 against 40 ms for
+     * the exact fused kernel.
+     */
+    public static final int MAX_TOKENS = Q4Matrix.FUSED_MAX_TOKENS;
+
+    /**
+     * Whether the kernel takes this matrix: whole steps per weight group (group size 128, or per-channel rows of a
+     * multiple of 128 columns, with AVX-512; activation blocks of 32 then never straddle a group).
+     */
+    public static boolean supports(Q4Matrix w) {
+        return !HalfMatrix.SCALAR && w.groupSize() % STEP == 0 && STEP % Int8Rows.BLOCK == 0;
+    }
+
+    /** out[t, o] for t in [0, n), the activation rows quantized here (once per call). */
+    public static void matmul(float[] out, int outOff, float[] x, int xOff, int n, Q4Matrix w, float[] bias) {
+        if (!supports(w)) throw new IllegalArgumentException("int8 kernel: group size " + w.groupSize() + " is not a multiple of " + STEP);
+        matmul(out, outOff, Int8Rows.quantize(x, xOff, n, w.cols()), w, bias);
+    }
+
+    public static void matmul(float[] out, int outOff, Int8Rows xq, Q4Matrix w, float[] bias) {
+        final int rows = w.rows(), cols = w.cols(), n = xq.rows();
+        if (xq.cols() != cols) throw new IllegalArgumentException("int8 kernel: " + xq.cols() + " activation columns for " + cols);
+        // grain: rows of about 64k weights per chunk (a 256-wide layer of the bundled model is one or two chunks)
+        int grain = Math.max(16, 65536 / Math.max(1, cols));
+        Parallel.forRange(rows, grain, (r0, r1) -> {
+            // a handful of rows at a time, every token over them: the rows stay in L1 while the tokens pass
+            for (int rb = r0; rb < r1; rb += 8) {
+                int re = Math.min(r1, rb + 8);
+                for (int t = 0; t < n; t++)
+                    for (int r = rb; r < re; r++)
+                        out[outOff + t * rows + r] = dot(w, r, xq, t) + (bias == null ? 0 : bias[r]);
+            }
+        });
+    }
+
+    /** Row r of w · activation row t of xq. */
+    static float dot(Q4Matrix w, int r, Int8Rows xq, int t) {
+        final MemorySegment seg = w.packed();
+        final float[] ws = w.scales(), dl = xq.laneScales();
+        final byte[] zs = w.zeros();
+        final byte[] xc = xq.codes();
+        final int cols = w.cols(), gsz = w.groupSize(), gpr = w.groupsPerRow();
+        final long base = (long) r * w.wordsPerRow() * 4;
+        final int gi = r * gpr, xo = t * cols, lo = t * Int8Rows.lanesPerRow(cols);
+        FloatVector total = FloatVector.zero(F);
+        for (int g = 0; g < gpr; g++) {
+            final short z = zs == null ? 8 : zs[gi + g];
+            FloatVector acc = FloatVector.zero(F);
+            for (int c = g * gsz, end = c + gsz; c < end; c += STEP) {
+                ShortVector v = ShortVector.fromMemorySegment(S, seg, base + (c >>> 1), ByteOrder.LITTLE_ENDIAN);
+                int x0 = xo + c;
+                ShortVector p = v.and((short) 15).sub(z).mul(codes(xc, x0));
+                p = p.add(v.lanewise(VectorOperators.LSHR, 4).and((short) 15).sub(z).mul(codes(xc, x0 + SL)));
+                p = p.add(v.lanewise(VectorOperators.LSHR, 8).and((short) 15).sub(z).mul(codes(xc, x0 + 2 * SL)));
+                p = p.add(v.lanewise(VectorOperators.LSHR, 12).sub(z).mul(codes(xc, x0 + 3 * SL)));
+                // int16 lanes 2m and 2m+1 into int32 lane m: sign-extend the low half, arithmetic-shift the high half
+                IntVector pi = p.reinterpretAsInts();
+                IntVector s = pi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
+                        .add(pi.lanewise(VectorOperators.ASHR, 16));
+                acc = ((FloatVector) s.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, dl, lo + (c >>> 3)), acc);
+            }
+            total = acc.fma(FloatVector.broadcast(F, ws[gi + g]), total);
+        }
+        return VectorMath.sum(total);
+    }
+
+    /** SL int8 activation codes widened to int16 lanes. */
+    private static ShortVector codes(byte[] xc, int o) {
+        return (ShortVector) ByteVector.fromArray(B, xc, o).convertShape(VectorOperators.B2S, S, 0);
+    }
+
+    /**
+     * The scalar reference of the same quantization: exact integer block sums Σ (q − z)·xq, then in double
+     * Σ_g s·Σ_b d·sum. The kernel's float accumulation order differs, so they agree to float rounding, and exactly
+     * where every product and partial sum is representable (tests choose such cases).
+     */
+    public static void matmulScalar(float[] out, int outOff, Int8Rows xq, Q4Matrix w, float[] bias) {
+        int rows = w.rows(), cols = w.cols(), gsz = w.groupSize();
+        byte[] zs = w.zeros();
+        for (int t = 0; t < xq.rows(); t++)
+            for (int o = 0; o < rows; o++) {
+                double s = 0;
+                for (int g = 0; g < w.groupsPerRow(); g++) {
+                    int z = zs == null ? 8 : zs[o * w.groupsPerRow() + g];
+                    double gs = 0;
+                    for (int c0 = g * gsz; c0 < (g + 1) * gsz; c0 += Int8Rows.BLOCK) {
+                        long block = 0;
+                        for (int c = c0; c < Math.min(cols, c0 + Int8Rows.BLOCK); c++) block += (long) (w.code(o, c) - z) * xq.code(t, c);
+                        gs += (double) xq.scale(t, c0 / Int8Rows.BLOCK) * block;
+                    }
+                    s += w.scales()[o * w.groupsPerRow() + g] * gs;
+                }
+                out[outOff + t * rows + o] = (float) (s + (bias == null ? 0 : bias[o]));
+            }
+    }
+}
