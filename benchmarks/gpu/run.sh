@@ -17,6 +17,8 @@
 #   d. jmh-gemv.json             GpuGemvBench: int4 GEMV vs cuBLAS FP16 vs cuMemcpyDtoD on the 13B shapes
 #   e. eval-{fp,w4}-{cuda,cpu}.json   200 questions on both devices, FP and a W4A16 g128 checkpoint made here
 #   f. quantize-cuda.*           W4A4 qvlm calibration of the bundled model with --device cuda
+#   g. bench-batch-13b.json      continuous batching's decode step on the GPU: 1/2/4/8 sequences together, FP16
+#                                and W4A16, round-robin (`qvlm bench --batch 2,4,8`; issue 11's GPU curve)
 #   gpu-report.md                the JMH tables (GB/s, % of copy bandwidth, ms/token, W4 / FP16)
 #   summary.json                 exit code and seconds of every step
 #
@@ -66,9 +68,9 @@ JMH=("$JAVA" -cp "$BENCH_CP" org.openjdk.jmh.Main)
 
 # Sizes: the real run, or toy sizes for the dry run (same commands, same code paths).
 if [[ "$DRY" == 1 ]]; then
-  SHAPE=tiny; EVAL_N=4; NEW=4; JMH_IT=(-wi 0 -i 1 -r 200ms); GEMV_SHAPES=5120x5120; CALIB_N=2
+  SHAPE=tiny; EVAL_N=4; NEW=4; NEW_BATCH=4; JMH_IT=(-wi 0 -i 1 -r 200ms); GEMV_SHAPES=5120x5120; CALIB_N=2
 else
-  SHAPE=llava-1.5-13b; EVAL_N=200; NEW=128; JMH_IT=(-wi 1 -i 3 -r 1); GEMV_SHAPES=5120x5120,13824x5120,5120x13824; CALIB_N=64
+  SHAPE=llava-1.5-13b; EVAL_N=200; NEW=128; NEW_BATCH=32; JMH_IT=(-wi 1 -i 3 -r 1); GEMV_SHAPES=5120x5120,13824x5120,5120x13824; CALIB_N=64
 fi
 
 # ---------------------------------------------------------------- steps
@@ -133,6 +135,10 @@ rm -rf "$OUT/w4a16g128/model.safetensors" # keep the report and config, not the 
 # f. calibration with the GPU
 step quantize-cuda 120 "${QVLM[@]}" quantize --model models/tiny-llava-shapes --calib data/shapes-vqa/calib.jsonl \
   --calib-samples "$CALIB_N" --method qvlm --wbits 4 --abits 4 --device cuda --report "$OUT/quantize-cuda.json"
+
+# g. continuous batching on the GPU: decode steps of 1, 2, 4, 8 sequences in one forward pass (issue 11)
+step bench-batch 120 "${QVLM[@]}" bench --synthetic "$SHAPE" --device cuda --wbits 16,4 --prompt-tokens 16 --image-tokens 0 \
+  --new-tokens "$NEW_BATCH" --batch 2,4,8 --batch-repeat 3 --out "$OUT/bench-batch-$SHAPE.json"
 
 # the JMH tables
 reports=()

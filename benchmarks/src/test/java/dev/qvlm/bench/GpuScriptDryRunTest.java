@@ -26,7 +26,7 @@ class GpuScriptDryRunTest {
     static final Path ROOT = Path.of(System.getProperty("qvlm.root", "..")).toAbsolutePath().normalize();
     static final List<String> STEPS = List.of("gpu-tests", "bench", "jmh-decode", "jmh-decode-cpu", "jmh-gemv",
             "quantize-w4", "generate-cuda", "eval-fp-cuda", "eval-w4-cuda", "generate-cpu", "eval-fp-cpu",
-            "eval-w4-cpu", "quantize-cuda");
+            "eval-w4-cpu", "quantize-cuda", "bench-batch");
 
     @Test
     void everyStepRunsAndTheCpuStepsProduceResults(@TempDir Path out) throws Exception {
@@ -67,7 +67,7 @@ class GpuScriptDryRunTest {
         assertTrue(report.contains("| tiny | cpu | W4A16 g128 | 16 |"), "decode row in gpu-report.md:\n" + report);
 
         if (CudaRuntime.probe() != null)
-            for (String s : List.of("bench", "generate-cuda", "eval-fp-cuda", "eval-w4-cuda", "quantize-cuda")) {
+            for (String s : List.of("bench", "generate-cuda", "eval-fp-cuda", "eval-w4-cuda", "quantize-cuda", "bench-batch")) {
                 String stepLog = Files.readString(out.resolve(s + ".log"));
                 assertEquals(2, steps.path(s).path("exit").asInt(), s + " without a GPU:\n" + stepLog);
                 assertFalse(stepLog.contains("\tat "), s + " printed a stack trace:\n" + stepLog);
