@@ -24,10 +24,10 @@ import jdk.incubator.vector.VectorSpecies;
  *     panel streams its weights past it (unblocked, x and one tile's weights are 32 KB each at 2048 columns, more
  *     than the 48 KB L1 holds); each tile's accumulators wait in a small per-thread array between blocks. The
  *     group's tiles run back to back on the same weight rows, so the second reads them from L1: each weight
- *     vector fetched from L2 serves 8 tokens instead of 4, which halves the panel's L2 traffic, the limit of
- *     this tile (about 80 % of the FMA peak with everything in L1, about 50 % streaming from L2). On the shared
- *     2-core test machine TinyLlama's 128-token prefill measured about 7 % faster with 2 tiles than with 1;
- *     3 or 4 tiles (24–32 KB of x) and blocks of 256 columns measured slower. {@code -Dqvlm.gemm.tg} and
+ *     vector fetched from L2 serves 8 tokens instead of 4, which halves the panel's L2 traffic (the tile reaches
+ *     about 80 % of the FMA peak with everything in L1, about 50 % streaming from L2). On the shared 2-core test
+ *     machine TinyLlama's 128-token prefill measured about 5 % faster with 2 tiles than with 1, so L2 traffic is
+ *     only part of the gap; 3 or 4 tiles (24–32 KB of x) and blocks of 256 columns measured slower. {@code -Dqvlm.gemm.tg} and
  *     {@code -Dqvlm.gemm.kc} override both for such measurements ({@code tg=1} is the previous order);</li>
  * <li>the register tile is {@value #MR} rows × {@value #NR} tokens: 16 vector accumulators (with the four x
  *     vectors and one weight vector, 21 of AVX-512's 32 registers), each weight vector loaded once for four
