@@ -27,8 +27,9 @@ import jdk.incubator.vector.VectorSpecies;
  *     vector fetched from L2 serves 8 tokens instead of 4, which halves the panel's L2 traffic (the tile reaches
  *     about 80 % of the FMA peak with everything in L1, about 50 % streaming from L2). On the shared 2-core test
  *     machine TinyLlama's 128-token prefill measured about 5 % faster with 2 tiles than with 1, so L2 traffic is
- *     only part of the gap; 3 or 4 tiles (24–32 KB of x) and blocks of 256 columns measured slower. {@code -Dqvlm.gemm.tg} and
- *     {@code -Dqvlm.gemm.kc} override both for such measurements ({@code tg=1} is the previous order);</li>
+ *     only part of the gap; 3 or 4 tiles (24–32 KB of x) and blocks of 256 columns measured slower.
+ *     {@code -Dqvlm.gemm.tg} and {@code -Dqvlm.gemm.kc} override both for such measurements ({@code tg=1} is the
+ *     previous order);</li>
  * <li>the register tile is {@value #MR} rows × {@value #NR} tokens: 16 vector accumulators (with the four x
  *     vectors and one weight vector, 21 of AVX-512's 32 registers), each weight vector loaded once for four
  *     tokens and each x vector once for four rows.</li>
