@@ -19,11 +19,17 @@ import jdk.incubator.vector.VectorSpecies;
  *     and {@value #PANEL_BYTES} bytes (half of Zen 5's 1 MB L2): a few tokens use a panel while it is still in
  *     L1 from the decode (a fixed 64 KB panel made one-token F16 calls 7–20 % slower than the old kernel's
  *     four rows at a time), many tokens amortise the panel's x traffic over more rows;</li>
- * <li>for each tile of {@value #NR} tokens, the input index runs in blocks of {@value #KC} columns, so that the
- *     tokens' block of x (8 KB) can stay in L1 while every {@value #MR}-row tile of the panel streams its weights
- *     past it (unblocked, x and one tile's weights are 32 KB each at 2048 columns, more than the 48 KB L1 holds);
- *     each tile's accumulators wait in a small per-thread array between blocks. On the shared test machine
- *     blocks of 512, 1024 and 2048 columns measured within its noise (about ±15 %);</li>
+ * <li>for each group of {@code TG} = 2 tiles of {@value #NR} tokens, the input index runs in blocks of {@code KC} =
+ *     512 columns, so that the group's block of x (16 KB) stays in L1 while every {@value #MR}-row tile of the
+ *     panel streams its weights past it (unblocked, x and one tile's weights are 32 KB each at 2048 columns, more
+ *     than the 48 KB L1 holds); each tile's accumulators wait in a small per-thread array between blocks. The
+ *     group's tiles run back to back on the same weight rows, so the second reads them from L1: each weight
+ *     vector fetched from L2 serves 8 tokens instead of 4, which halves the panel's L2 traffic (the tile reaches
+ *     about 80 % of the FMA peak with everything in L1, about 50 % streaming from L2). On the shared 2-core test
+ *     machine TinyLlama's 128-token prefill measured about 5 % faster with 2 tiles than with 1, so L2 traffic is
+ *     only part of the gap; 3 or 4 tiles (24–32 KB of x) and blocks of 256 columns measured slower.
+ *     {@code -Dqvlm.gemm.tg} and {@code -Dqvlm.gemm.kc} override both for such measurements ({@code tg=1} is the
+ *     previous order);</li>
  * <li>the register tile is {@value #MR} rows × {@value #NR} tokens: 16 vector accumulators (with the four x
  *     vectors and one weight vector, 21 of AVX-512's 32 registers), each weight vector loaded once for four
  *     tokens and each x vector once for four rows.</li>
@@ -46,8 +52,10 @@ public final class Gemm {
     static final int MR = 4;
     /** Tokens per register tile. */
     static final int NR = 4;
-    /** Columns per block of the input index: x of one token tile = 4 × 512 floats = 8 KB, a sixth of L1. */
-    static final int KC = 512;
+    /** Columns per block of the input index: x of one token group = 8 × 512 floats = 16 KB, a third of L1. */
+    static final int KC = Math.max(F.length(), Integer.getInteger("qvlm.gemm.kc", 512) / F.length() * F.length());
+    /** Token tiles per group: each weight tile is used for TG × NR tokens while it is in L1 (tuning: -Dqvlm.gemm.tg). */
+    static final int TG = Math.max(1, Integer.getInteger("qvlm.gemm.tg", 2));
     /** Bytes of one decoded FP32 panel. */
     static final int PANEL_BYTES = 512 * 1024;
     /** Lane sums through a 16 × 16 transpose: the permute tables below assume exactly 16 lanes (AVX-512). */
@@ -106,7 +114,7 @@ public final class Gemm {
             Scratch s = SCRATCH.get();
             int pr = panelRows(cols, n);
             if (heap == null && s.panel.length < pr * cols) s.panel = new float[pr * cols];
-            int stateLen = pr / MR * MR * NR * F.length();
+            int stateLen = pr / MR * TG * MR * NR * F.length();
             if (s.state.length < stateLen) s.state = new float[stateLen];
             for (int r0 = b0 * MR, end = Math.min(rows, b1 * MR); r0 < end; r0 += pr) {
                 int r1 = Math.min(end, r0 + pr);
@@ -132,26 +140,30 @@ public final class Gemm {
         final int kv = cols - cols % L; // the vector loops cover [0, kv), finish the tail
         final int tileState = MR * NR * L;
         final float[] st = s.state, sums = s.sums;
-        for (int t0 = 0; t0 < n; t0 += NR) {
-            final int nt = Math.min(NR, n - t0);
-            final int xo = xOff + t0 * cols;
+        for (int g0 = 0; g0 < n; g0 += TG * NR) {
+            final int g1 = Math.min(n, g0 + TG * NR);
             for (int kb = 0; ; kb += KC) {
                 final int ke = Math.min(kv, kb + KC);
                 final boolean first = kb == 0, last = ke == kv;
-                for (int r = r0, so = 0; r < r1; r += MR, so += tileState) {
+                for (int r = r0, so = 0; r < r1; r += MR) {
                     final int nr = Math.min(MR, r1 - r);
                     // a partial tile repeats its first row: those accumulators are computed and dropped
                     final int w0 = base + (r - r0) * cols;
                     final int w1 = nr > 1 ? w0 + cols : w0, w2 = nr > 2 ? w0 + 2 * cols : w0, w3 = nr > 3 ? w0 + 3 * cols : w0;
-                    switch (nt) {
-                        case 4 -> tile4x4(panel, w0, w1, w2, w3, x, xo, cols, kb, ke, st, so, first, last, transpose, sums);
-                        case 3 -> tile4x3(panel, w0, w1, w2, w3, x, xo, cols, kb, ke, st, so, first, last, transpose, sums);
-                        case 2 -> tile4x2(panel, w0, w1, w2, w3, x, xo, cols, kb, ke, st, so, first, last, transpose, sums);
-                        default -> tile4x1(panel, w0, w1, w2, w3, x, xo, cols, kb, ke, st, so, first, last, transpose, sums);
+                    // the group's token tiles one after the other on the same weight rows: the second reads them from L1
+                    for (int t0 = g0; t0 < g1; t0 += NR, so += tileState) {
+                        final int nt = Math.min(NR, n - t0);
+                        final int xo = xOff + t0 * cols;
+                        switch (nt) {
+                            case 4 -> tile4x4(panel, w0, w1, w2, w3, x, xo, cols, kb, ke, st, so, first, last, transpose, sums);
+                            case 3 -> tile4x3(panel, w0, w1, w2, w3, x, xo, cols, kb, ke, st, so, first, last, transpose, sums);
+                            case 2 -> tile4x2(panel, w0, w1, w2, w3, x, xo, cols, kb, ke, st, so, first, last, transpose, sums);
+                            default -> tile4x1(panel, w0, w1, w2, w3, x, xo, cols, kb, ke, st, so, first, last, transpose, sums);
+                        }
+                        if (last)
+                            finish(transpose && nt >= 2 ? sums : null, st, so, nr, nt, panel, w0, w1, w2, w3, x, xo, cols, kv,
+                                    out, outOff + t0 * rows + r, rows, bias, r);
                     }
-                    if (last)
-                        finish(transpose && nt >= 2 ? sums : null, st, so, nr, nt, panel, w0, w1, w2, w3, x, xo, cols, kv,
-                                out, outOff + t0 * rows + r, rows, bias, r);
                 }
                 if (last) break;
             }
