@@ -123,12 +123,15 @@ def main():
                      f"{gb[0]} | {gb[1]} | {gb[2]} |")
     loads = [p["load1_at_start"] for r in results for p in r.get("per_round", []) if p["load1_at_start"] is not None]
     nproc = int(machine.get("nproc", "0") or 0)
-    if loads and nproc and max(loads) > 0.5 * nproc:
-        lines += ["", f"WARNING: the load average reached {max(loads):.1f} on {nproc} cores during the run: other jobs "
+    # the 1-minute load average at a case's start still counts the previous case's own benchmark threads, so a quiet
+    # machine reads about `threads` there: warn only above that plus half a core per core
+    if loads and nproc and max(loads) > (threads or 0) + 0.5 * nproc:
+        lines += ["", f"WARNING: the load average reached {max(loads):.1f} on {nproc} cores during the run, more than "
+                      f"the benchmark's own {threads or 0} threads: other jobs "
                       "shared the cores. llama.cpp splits every op statically between its threads and waits at a barrier "
                       "after each, so a descheduled thread stalls the step; its decode collapses under load far more "
                       "than qvlm's. "
-                      "Ratios from such a run say little: rerun on a quiet machine (load < 0.5 per core)."]
+                      "Ratios from such a run say little: rerun on a quiet machine (load below the threads + 0.5 per core)."]
     bws = ", ".join(f"{t} thread{'s' if t > 1 else ''} {v:.1f} GB/s" for t, v in sorted(bw.items()))
     lines += ["", f"Measured read bandwidth (ReadBandwidth.java, 2 GiB, best): {bws}.",
               f"qvlm flags: {machine.get('qvlm_flags', '').strip() or '(none)'}; llama-bench extra flags: "
