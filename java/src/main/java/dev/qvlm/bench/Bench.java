@@ -243,11 +243,15 @@ public final class Bench {
             for (int i = 0; i < pixels.length; i++)
                 pixels[i] = (dev.qvlm.tensor.GeneratedMatrix.hash(o.seed() + 1, i) >>> 8) * 0x1p-23f - 1f;
 
-            // warm-up, untimed: JIT of the CPU kernels, lazy kernel loading and cuBLAS heuristics on the GPU
+            // warm-up, untimed: JIT of the CPU kernels, lazy kernel loading and cuBLAS heuristics on the GPU. The
+            // prefill is warmed at the timed prompt's own length (as llama-bench's warm-up run does): a shorter one
+            // leaves the kernels of long calls cold (4-bit weights: up to 32 tokens take the fused kernel, longer
+            // prompts the GEMM), and the timed prefill would then include their compilation
             if (imageTokens > 0) model.encodeImage(pixels);
-            KvCache warm = model.newCache(16);
-            int[] head = java.util.Arrays.copyOfRange(prompt, 1 + imageTokens, 1 + imageTokens + Math.min(8, o.promptTokens()));
-            argmax(model.forward(warm, head.length > 0 ? head : new int[]{prompt[0]}, null, false));
+            int[] text = java.util.Arrays.copyOfRange(prompt, 1 + imageTokens, prompt.length);
+            int[] warmPrompt = text.length > 0 ? text : new int[]{prompt[0]};
+            KvCache warm = model.newCache(warmPrompt.length + 2);
+            argmax(model.forward(warm, warmPrompt, null, false));
             for (int i = 0; i < 2; i++) argmax(model.forward(warm, new int[]{first(prompt)}, null, false));
             warm = null;
 
