@@ -17,7 +17,6 @@ import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -150,7 +149,6 @@ public final class SyntheticFolder {
                 throw new QvlmException("--tokenizer " + tokenizer + ": no " + f);
         if (shardBytes <= 0) throw new QvlmException("--shard-size must be positive");
         Path target = out.toAbsolutePath().normalize();
-        Path tmp = target.resolveSibling(target.getFileName() + ".tmp-" + ProcessHandle.current().pid());
         Consumer<String> say = log == null ? s -> {} : log;
         List<Tensor> all = tensors(cfg);
         // greedy shards in saving order, each at most shardBytes of data
@@ -166,11 +164,8 @@ public final class SyntheticFolder {
             cur += b;
             total += b;
         }
-        Thread cleanup = new Thread(() -> Files2.deleteTree(tmp), "qvlm-synth-cleanup");
-        Runtime.getRuntime().addShutdownHook(cleanup);
-        try {
-            Files2.deleteTree(tmp);
-            Files.createDirectories(tmp);
+        final long bytes = total;
+        Files2.writeFolderAtomically(out, "--out " + out, false, tmp -> {
             Map<String, Object> weightMap = new LinkedHashMap<>();
             long done = 0;
             long t0 = System.nanoTime();
@@ -189,11 +184,11 @@ public final class SyntheticFolder {
                         (t, os) -> fill(os, t, init.get(t.name()), seed));
                 for (Tensor t : sh) done += t.spec().bytes();
                 say.accept(String.format("  %s: %.2f GB (%.0f%% of %.2f GB, %.0f s)", file, sizeOf(sh) / 1e9,
-                        100.0 * done / total, total / 1e9, (System.nanoTime() - t0) / 1e9));
+                        100.0 * done / bytes, bytes / 1e9, (System.nanoTime() - t0) / 1e9));
             }
             if (shards.size() > 1) {
                 Map<String, Object> index = new LinkedHashMap<>();
-                index.put("metadata", Map.of("total_size", total));
+                index.put("metadata", Map.of("total_size", bytes));
                 index.put("weight_map", weightMap);
                 Json.writeAtomically(tmp.resolve("model.safetensors.index.json"), index);
             }
@@ -203,22 +198,8 @@ public final class SyntheticFolder {
                     "eos_token_id", cfg.text().eosTokenIds()[0], "pad_token_id", config.path("pad_token_id").asInt(0)));
             for (String f : new String[]{"tokenizer.json", "tokenizer_config.json"})
                 Files.copy(tokenizer.resolve(f), tmp.resolve(f));
-            if (Files.exists(target)) throw new QvlmException("--out " + out + " already exists");
-            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
-            return total;
-        } catch (IOException e) {
-            Files2.deleteTree(tmp);
-            throw new QvlmException("--out " + out + ": cannot write (" + e.getMessage() + ")");
-        } catch (RuntimeException e) {
-            Files2.deleteTree(tmp);
-            throw e;
-        } finally {
-            try {
-                Runtime.getRuntime().removeShutdownHook(cleanup);
-            } catch (IllegalStateException ignored) {
-                // shutting down: the hook runs
-            }
-        }
+        });
+        return total;
     }
 
     private static long sizeOf(List<Tensor> ts) {

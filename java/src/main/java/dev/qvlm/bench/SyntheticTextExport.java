@@ -17,7 +17,6 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -107,7 +106,6 @@ public final class SyntheticTextExport {
     public static long write(String shape, LlavaConfig cfg, int seed, Path out, Consumer<String> log) {
         Path target = out.toAbsolutePath().normalize();
         if (Files.exists(target)) throw new QvlmException("--out " + out + " already exists");
-        Path tmp = target.resolveSibling(target.getFileName() + ".tmp-" + ProcessHandle.current().pid());
         List<Tensor> all = tensors(cfg, seed);
         Map<String, GeneratedMatrix> values = new LinkedHashMap<>();
         List<Spec> specs = new ArrayList<>();
@@ -117,14 +115,10 @@ public final class SyntheticTextExport {
             values.put(t.spec().name(), t.values());
             total += t.spec().bytes();
         }
-        Thread cleanup = new Thread(() -> Files2.deleteTree(tmp), "qvlm-synth-cleanup");
-        Runtime.getRuntime().addShutdownHook(cleanup);
-        try {
-            Files2.deleteTree(tmp);
-            Files.createDirectories(tmp);
+        final long all0 = total;
+        Files2.writeFolderAtomically(out, "--out " + out, false, tmp -> {
             long[] done = {0};
             long t0 = System.nanoTime();
-            long all0 = total;
             Map<String, String> meta = new LinkedHashMap<>();
             meta.put("format", "pt");
             meta.put("qvlm_bench_synthetic", shape);
@@ -138,22 +132,8 @@ public final class SyntheticTextExport {
                             all0 / 1e9, (System.nanoTime() - t0) / 1e9));
             });
             Json.writeAtomically(tmp.resolve("config.json"), hfConfig(cfg));
-            if (Files.exists(target)) throw new QvlmException("--out " + out + " already exists");
-            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
-            return total;
-        } catch (IOException e) {
-            Files2.deleteTree(tmp);
-            throw new QvlmException("--out " + out + ": cannot write (" + e.getMessage() + ")");
-        } catch (RuntimeException e) {
-            Files2.deleteTree(tmp);
-            throw e;
-        } finally {
-            try {
-                Runtime.getRuntime().removeShutdownHook(cleanup);
-            } catch (IllegalStateException ignored) {
-                // shutting down: the hook runs
-            }
-        }
+        });
+        return total;
     }
 
     /** Row-major FP16 bits of a generated matrix (element r·cols + c, {@link GeneratedMatrix#f16Bits}), or ones. */

@@ -16,13 +16,13 @@ import dev.qvlm.safetensors.SafeTensors;
 import dev.qvlm.safetensors.SafeTensorsWriter;
 import dev.qvlm.safetensors.TensorInfo;
 import dev.qvlm.safetensors.WeightStore;
+import dev.qvlm.util.Files2;
 import dev.qvlm.util.Json;
 import dev.qvlm.util.OutputPaths;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.HashSet;
@@ -101,30 +101,9 @@ public final class CheckpointSaver {
         if (st.weights() == null)
             throw new QvlmException("--out: saving needs quantized weights (--wbits 2..8); activation-only settings are evaluated in memory only");
         runtime.check(st.weights(), st.activations(), st.actDynamic());
-        Path target = out.toAbsolutePath().normalize();
         OutputPaths.checkCheckpointDir(out, force, "--out");
-        Path tmp = target.resolveSibling(target.getFileName() + OutputPaths.TMP_INFIX + ProcessHandle.current().pid());
-        Thread cleanup = new Thread(() -> deleteQuietly(tmp), "qvlm-cleanup");
-        Runtime.getRuntime().addShutdownHook(cleanup);
-        try {
-            deleteQuietly(tmp);
-            Files.createDirectories(tmp);
-            write(llava, report, st, q, tmp, shardBytes, log == null ? x -> {} : log);
-            if (Files.exists(target)) deleteQuietly(target);
-            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
-        } catch (IOException e) {
-            deleteQuietly(tmp);
-            throw new QvlmException("--out " + out + ": cannot write (" + e.getMessage() + ")");
-        } catch (RuntimeException e) {
-            deleteQuietly(tmp);
-            throw e;
-        } finally {
-            try {
-                Runtime.getRuntime().removeShutdownHook(cleanup);
-            } catch (IllegalStateException ignored) {
-                // already shutting down: the hook runs
-            }
-        }
+        Files2.writeFolderAtomically(out, "--out " + out, true,
+                tmp -> write(llava, report, st, q, tmp, shardBytes, log == null ? x -> {} : log));
     }
 
     /**
@@ -276,10 +255,6 @@ public final class CheckpointSaver {
                 for (String layer : e.getValue()) ignore.add("re:" + WeightNames.anyLayoutRegex(layer));
         }
         return ignore;
-    }
-
-    static void deleteQuietly(Path p) {
-        dev.qvlm.util.Files2.deleteTree(p);
     }
 
     /** Whether a config.json describes a quantized model (for messages). */

@@ -27,6 +27,49 @@ public final class Files2 {
         }
     }
 
+    /** Fills a folder given as its temporary path; see {@link #writeFolderAtomically}. */
+    @FunctionalInterface
+    public interface FolderWriter {
+        void write(Path tmp) throws IOException;
+    }
+
+    /**
+     * Writes a folder that is either complete or absent: {@code body} fills a temporary sibling
+     * ({@code NAME.tmp-PID}), which is renamed to {@code target} when it returns. The temporary folder is removed when
+     * the body fails and, through a shutdown hook, when the process is interrupted (Ctrl-C). A {@code target} that
+     * exists at the rename is replaced when {@code replace}, else refused.
+     *
+     * @param what names the output in messages (e.g. {@code "--out DIR"})
+     */
+    public static void writeFolderAtomically(Path target, String what, boolean replace, FolderWriter body) {
+        Path abs = target.toAbsolutePath().normalize();
+        Path tmp = abs.resolveSibling(abs.getFileName() + OutputPaths.TMP_INFIX + ProcessHandle.current().pid());
+        Thread cleanup = new Thread(() -> deleteTree(tmp), "qvlm-cleanup");
+        Runtime.getRuntime().addShutdownHook(cleanup);
+        try {
+            deleteTree(tmp);
+            Files.createDirectories(tmp);
+            body.write(tmp);
+            if (Files.exists(abs)) {
+                if (!replace) throw new QvlmException(what + " already exists");
+                deleteTree(abs);
+            }
+            Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            deleteTree(tmp);
+            throw new QvlmException(what + ": cannot write (" + e.getMessage() + ")");
+        } catch (RuntimeException e) {
+            deleteTree(tmp);
+            throw e;
+        } finally {
+            try {
+                Runtime.getRuntime().removeShutdownHook(cleanup);
+            } catch (IllegalStateException ignored) {
+                // already shutting down: the hook runs
+            }
+        }
+    }
+
     /** Deletes a file or folder tree, ignoring what cannot be deleted (cleanup of temporary outputs). */
     public static void deleteTree(Path p) {
         if (!Files.exists(p)) return;
