@@ -5,23 +5,18 @@ import dev.qvlm.backend.Backend;
 import dev.qvlm.backend.Tensor;
 import dev.qvlm.config.LlavaConfig;
 import dev.qvlm.cpu.CpuBackend;
-import dev.qvlm.cpu.Parallel;
 import dev.qvlm.cuda.CudaBackend;
 import dev.qvlm.model.KvCache;
 import dev.qvlm.model.Linear;
 import dev.qvlm.model.LlavaModel;
 import dev.qvlm.model.LlavaWeights;
 import dev.qvlm.tensor.Matrix;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryPoolMXBean;
 import java.lang.management.MemoryType;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -359,9 +354,7 @@ public final class Bench {
         return s;
     }
 
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
-
-    /** Read bandwidth of host memory: all cores sum disjoint slices of an off-heap buffer; best of 5 passes. */
+    /** Read bandwidth of host memory: the pool's threads read disjoint 4 KB pages of an off-heap buffer; best of 5 passes. */
     public static double cpuReadBandwidth(long bytes) {
         try (Arena arena = Arena.ofShared()) {
             return readBandwidth(arena.allocate(bytes, 64));
@@ -369,28 +362,13 @@ public final class Bench {
     }
 
     private static double readBandwidth(MemorySegment seg) {
-        long bytes = seg.byteSize();
         seg.fill((byte) 1);
-        long floats = bytes / 4;
-        int slices = 256;
-        long per = floats / slices / F.length() * F.length();
         double best = 0;
-        double[] sink = new double[slices];
         for (int pass = 0; pass < 5; pass++) {
             long t = System.nanoTime();
-            Parallel.forRange(slices, 1, (a, b) -> {
-                for (int s = a; s < b; s++) {
-                    FloatVector acc = FloatVector.zero(F);
-                    long base = s * per * 4;
-                    for (long i = 0; i < per; i += F.length())
-                        acc = acc.add(FloatVector.fromMemorySegment(F, seg, base + 4 * i, ByteOrder.LITTLE_ENDIAN));
-                    sink[s] = acc.reduceLanes(VectorOperators.ADD);
-                }
-            });
-            double sec = (System.nanoTime() - t) / 1e9;
-            best = Math.max(best, 4.0 * per * slices / sec);
+            DecodeKernels.read(seg); // the same read the matrix-level decode bench sets its kernels against
+            best = Math.max(best, seg.byteSize() / ((System.nanoTime() - t) / 1e9));
         }
-        if (Double.isNaN(sink[0])) throw new IllegalStateException("unreachable");
         return best;
     }
 
