@@ -39,23 +39,19 @@ public final class HalfMatvec {
         // pool measured 15–25 % slower per token (wake-ups on a shared machine cost more than the split saved)
         int grain = Math.max(1, (1 << 18) / Math.max(1, cols));
         Parallel.forRange(rows, grain, (r0, r1) -> {
-            int r = r0;
-            // short rows: four rows at once, four independent FMA chains (one row's chain of cols/L dependent FMAs
-            // is latency-bound there); long rows: one row at a time (see below). Each row's chain is the same.
-            if (f16 && cols < SHORT_ROW)
-                for (float[] tmp = new float[4]; r + 4 <= r1; r += 4) {
-                    dot4F16(seg, r, cols, x, xOff, tmp);
-                    for (int k = 0; k < 4; k++) out[outOff + r + k] = tmp[k] + (bias == null ? 0 : bias[r + k]);
-                }
-            for (; r < r1; r++) {
-                float s = f16 ? dotF16(seg, r, cols, x, xOff) : dotBf16(seg, r, cols, x, xOff);
-                out[outOff + r] = s + (bias == null ? 0 : bias[r]);
+            // two rows at a time, half the chunk apart: two independent FMA chains (one row's chain of cols/L
+            // dependent FMAs is latency-bound) and two streams the prefetcher follows; adjacent rows measured half
+            // as fast from memory (see below). Each row keeps its own chain, so the bits do not change.
+            int half = (r1 - r0) / 2;
+            for (int r = r0; r < r0 + half; r++) {
+                if (f16) dot2F16(seg, r, r + half, cols, x, xOff, out, outOff);
+                else dot2Bf16(seg, r, r + half, cols, x, xOff, out, outOff);
             }
+            for (int r = r0 + 2 * half; r < r1; r++)
+                out[outOff + r] = f16 ? dotF16(seg, r, cols, x, xOff) : dotBf16(seg, r, cols, x, xOff);
+            if (bias != null) for (int r = r0; r < r1; r++) out[outOff + r] += bias[r];
         });
     }
-
-    /** Rows shorter than this take the four-row form. */
-    static final int SHORT_ROW = 2048;
 
     /** F16 lanes at byte offset o → FP32, exact (see {@link #dotF16}). */
     private static FloatVector f16(MemorySegment seg, long o) {
@@ -65,43 +61,65 @@ public final class HalfMatvec {
                 .reinterpretAsInts().or(h.and(0x80000000)).reinterpretAsFloats();
     }
 
-    private static void dot4F16(MemorySegment seg, int r, int cols, float[] x, int xo, float[] out) {
+    /** BF16 lanes at byte offset o → FP32 (the upper half of the float's bits), exact. */
+    private static FloatVector bf16(MemorySegment seg, long o) {
+        IntVector h = (IntVector) ShortVector.fromMemorySegment(S, seg, o, ByteOrder.LITTLE_ENDIAN)
+                .convertShape(VectorOperators.S2I, I, 0);
+        return h.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    }
+
+    /** Rows r and q (far apart), each its own chain in the contract's order, sharing each x load. */
+    private static void dot2F16(MemorySegment seg, int r, int q, int cols, float[] x, int xo, float[] out, int outOff) {
         final int L = F.length();
-        final long row = 2L * cols, b0 = r * row, b1 = b0 + row, b2 = b1 + row, b3 = b2 + row;
-        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
+        final long br = 2L * r * cols, bq = 2L * q * cols;
+        FloatVector a = FloatVector.zero(F), c = FloatVector.zero(F);
         int i = 0;
         for (int upper = cols - L; i <= upper; i += L) {
             FloatVector xv = FloatVector.fromArray(F, x, xo + i);
-            long o = 2L * i;
-            a0 = f16(seg, b0 + o).fma(xv, a0);
-            a1 = f16(seg, b1 + o).fma(xv, a1);
-            a2 = f16(seg, b2 + o).fma(xv, a2);
-            a3 = f16(seg, b3 + o).fma(xv, a3);
+            a = f16(seg, br + 2L * i).fma(xv, a);
+            c = f16(seg, bq + 2L * i).fma(xv, c);
         }
-        float s0 = VectorMath.sum(a0), s1 = VectorMath.sum(a1), s2 = VectorMath.sum(a2), s3 = VectorMath.sum(a3);
+        float sa = VectorMath.sum(a), sc = VectorMath.sum(c);
         for (; i < cols; i++) {
-            float xi = x[xo + i];
-            long o = 2L * i;
-            s0 += Float.float16ToFloat(seg.get(LE, b0 + o)) * xi;
-            s1 += Float.float16ToFloat(seg.get(LE, b1 + o)) * xi;
-            s2 += Float.float16ToFloat(seg.get(LE, b2 + o)) * xi;
-            s3 += Float.float16ToFloat(seg.get(LE, b3 + o)) * xi;
+            sa += Float.float16ToFloat(seg.get(LE, br + 2L * i)) * x[xo + i];
+            sc += Float.float16ToFloat(seg.get(LE, bq + 2L * i)) * x[xo + i];
         }
-        out[0] = s0;
-        out[1] = s1;
-        out[2] = s2;
-        out[3] = s3;
+        out[outOff + r] = sa;
+        out[outOff + q] = sc;
+    }
+
+    private static void dot2Bf16(MemorySegment seg, int r, int q, int cols, float[] x, int xo, float[] out, int outOff) {
+        final int L = F.length();
+        final long br = 2L * r * cols, bq = 2L * q * cols;
+        FloatVector a = FloatVector.zero(F), c = FloatVector.zero(F);
+        int i = 0;
+        for (int upper = cols - L; i <= upper; i += L) {
+            FloatVector xv = FloatVector.fromArray(F, x, xo + i);
+            a = bf16(seg, br + 2L * i).fma(xv, a);
+            c = bf16(seg, bq + 2L * i).fma(xv, c);
+        }
+        float sa = VectorMath.sum(a), sc = VectorMath.sum(c);
+        for (; i < cols; i++) {
+            sa += Float.intBitsToFloat(seg.get(LE, br + 2L * i) << 16) * x[xo + i];
+            sc += Float.intBitsToFloat(seg.get(LE, bq + 2L * i) << 16) * x[xo + i];
+        }
+        out[outOff + r] = sa;
+        out[outOff + q] = sc;
     }
 
     /*
-     * One row at a time, one accumulator chain (the contract's order). Measured on 4096×4096 F16, one thread, Zen 5
-     * (shared, noisy; /tmp scratch bench, interleaved, best of 24): this form 19–29 GB/s of weights; four rows
-     * sharing each x load (dot4's structure) 13–23 GB/s with the sign-extending conversion below and 2–9 GB/s with
-     * the zero-extending one (more live constants and vectors: C2 spilled); decode rows to scratch + dot4 (the
-     * path before) 6–9 GB/s. The sign-extending S2I keeps the F16 sign in bit 31, so the conversion is
-     * shift, mask, multiply, and, or. End to end (TinyLlama-1.1B F16 decode, 2 threads, 3 interleaved rounds, quiet
-     * machine, 2026-11-27): the four-row form also for 2048-column rows gave 12.5–13.9 tokens/s against 15.0–15.8
-     * for this one, and a two-row form (two chains sharing each x load) 9.6–9.7 against 14.6–15.2.
+     * Which form (4096×4096 F16, one thread, Zen 5, shared, noisy; /tmp scratch bench, interleaved, best of 24):
+     * one row at a time 19–29 GB/s of weights; four adjacent rows sharing each x load (dot4's structure) 13–23 GB/s
+     * with the sign-extending conversion and 2–9 GB/s with a zero-extending one (C2 spilled); decode rows to scratch
+     * + dot4 (the path before) 6–9 GB/s. The sign-extending S2I keeps the F16 sign in bit 31, so the conversion is
+     * shift, mask, multiply, and, or. Later (2026-11-27, quiet machine, one thread, weights from DRAM, best of 20):
+     *                                  2048×2048  5632×2048  2048×5632  32000×2048  4096×4096  4096×11008  11008×4096
+     *   one row                             20.2       18.6       15.3        18.8       20.5        11.4        20.4
+     *   two adjacent rows                   10.5       10.3       10.9        10.6       11.9        12.6        12.0
+     *   two rows half a chunk apart (now)   23.5       22.0       19.5        21.9       25.0        18.2        24.8
+     *   four rows a quarter apart           28.4       27.1       16.5        29.0       22.2        24.0        26.7
+     * Adjacent rows (their streams one row, 4 KB here, apart) halve the bandwidth: the prefetcher does not follow
+     * them. Rows far apart do; two chains are most of the gain of four and never the worst.
      */
     private static float dotF16(MemorySegment seg, int r, int cols, float[] x, int xo) {
         final int L = F.length();
@@ -120,11 +138,7 @@ public final class HalfMatvec {
         final long b = 2L * r * cols;
         FloatVector a = FloatVector.zero(F);
         int i = 0;
-        for (int upper = cols - L; i <= upper; i += L) {
-            IntVector h = (IntVector) ShortVector.fromMemorySegment(S, seg, b + 2L * i, ByteOrder.LITTLE_ENDIAN)
-                    .convertShape(VectorOperators.S2I, I, 0);
-            a = h.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F, x, xo + i), a);
-        }
+        for (int upper = cols - L; i <= upper; i += L) a = bf16(seg, b + 2L * i).fma(FloatVector.fromArray(F, x, xo + i), a);
         float s = VectorMath.sum(a);
         for (; i < cols; i++) s += Float.intBitsToFloat(seg.get(LE, b + 2L * i) << 16) * x[xo + i];
         return s;

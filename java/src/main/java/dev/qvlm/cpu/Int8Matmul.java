@@ -27,14 +27,14 @@ import java.nio.ByteOrder;
  * of four nibbles (columns 4k..4k+3 in lane k); nibble j is a 16-bit shift and mask, minus the zero point, times
  * the int8 codes of {@link Int8Rows} (nibble-major there) widened to int16, summed over the four nibbles in int16
  * (|sum| ≤ 4·15·127 = 7620); adjacent int16 lanes are added into int32 (a shift pair on the same register), which puts 8 columns of one
- * activation block in each int32 lane; converted to float they meet the per-lane block scales in one FMA, and the
- * group scale multiplies the group's accumulator once. The integer part is exact, the float part runs in a fixed
- * order, so a row's result does not depend on the other rows of the call (batched = single).
+ * activation block in each int32 lane; converted to float they meet the per-lane block scales times the group scale
+ * in one FMA, and the row's 16 lanes are summed once at the end. The integer part is exact, the float part runs in a
+ * fixed order, so a row's result does not depend on the other rows of the call (batched = single).
  *
  * <p>Which Vector API form: the API has no byte dot-product operation (vpmaddubsw / vpdpbusd / vpmaddwd) on JDK 25,
- * and C2 forms vpmaddwd/vpdpwssd only from scalar loops, not from vector code; no hsdis library exists on this
- * machine, so {@code -XX:+PrintAssembly} could not show the code, and the forms were compared by throughput
- * (scratch harness, interleaved, best of 32 passes; 2-core Zen 5 EPYC, AVX-512, shared with other jobs, noisy):
+ * and C2 forms vpmaddwd/vpdpwssd only from scalar loops over short arrays ({@code out[i] += a[2i]·b[2i] +
+ * a[2i+1]·b[2i+1]}, checked in the disassembly), not from vector code or from computed operands. Forms compared by
+ * throughput (scratch harness, interleaved, best of 32 passes; 2-core Zen 5 EPYC, AVX-512, shared, noisy):
  * <pre>
  * one thread, 4096×4096 q4g128 held in L3                                      GB/s of weights
  *   A  32 packed bytes, low/high nibble bytes, B2S, two S2I halves, 2 FMA       2.4–10.5
@@ -47,7 +47,15 @@ import java.nio.ByteOrder;
  *   E with int16 activation codes                                              4.2–7.7
  *   E with two rows sharing each activation load                               4.9–8.3
  *   E with int8 codes widened in the kernel (B2S; chosen)                      10.4–11.9
+ * one thread, 2048×2048, 2026-11-27 later: the loop around E (quiet machine)    from L3 (16 MB)   from DRAM (128 MB)
+ *   E in a group loop with a step loop inside (runs once for g128), lane sum     17.3–18.1         17.0–17.2
+ *   E in one flat loop over steps, group scale folded into the lane scales (now) 24.8–26.5         21.7–23.1
+ *   the flat loop, two rows sharing the widened codes                            23.9–28.5          8.0–9.6
+ *   the flat loop without the zero-point subtraction (lane-sum correction)       26.2–27.0         20.2–23.4
  * </pre>
+ * The disassembly (HotSpot's hex dump without hsdis, fed to objdump) showed why the loop mattered: the nested form
+ * spent about 20 scalar instructions per step (bounds checks, spilled indices, the inner loop's entry and exit)
+ * next to its 32 vector ones. Two rows at once lose from DRAM: their two interleaved streams defeat the prefetcher.
  * In L3 the integer kernel is not faster than the FP32 one on this core (both do about 5 vector operations per 16
  * weights); from memory it is, because its activations (1 byte per column instead of 4) stay in L1 next to the
  * streaming weights. Column panels (rows revisited per 4096 columns so that a panel of activations stays in L1)
@@ -102,35 +110,44 @@ public final class Int8Matmul {
         });
     }
 
-    /** Row r of w · activation row t of xq. */
+    /**
+     * Row r of w · activation row t of xq. One flat loop over the steps, the group's scale and zero point fetched
+     * when a group starts, the group scale folded into the lane scales (one multiply and one FMA per step), one
+     * lane reduction per row: with a nested group/step loop, whose inner loop runs once for the usual group of
+     * 128, the same operations streamed 17–18 GB/s on one core against 23–26 GB/s flat (2048×2048 q4g128, from L3
+     * and from DRAM; see the class comment).
+     */
     static float dot(Q4Matrix w, int r, Int8Rows xq, int t) {
         final MemorySegment seg = w.packed();
         final float[] ws = w.scales(), dl = xq.laneScales();
         final byte[] zs = w.zeros();
         final byte[] xc = xq.codes();
-        final int cols = w.cols(), gsz = w.groupSize(), gpr = w.groupsPerRow();
+        final int cols = w.cols(), gsz = w.groupSize();
         final long base = (long) r * w.wordsPerRow() * 4;
-        final int gi = r * gpr, xo = t * cols, lo = t * Int8Rows.lanesPerRow(cols);
+        final int xo = t * cols, lo = t * Int8Rows.lanesPerRow(cols);
         FloatVector total = FloatVector.zero(F);
-        for (int g = 0; g < gpr; g++) {
-            final short z = zs == null ? 8 : zs[gi + g];
-            FloatVector acc = FloatVector.zero(F);
-            for (int c = g * gsz, end = c + gsz; c < end; c += STEP) {
-                ShortVector v = ShortVector.fromMemorySegment(S, seg, base + (c >>> 1), ByteOrder.LITTLE_ENDIAN);
-                int x0 = xo + c;
-                ShortVector p = v.and((short) 15).sub(z).mul(codes(xc, x0));
-                p = p.add(v.lanewise(VectorOperators.LSHR, 4).and((short) 15).sub(z).mul(codes(xc, x0 + SL)));
-                p = p.add(v.lanewise(VectorOperators.LSHR, 8).and((short) 15).sub(z).mul(codes(xc, x0 + 2 * SL)));
-                p = p.add(v.lanewise(VectorOperators.LSHR, 12).sub(z).mul(codes(xc, x0 + 3 * SL)));
-                // int16 lanes 2m and 2m+1 into int32 lane m: sign-extend the low half, arithmetic-shift the high half
-                IntVector pi = p.reinterpretAsInts();
-                IntVector s = pi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
-                        .add(pi.lanewise(VectorOperators.ASHR, 16));
-                acc = ((FloatVector) s.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, dl, lo + (c >>> 3)), acc);
+        short z = 8;
+        float s = 0;
+        for (int c = 0, gEnd = 0, g = r * w.groupsPerRow(); c < cols; c += STEP) {
+            if (c == gEnd) { // a new weight group: its zero point and scale
+                z = zs == null ? 8 : zs[g];
+                s = ws[g];
+                g++;
+                gEnd += gsz;
             }
-            total = acc.fma(FloatVector.broadcast(F, ws[gi + g]), total);
+            ShortVector v = ShortVector.fromMemorySegment(S, seg, base + (c >>> 1), ByteOrder.LITTLE_ENDIAN);
+            int x0 = xo + c;
+            ShortVector p = v.and((short) 15).sub(z).mul(codes(xc, x0));
+            p = p.add(v.lanewise(VectorOperators.LSHR, 4).and((short) 15).sub(z).mul(codes(xc, x0 + SL)));
+            p = p.add(v.lanewise(VectorOperators.LSHR, 8).and((short) 15).sub(z).mul(codes(xc, x0 + 2 * SL)));
+            p = p.add(v.lanewise(VectorOperators.LSHR, 12).sub(z).mul(codes(xc, x0 + 3 * SL)));
+            // int16 lanes 2m and 2m+1 into int32 lane m: sign-extend the low half, arithmetic-shift the high half
+            IntVector pi = p.reinterpretAsInts();
+            IntVector sum = pi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
+                    .add(pi.lanewise(VectorOperators.ASHR, 16));
+            total = ((FloatVector) sum.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, dl, lo + (c >>> 3)).mul(s), total);
         }
-        return VectorMath.sum(total);
+        return total.reduceLanes(VectorOperators.ADD);
     }
 
     /** SL int8 activation codes widened to int16 lanes. */

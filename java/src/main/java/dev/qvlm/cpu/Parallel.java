@@ -29,6 +29,8 @@ public final class Parallel {
     /** Nanoseconds a worker spins for the next job (and the caller for the last chunks) before parking. */
     private static final long SPIN_NS = Long.getLong("qvlm.spinNanos", 200_000);
     private static final int ALIGN = 16;
+    static final int CHUNKS_PER_THREAD = Integer.getInteger("qvlm.chunksPerThread", 4);
+    static final long WAIT_SPIN_NS = Long.getLong("qvlm.waitSpinNanos", SPIN_NS);
 
     /** Set while the caller already runs one task per core (e.g. one calibration sample each): kernels stay serial. */
     private static final ThreadLocal<Boolean> SERIAL = ThreadLocal.withInitial(() -> false);
@@ -59,7 +61,7 @@ public final class Parallel {
     /** Runs body over [0, n) in chunks of at least {@code grain} items, in parallel when worth it. */
     public static void forRange(int n, int grain, RangeBody body) {
         int t = threads;
-        int chunks = Math.max(1, Math.min(t * 4, n / Math.max(1, grain)));
+        int chunks = Math.max(1, Math.min(t * CHUNKS_PER_THREAD, n / Math.max(1, grain)));
         if (chunks == 1 || t <= 1 || SERIAL.get()) {
             if (n > 0) body.run(0, n);
             return;
@@ -147,7 +149,7 @@ public final class Parallel {
                 // wait for chunks claimed by workers; spin briefly (they are usually mid-chunk), then back off
                 long start = System.nanoTime();
                 while (j.done.get() < chunks) {
-                    if (System.nanoTime() - start < SPIN_NS) Thread.onSpinWait();
+                    if (System.nanoTime() - start < WAIT_SPIN_NS) Thread.onSpinWait();
                     else LockSupport.parkNanos(20_000);
                 }
                 job = null;
