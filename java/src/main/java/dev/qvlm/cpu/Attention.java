@@ -130,10 +130,26 @@ final class Attention {
         // the first two tree levels stay in registers: the four keys whose slots meet there are summed at once
         FloatVector x0 = SEL_X[0], y0 = SEL_Y[0], x1 = SEL_X[1], y1 = SEL_Y[1];
         for (int g = 0; g < L / 4; g++) {
-            FloatVector a = product(q, qo, k, kc, ks, j0, KEY_OF_SLOT[4 * g], n, hd);
-            FloatVector b = product(q, qo, k, kc, ks, j0, KEY_OF_SLOT[4 * g + 1], n, hd);
-            FloatVector c = product(q, qo, k, kc, ks, j0, KEY_OF_SLOT[4 * g + 2], n, hd);
-            FloatVector d = product(q, qo, k, kc, ks, j0, KEY_OF_SLOT[4 * g + 3], n, hd);
+            // the four keys' products in one loop (written out here: a call returning a vector that C2 does not
+            // inline boxes it on the heap, which made this loop about 5× slower); a slot past the n keys reads key
+            // j0 instead and is zeroed, its lane of the tree belongs to it alone
+            int ia = KEY_OF_SLOT[4 * g], ib = KEY_OF_SLOT[4 * g + 1], ic = KEY_OF_SLOT[4 * g + 2], id = KEY_OF_SLOT[4 * g + 3];
+            int ka = kc + (j0 + (ia < n ? ia : 0)) * ks, kb = kc + (j0 + (ib < n ? ib : 0)) * ks,
+                    kq = kc + (j0 + (ic < n ? ic : 0)) * ks, kd = kc + (j0 + (id < n ? id : 0)) * ks;
+            FloatVector qv = FloatVector.fromArray(F, q, qo);
+            FloatVector a = qv.mul(FloatVector.fromArray(F, k, ka)), b = qv.mul(FloatVector.fromArray(F, k, kb)),
+                    c = qv.mul(FloatVector.fromArray(F, k, kq)), d = qv.mul(FloatVector.fromArray(F, k, kd));
+            for (int e = L; e < hd; e += L) {
+                qv = FloatVector.fromArray(F, q, qo + e);
+                a = qv.fma(FloatVector.fromArray(F, k, ka + e), a);
+                b = qv.fma(FloatVector.fromArray(F, k, kb + e), b);
+                c = qv.fma(FloatVector.fromArray(F, k, kq + e), c);
+                d = qv.fma(FloatVector.fromArray(F, k, kd + e), d);
+            }
+            if (ia >= n) a = FloatVector.zero(F);
+            if (ib >= n) b = FloatVector.zero(F);
+            if (ic >= n) c = FloatVector.zero(F);
+            if (id >= n) d = FloatVector.zero(F);
             FloatVector ab = x0.selectFrom(a, b).add(y0.selectFrom(a, b)), cd = x0.selectFrom(c, d).add(y0.selectFrom(c, d));
             x1.selectFrom(ab, cd).add(y1.selectFrom(ab, cd)).intoArray(blk, g * L);
         }
@@ -144,16 +160,6 @@ final class Attention {
                 sx.selectFrom(u, w).add(sy.selectFrom(u, w)).intoArray(blk, p * L);
             }
         }
-    }
-
-    /** Lane-wise products q·k of key j0+i (zero past the n keys of a short block), summed over the head's chunks. */
-    private static FloatVector product(float[] q, int qo, float[] k, int kc, int ks, int j0, int i, int n, int hd) {
-        if (i >= n) return FloatVector.zero(F);
-        int kr = kc + (j0 + i) * ks;
-        FloatVector p = FloatVector.fromArray(F, q, qo).mul(FloatVector.fromArray(F, k, kr));
-        for (int c = L; c < hd; c += L)
-            p = FloatVector.fromArray(F, q, qo + c).fma(FloatVector.fromArray(F, k, kr + c), p);
-        return p;
     }
 
     /** The plain loop: one dot product per key, then an axpy per key (any head dimension). */

@@ -147,7 +147,9 @@ public final class Int8Matmul {
                     .add(pi.lanewise(VectorOperators.ASHR, 16));
             total = ((FloatVector) sum.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, dl, lo + (c >>> 3)).mul(s), total);
         }
-        return total.reduceLanes(VectorOperators.ADD);
+        // the ordered lane sum, not reduceLanes: its order may differ between compiled and interpreted code, and a
+        // row's bits must not depend on the call it came in (batched = single)
+        return VectorMath.sum(total);
     }
 
     /** SL int8 activation codes widened to int16 lanes. */
