@@ -50,17 +50,15 @@ import java.nio.ByteOrder;
  * one thread, 2048×2048, 2026-11-27 later: the loop around E (quiet machine)    from L3 (16 MB)   from DRAM (128 MB)
  *   E in a group loop with a step loop inside (runs once for g128), lane sum     17.3–18.1         17.0–17.2
  *   E in one flat loop over steps, group scale folded into the lane scales (now) 24.8–26.5         21.7–23.1
- *   the flat loop, two adjacent rows sharing the widened codes                   23.9–28.5          8.0–9.6
- *   the flat loop, two rows half the matrix apart sharing them (now)                 –             23.8–26.6
+ *   the flat loop, two rows sharing the widened codes                            23.9–28.5          8.0–9.6
  *   the flat loop without the zero-point subtraction (lane-sum correction)       26.2–27.0         20.2–23.4
  * </pre>
  * The disassembly (HotSpot's hex dump without hsdis, fed to objdump) showed why the loop mattered: the nested form
  * spent about 20 scalar instructions per step (bounds checks, spilled indices, the inner loop's entry and exit)
- * next to its 32 vector ones. Two adjacent rows at once lose from DRAM (the prefetcher does not follow two interleaved
- * streams one row apart); two rows far apart gain (one thread 20.3–24.4 GB/s of 7B shapes against 17.0–21.0 for
- * one row at a time; two threads are at 82–88 % of the read bandwidth either way).
- * Before the flat loop the integer kernel was not faster than the FP32 one in L3; from memory it was, because its
- * activations (1 byte per column instead of 4) stay in L1 next to the streaming weights. Column panels (rows revisited per 4096 columns so that a panel of activations stays in L1)
+ * next to its 32 vector ones. Two rows at once lose from DRAM: their two interleaved streams defeat the prefetcher.
+ * In L3 the integer kernel is not faster than the FP32 one on this core (both do about 5 vector operations per 16
+ * weights); from memory it is, because its activations (1 byte per column instead of 4) stay in L1 next to the
+ * streaming weights. Column panels (rows revisited per 4096 columns so that a panel of activations stays in L1)
  * measured slower (2.5 against 4–7 GB/s): they turn one sequential stream into eight.
  */
 public final class Int8Matmul {
@@ -102,32 +100,28 @@ public final class Int8Matmul {
         // grain: rows of about 64k weights per chunk (a 256-wide layer of the bundled model is one or two chunks)
         int grain = Math.max(16, 65536 / Math.max(1, cols));
         Parallel.forRange(rows, grain, (r0, r1) -> {
-            // rows in pairs half the chunk apart (two weight streams the prefetcher follows, each widened activation
-            // vector used twice; adjacent rows measured 2.5× slower from memory), four pairs at a time with every
-            // token over them, so that they stay in L1 while the tokens pass
-            int half = (r1 - r0) / 2;
-            for (int pb = r0; pb < r0 + half; pb += 4) {
-                int pe = Math.min(r0 + half, pb + 4);
+            // a handful of rows at a time, every token over them: the rows stay in L1 while the tokens pass
+            for (int rb = r0; rb < r1; rb += 8) {
+                int re = Math.min(r1, rb + 8);
                 for (int t = 0; t < n; t++)
-                    for (int r = pb; r < pe; r++) dot2(w, r, r + half, xq, t, out, outOff + t * rows, bias);
+                    for (int r = rb; r < re; r++)
+                        out[outOff + t * rows + r] = dot(w, r, xq, t) + (bias == null ? 0 : bias[r]);
             }
-            if (r0 + 2 * half < r1)
-                for (int t = 0; t < n; t++)
-                    out[outOff + t * rows + r1 - 1] = dot(w, r1 - 1, xq, t) + (bias == null ? 0 : bias[r1 - 1]);
         });
     }
 
     /**
      * Row r of w · activation row t of xq. One flat loop over the steps, the group's scale and zero point fetched
      * when a group starts, the group scale folded into the lane scales (one multiply and one FMA per step), one
-     * ordered lane sum per row: with a nested group/step loop, whose inner loop runs once for the usual group of
+     * lane reduction per row: with a nested group/step loop, whose inner loop runs once for the usual group of
      * 128, the same operations streamed 17–18 GB/s on one core against 23–26 GB/s flat (2048×2048 q4g128, from L3
      * and from DRAM; see the class comment).
      */
     static float dot(Q4Matrix w, int r, Int8Rows xq, int t) {
         final MemorySegment seg = w.packed();
         final float[] ws = w.scales(), dl = xq.laneScales();
-        final byte[] zs = w.zeros(), xc = xq.codes();
+        final byte[] zs = w.zeros();
+        final byte[] xc = xq.codes();
         final int cols = w.cols(), gsz = w.groupSize();
         final long base = (long) r * w.wordsPerRow() * 4;
         final int xo = t * cols, lo = t * Int8Rows.lanesPerRow(cols);
@@ -137,61 +131,25 @@ public final class Int8Matmul {
         for (int c = 0, gEnd = 0, g = r * w.groupsPerRow(); c < cols; c += STEP) {
             if (c == gEnd) { // a new weight group: its zero point and scale
                 z = zs == null ? 8 : zs[g];
-                s = ws[g++];
+                s = ws[g];
+                g++;
                 gEnd += gsz;
             }
+            ShortVector v = ShortVector.fromMemorySegment(S, seg, base + (c >>> 1), ByteOrder.LITTLE_ENDIAN);
             int x0 = xo + c;
-            IntVector sum = laneSums(ShortVector.fromMemorySegment(S, seg, base + (c >>> 1), ByteOrder.LITTLE_ENDIAN), z,
-                    codes(xc, x0), codes(xc, x0 + SL), codes(xc, x0 + 2 * SL), codes(xc, x0 + 3 * SL));
+            ShortVector p = v.and((short) 15).sub(z).mul(codes(xc, x0));
+            p = p.add(v.lanewise(VectorOperators.LSHR, 4).and((short) 15).sub(z).mul(codes(xc, x0 + SL)));
+            p = p.add(v.lanewise(VectorOperators.LSHR, 8).and((short) 15).sub(z).mul(codes(xc, x0 + 2 * SL)));
+            p = p.add(v.lanewise(VectorOperators.LSHR, 12).sub(z).mul(codes(xc, x0 + 3 * SL)));
+            // int16 lanes 2m and 2m+1 into int32 lane m: sign-extend the low half, arithmetic-shift the high half
+            IntVector pi = p.reinterpretAsInts();
+            IntVector sum = pi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
+                    .add(pi.lanewise(VectorOperators.ASHR, 16));
             total = ((FloatVector) sum.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, dl, lo + (c >>> 3)).mul(s), total);
         }
         // the ordered lane sum, not reduceLanes: its order may differ between compiled and interpreted code, and a
         // row's bits must not depend on the call it came in (batched = single)
         return VectorMath.sum(total);
-    }
-
-    /** {@link #dot} of rows r and q with activation row t, into o[r] and o[q] (+ bias): the same operations per row. */
-    static void dot2(Q4Matrix w, int r, int q, Int8Rows xq, int t, float[] o, int oo, float[] bias) {
-        final MemorySegment seg = w.packed();
-        final float[] ws = w.scales(), dl = xq.laneScales();
-        final byte[] zs = w.zeros(), xc = xq.codes();
-        final int cols = w.cols(), gsz = w.groupSize();
-        final long br = (long) r * w.wordsPerRow() * 4, bq = (long) q * w.wordsPerRow() * 4;
-        final int xo = t * cols, lo = t * Int8Rows.lanesPerRow(cols);
-        FloatVector tr = FloatVector.zero(F), tq = FloatVector.zero(F);
-        short zr = 8, zq = 8;
-        float sr = 0, sq = 0;
-        for (int c = 0, gEnd = 0, gr = r * w.groupsPerRow(), gq = q * w.groupsPerRow(); c < cols; c += STEP) {
-            if (c == gEnd) {
-                zr = zs == null ? 8 : zs[gr];
-                zq = zs == null ? 8 : zs[gq];
-                sr = ws[gr++];
-                sq = ws[gq++];
-                gEnd += gsz;
-            }
-            int x0 = xo + c;
-            ShortVector a0 = codes(xc, x0), a1 = codes(xc, x0 + SL), a2 = codes(xc, x0 + 2 * SL), a3 = codes(xc, x0 + 3 * SL);
-            FloatVector d = FloatVector.fromArray(F, dl, lo + (c >>> 3));
-            IntVector sum = laneSums(ShortVector.fromMemorySegment(S, seg, br + (c >>> 1), ByteOrder.LITTLE_ENDIAN), zr, a0, a1, a2, a3);
-            tr = ((FloatVector) sum.convert(VectorOperators.I2F, 0)).fma(d.mul(sr), tr);
-            sum = laneSums(ShortVector.fromMemorySegment(S, seg, bq + (c >>> 1), ByteOrder.LITTLE_ENDIAN), zq, a0, a1, a2, a3);
-            tq = ((FloatVector) sum.convert(VectorOperators.I2F, 0)).fma(d.mul(sq), tq);
-        }
-        o[oo + r] = VectorMath.sum(tr) + (bias == null ? 0 : bias[r]);
-        o[oo + q] = VectorMath.sum(tq) + (bias == null ? 0 : bias[q]);
-    }
-
-    /**
-     * One step of one row: Σ over the four nibbles j of (nibble j − z)·a_j in int16 lanes (exact, |sum| ≤ 4·15·127),
-     * then int16 lanes 2m and 2m+1 added into int32 lane m (sign-extend the low half, arithmetic-shift the high).
-     */
-    private static IntVector laneSums(ShortVector v, short z, ShortVector a0, ShortVector a1, ShortVector a2, ShortVector a3) {
-        ShortVector p = v.and((short) 15).sub(z).mul(a0);
-        p = p.add(v.lanewise(VectorOperators.LSHR, 4).and((short) 15).sub(z).mul(a1));
-        p = p.add(v.lanewise(VectorOperators.LSHR, 8).and((short) 15).sub(z).mul(a2));
-        p = p.add(v.lanewise(VectorOperators.LSHR, 12).sub(z).mul(a3));
-        IntVector pi = p.reinterpretAsInts();
-        return pi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).add(pi.lanewise(VectorOperators.ASHR, 16));
     }
 
     /** SL int8 activation codes widened to int16 lanes. */
