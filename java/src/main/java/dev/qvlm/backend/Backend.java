@@ -30,6 +30,14 @@ public interface Backend extends AutoCloseable {
     /** out = in · Wᵀ + b, with the linear's input quantizer applied to {@code in} first if it has one. */
     void linear(Tensor out, Tensor in, Linear w);
 
+    /**
+     * Several linears of one input (a layer's q, k and v; gate and up): outs[i] = in · W_iᵀ + b_i, each exactly
+     * what {@link #linear} gives it. A backend overrides this to share work between them.
+     */
+    default void linears(Tensor[] outs, Tensor in, Linear[] ws) {
+        for (int i = 0; i < ws.length; i++) linear(outs[i], in, ws[i]);
+    }
+
     void rmsNorm(Tensor out, Tensor in, float[] gamma, float eps);
 
     void layerNorm(Tensor out, Tensor in, float[] gamma, float[] beta, float eps);

@@ -95,17 +95,40 @@ public final class Int8Matmul {
     }
 
     public static void matmul(float[] out, int outOff, Int8Rows xq, Q4Matrix w, float[] bias) {
-        final int rows = w.rows(), cols = w.cols(), n = xq.rows();
-        if (xq.cols() != cols) throw new IllegalArgumentException("int8 kernel: " + xq.cols() + " activation columns for " + cols);
+        matmul(new float[][]{out}, new int[]{outOff}, xq, new Q4Matrix[]{w}, new float[][]{bias});
+    }
+
+    /**
+     * Several matrices of one input (a layer's q, k and v; gate and up) in one parallel call: outs[i][outOffs[i] +
+     * t·rows_i + o] = row o of ws[i] · activation row t (+ biases[i][o]). The rows of all matrices form one range,
+     * so the small ones (k and v) share the call's threads instead of paying a hand-off each, and the activations
+     * are quantized once. Every output is the same as a call for its matrix alone.
+     */
+    public static void matmul(float[][] outs, int[] outOffs, Int8Rows xq, Q4Matrix[] ws, float[][] biases) {
+        final int n = xq.rows(), m = ws.length;
+        final int[] first = new int[m + 1]; // first[i]: global index of matrix i's row 0
+        for (int i = 0; i < m; i++) {
+            if (ws[i].cols() != xq.cols())
+                throw new IllegalArgumentException("int8 kernel: " + xq.cols() + " activation columns for " + ws[i].cols());
+            if (!supports(ws[i])) throw new IllegalArgumentException("int8 kernel: group size " + ws[i].groupSize() + " is not a multiple of " + STEP);
+            first[i + 1] = first[i] + ws[i].rows();
+        }
         // grain: rows of about 64k weights per chunk (a 256-wide layer of the bundled model is one or two chunks)
-        int grain = Math.max(16, 65536 / Math.max(1, cols));
-        Parallel.forRange(rows, grain, (r0, r1) -> {
-            // a handful of rows at a time, every token over them: the rows stay in L1 while the tokens pass
-            for (int rb = r0; rb < r1; rb += 8) {
-                int re = Math.min(r1, rb + 8);
-                for (int t = 0; t < n; t++)
-                    for (int r = rb; r < re; r++)
-                        out[outOff + t * rows + r] = dot(w, r, xq, t) + (bias == null ? 0 : bias[r]);
+        int grain = Math.max(16, 65536 / Math.max(1, xq.cols()));
+        Parallel.forRange(first[m], grain, (g0, g1) -> {
+            for (int i = 0; i < m; i++) {
+                int r0 = Math.max(g0, first[i]) - first[i], r1 = Math.min(g1, first[i + 1]) - first[i];
+                if (r0 >= r1) continue;
+                Q4Matrix w = ws[i];
+                float[] out = outs[i], bias = biases[i];
+                int rows = w.rows(), oo = outOffs[i];
+                // a handful of rows at a time, every token over them: the rows stay in L1 while the tokens pass
+                for (int rb = r0; rb < r1; rb += 8) {
+                    int re = Math.min(r1, rb + 8);
+                    for (int t = 0; t < n; t++)
+                        for (int r = rb; r < re; r++)
+                            out[oo + t * rows + r] = dot(w, r, xq, t) + (bias == null ? 0 : bias[r]);
+                }
             }
         });
     }
@@ -113,7 +136,7 @@ public final class Int8Matmul {
     /**
      * Row r of w · activation row t of xq. One flat loop over the steps, the group's scale and zero point fetched
      * when a group starts, the group scale folded into the lane scales (one multiply and one FMA per step), one
-     * lane reduction per row: with a nested group/step loop, whose inner loop runs once for the usual group of
+     * ordered lane sum per row: with a nested group/step loop, whose inner loop runs once for the usual group of
      * 128, the same operations streamed 17–18 GB/s on one core against 23–26 GB/s flat (2048×2048 q4g128, from L3
      * and from DRAM; see the class comment).
      */

@@ -15,9 +15,11 @@ import java.util.function.Supplier;
  * step, then park, so an idle pool costs no CPU. Kernels pass a grain of about 64k weights per chunk, so the
  * bundled model's 256-wide layers (64k weights) stay on the caller and pay no hand-off at all.
  *
- * <p>Chunks: a range is cut into up to 4 chunks per thread, claimed from an atomic counter (a core taken by
- * another process does not hold the others up); the caller works too. Chunk boundaries fall on multiples of 16
- * items when chunks are large enough, so two threads never write the same 64-byte line of a float output.
+ * <p>Chunks are claimed from an atomic position, each 1/(2 × threads) of what is left and at least the grain
+ * (guided self-scheduling): the first ones are large, the last ones short, so the threads finish close together
+ * and a core taken by another process does not hold the others up; the caller works too. Fixed chunks (4 per
+ * thread) left the caller waiting for a worker's last chunk 16 % of a TinyLlama decode step. Large chunks end on
+ * multiples of 16 items, so two threads never write the same 64-byte line of a float output.
  * Every item is computed by exactly one thread with the same code, so results do not depend on the thread count.
  *
  * <p>One job at a time: a call made while the pool is busy (a nested call from inside a chunk, or a second thread
@@ -29,8 +31,6 @@ public final class Parallel {
     /** Nanoseconds a worker spins for the next job (and the caller for the last chunks) before parking. */
     private static final long SPIN_NS = Long.getLong("qvlm.spinNanos", 200_000);
     private static final int ALIGN = 16;
-    static final int CHUNKS_PER_THREAD = Integer.getInteger("qvlm.chunksPerThread", 4);
-    static final long WAIT_SPIN_NS = Long.getLong("qvlm.waitSpinNanos", SPIN_NS);
 
     /** Set while the caller already runs one task per core (e.g. one calibration sample each): kernels stay serial. */
     private static final ThreadLocal<Boolean> SERIAL = ThreadLocal.withInitial(() -> false);
@@ -61,14 +61,14 @@ public final class Parallel {
     /** Runs body over [0, n) in chunks of at least {@code grain} items, in parallel when worth it. */
     public static void forRange(int n, int grain, RangeBody body) {
         int t = threads;
-        int chunks = Math.max(1, Math.min(t * CHUNKS_PER_THREAD, n / Math.max(1, grain)));
-        if (chunks == 1 || t <= 1 || SERIAL.get()) {
+        grain = Math.max(1, grain);
+        if (n < 2 * grain || t <= 1 || SERIAL.get()) {
             if (n > 0) body.run(0, n);
             return;
         }
         Pool p = pool;
         if (p == null) p = pool();
-        if (!p.tryRun(n, chunks, body)) body.run(0, n);
+        if (!p.tryRun(n, grain, 2 * t, body)) body.run(0, n);
     }
 
     private static synchronized Pool pool() {
@@ -76,11 +76,16 @@ public final class Parallel {
         return pool;
     }
 
-    /** Start of chunk k of [0, n) cut into {@code chunks}: on a multiple of {@value #ALIGN} when chunks are large. */
-    static int boundary(int n, int chunks, int k) {
-        if (k >= chunks) return n;
-        int b = (int) ((long) n * k / chunks);
-        return n / chunks >= 4 * ALIGN ? b & -ALIGN : b;
+    /**
+     * End of the chunk claimed at {@code s}: 1/share of what is left (share = 2 × threads), at least {@code grain}
+     * items, rounded up to whole cache lines of floats ({@value #ALIGN} items) when large, so chunks shrink as the
+     * range runs out and the last ones are short. Large chunks come first, so every boundary between them falls on
+     * a multiple of {@value #ALIGN}.
+     */
+    static int chunkEnd(int n, int s, int grain, int share) {
+        int size = Math.max(grain, (n - s) / share);
+        if (size >= 4 * ALIGN) size = (size + ALIGN - 1) & -ALIGN;
+        return (int) Math.min(n, (long) s + size);
     }
 
     /** Runs {@code body} with the kernels it calls kept on the current thread (outer-level parallelism). */
@@ -94,30 +99,31 @@ public final class Parallel {
         }
     }
 
-    /** One parallel call: chunks are claimed from {@link #next} and counted in {@link #done}. */
+    /** One parallel call: chunks are claimed by moving {@link #next} forward; finished items are counted in {@link #done}. */
     private static final class Job {
-        final int n, chunks;
+        final int n, grain, share;
         RangeBody body; // cleared once every chunk is done: a worker's last job must not keep its arrays alive
         final AtomicInteger next = new AtomicInteger(), done = new AtomicInteger();
         volatile Throwable failure;
 
-        Job(int n, int chunks, RangeBody body) {
+        Job(int n, int grain, int share, RangeBody body) {
             this.n = n;
-            this.chunks = chunks;
+            this.grain = grain;
+            this.share = share;
             this.body = body;
         }
 
         /** Claims and runs chunks until none is left. */
         void work() {
-            int k;
-            while ((k = next.getAndIncrement()) < chunks) {
+            for (int s; (s = next.get()) < n; ) {
+                int e = chunkEnd(n, s, grain, share);
+                if (!next.compareAndSet(s, e)) continue;
                 try {
-                    int s = boundary(n, chunks, k), e = boundary(n, chunks, k + 1);
-                    if (s < e) body.run(s, e);
-                } catch (Throwable e) {
-                    if (failure == null) failure = e;
+                    body.run(s, e);
+                } catch (Throwable t) {
+                    if (failure == null) failure = t;
                 } finally {
-                    done.incrementAndGet();
+                    done.addAndGet(e - s);
                 }
             }
         }
@@ -139,21 +145,21 @@ public final class Parallel {
             }
         }
 
-        boolean tryRun(int n, int chunks, RangeBody body) {
+        boolean tryRun(int n, int grain, int share, RangeBody body) {
             if (closed || !busy.compareAndSet(false, true)) return false;
             try {
-                Job j = new Job(n, chunks, body);
+                Job j = new Job(n, grain, share, body);
                 job = j;
                 for (Thread w : workers) LockSupport.unpark(w);
                 j.work();
                 // wait for chunks claimed by workers; spin briefly (they are usually mid-chunk), then back off
                 long start = System.nanoTime();
-                while (j.done.get() < chunks) {
-                    if (System.nanoTime() - start < WAIT_SPIN_NS) Thread.onSpinWait();
+                while (j.done.get() < n) {
+                    if (System.nanoTime() - start < SPIN_NS) Thread.onSpinWait();
                     else LockSupport.parkNanos(20_000);
                 }
                 job = null;
-                j.body = null; // every chunk has run (done == chunks), so no thread reads it again
+                j.body = null; // every chunk has run (done == n), so no thread reads it again
                 Throwable f = j.failure;
                 if (f instanceof RuntimeException re) throw re;
                 if (f instanceof Error er) throw er;

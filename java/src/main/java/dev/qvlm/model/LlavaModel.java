@@ -245,14 +245,12 @@ public final class LlavaModel {
                 up = backend.allocate(n, tc.intermediateSize());
         LlavaWeights.LlamaLayer l = weights.text.layers()[li];
         backend.rmsNorm(h, x, l.inputNorm(), tc.rmsNormEps());
-        linear(q, h, l.q(), segs);
         // one sequence writes its new keys/values straight into its cache; a batch computes them for all rows
         // in one matmul and copies each sequence's rows into its own cache
         boolean one = segs.length == 1;
         Tensor k = one ? backend.view(segs[0].keys, segs[0].pos, n) : backend.allocate(n, tc.kvDim());
         Tensor v = one ? backend.view(segs[0].values, segs[0].pos, n) : backend.allocate(n, tc.kvDim());
-        linear(k, h, l.k(), segs);
-        linear(v, h, l.v(), segs);
+        linears(new Tensor[]{q, k, v}, h, new Linear[]{l.q(), l.k(), l.v()}, segs);
         float scale = (float) (1.0 / Math.sqrt(hd));
         List<Backend.AttentionSegment> attSegs = new ArrayList<>(segs.length);
         for (Segment s : segs) {
@@ -270,11 +268,23 @@ public final class LlavaModel {
         linear(tmp, att, l.o(), segs);
         backend.add(x, tmp);
         backend.rmsNorm(h, x, l.postAttentionNorm(), tc.rmsNormEps());
-        linear(gate, h, l.gate(), segs);
-        linear(up, h, l.up(), segs);
+        linears(new Tensor[]{gate, up}, h, new Linear[]{l.gate(), l.up()}, segs);
         backend.gatedActivate(gate, up, tc.hiddenAct());
         linear(tmp, gate, l.down(), segs);
         backend.add(x, tmp);
+    }
+
+    /** Linears of one input over a batch: {@link Backend#linears} when each is one matmul, else one at a time. */
+    private void linears(Tensor[] outs, Tensor in, Linear[] ws, Segment[] segs) {
+        for (Linear w : ws) {
+            Linear.InputQuantizer q = w.inputQuantizer();
+            if (segs.length > 1 && q != null && !q.rowIndependent()) {
+                for (int i = 0; i < ws.length; i++) linear(outs[i], in, ws[i], segs);
+                return;
+            }
+        }
+        for (Linear w : ws) hooks.linearInput(w, in);
+        backend.linears(outs, in, ws);
     }
 
     /** A linear over a batch: one matmul, unless its input quantizer couples rows (then per sequence). */

@@ -207,4 +207,33 @@ class Int8MatmulTest {
         assertFalse(Int8Matmul.supports(random(4, 256, 32, true, 1)));
         assertTrue(Int8Matmul.supports(random(4, 256, 256, true, 1)) == (256 % Int8Rows.STEP == 0));
     }
+
+    /** Several matrices of one input in one call (q, k, v): every output the bits of its matrix's own call. */
+    @Test
+    void severalMatricesInOneCallEqualOneCallEach() {
+        int before = Parallel.threads();
+        try {
+            int cols = 256;
+            Q4Matrix[] ws = {random(80, cols, 128, true, 1), random(16, cols, 128, false, 2), random(33, cols, 256, true, 3)};
+            float[][] bias = {null, gaussian(16, 4), gaussian(33, 5)};
+            for (int n : new int[]{1, 3}) {
+                float[] x = gaussian(n * cols, 6 + n);
+                Int8Rows xq = Int8Rows.quantize(x, 0, n, cols);
+                for (int th : new int[]{1, 2, 8}) {
+                    Parallel.setThreads(th);
+                    float[][] outs = new float[ws.length][];
+                    int[] offs = {0, 5, 2};
+                    for (int i = 0; i < ws.length; i++) outs[i] = new float[offs[i] + n * ws[i].rows()];
+                    Int8Matmul.matmul(outs, offs, xq, ws, bias);
+                    for (int i = 0; i < ws.length; i++) {
+                        float[] one = new float[n * ws[i].rows()];
+                        Int8Matmul.matmul(one, 0, xq, ws[i], bias[i]);
+                        assertArrayEquals(one, Arrays.copyOfRange(outs[i], offs[i], outs[i].length), "matrix " + i + ", n=" + n + ", " + th + " threads");
+                    }
+                }
+            }
+        } finally {
+            Parallel.setThreads(before);
+        }
+    }
 }

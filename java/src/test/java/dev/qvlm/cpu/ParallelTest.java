@@ -37,18 +37,25 @@ class ParallelTest {
     }
 
     @Test
-    void largeChunksStartOnWholeCacheLinesOfFloats() {
-        for (int chunks = 1; chunks <= 64; chunks++)
-            for (int n : new int[]{4096, 11008, 1000}) {
-                int prev = 0;
-                for (int k = 1; k <= chunks; k++) {
-                    int b = Parallel.boundary(n, chunks, k);
-                    assertTrue(b >= prev, "boundaries ascend");
-                    if (k < chunks && n / chunks >= 64) assertEquals(0, b % 16, "boundary " + b);
-                    prev = b;
+    void chunksShrinkToTheGrainAndLargeOnesEndOnWholeCacheLinesOfFloats() {
+        for (int share : new int[]{2, 4, 16, 32})
+            for (int grain : new int[]{1, 16, 32, 300})
+                for (int n : new int[]{4096, 11008, 1000, 37}) {
+                    int s = 0, prevSize = Integer.MAX_VALUE, claims = 0;
+                    while (s < n) {
+                        int e = Parallel.chunkEnd(n, s, grain, share), size = e - s;
+                        assertTrue(e > s && e <= n, "progress");
+                        assertTrue(size >= Math.min(grain, n - s), "at least the grain");
+                        assertTrue(size <= Math.max(prevSize, grain + 15), "chunks do not grow");
+                        if (size >= 64 && e < n) assertEquals(0, e % 16, "boundary " + e + " after a large chunk");
+                        if (size >= 64 && e < n) assertEquals(0, s % 16, "large chunk start " + s);
+                        prevSize = size;
+                        s = e;
+                        claims++;
+                    }
+                    assertTrue(claims <= n / Math.max(1, grain) + 1, "no more claims than grains");
+                    if (grain == 1 && n >= 1000) assertTrue((double) (Parallel.chunkEnd(n, 0, grain, share)) / n >= 0.5 / share, "first chunk ~1/share");
                 }
-                assertEquals(n, prev);
-            }
     }
 
     @Test
