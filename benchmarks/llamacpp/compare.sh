@@ -12,9 +12,11 @@
 # our FP16, `--wbits 16`) or q4 (llama.cpp Q4_0 vs our W4A16 g128, `--wbits 4`). Default: tinyllama-1.1b:f16
 # tinyllama-1.1b:q4 llava-1.5-7b:q4 (7B only at 4 bits: 13.5 GB of FP16 does not fit next to the other jobs).
 #
-# Each side measures decode (llama-bench tg N_GEN; qvlm bench --new-tokens N_GEN, after the prompt) and prefill of
-# N_PROMPT tokens (llama-bench pp N_PROMPT; qvlm bench's time to first token of BOS + N_PROMPT-1 text tokens,
-# --image-tokens 0), THREADS threads (llama-bench -t; qvlm bench --threads when it has the option).
+# Each side measures decode of N_GEN tokens after the N_PROMPT-token prompt (qvlm bench --new-tokens N_GEN after
+# its prefill; llama-bench tg N_GEN at depth N_PROMPT, `-d`, so both attend over the same context; its tg from an
+# empty context, depth 0, is reported beside it) and prefill of N_PROMPT tokens from an empty context (llama-bench
+# pp N_PROMPT; qvlm bench's time to first token of BOS + N_PROMPT-1 text tokens, --image-tokens 0), THREADS
+# threads (llama-bench -t; qvlm bench --threads when it has the option).
 # Environment: ROUNDS (3), REPS (llama-bench -r, 2), THREADS (2), N_PROMPT (128), N_GEN (64), SEED (1),
 # QVLM_BENCH_FLAGS, LLAMA_BENCH_FLAGS (appended to each side's command), OUT (results/llamacpp-compare.json),
 # NICE (the prefix of both sides' commands, default "nice": a shared machine's other jobs keep their share; NICE=
@@ -73,6 +75,7 @@ read -r -a EXTRA_L <<< "${LLAMA_BENCH_FLAGS:-}"
   echo "qvlm_commit=$(git -C "$ROOT" rev-parse HEAD)$(git -C "$ROOT" diff --quiet HEAD -- java || echo '+dirty')"
   echo "java=$("$JAVA_HOME/bin/java" -version 2>&1 | head -1)"
   echo "qvlm_flags=${QFLAGS[*]:-} ${EXTRA_Q[*]:-}"
+  echo "decode_depth=$N_PROMPT"
   echo "llama_flags=${EXTRA_L[*]:-}"
   echo "nice=${NICE_CMD[*]:-}"
 } > "$RUN/machine.txt"
@@ -84,7 +87,7 @@ nice "$JAVA_HOME/bin/java" --add-modules jdk.incubator.vector "$HERE/ReadBandwid
 run_llama() { # case round
   local s="${1%%:*}" f="${1#*:}"
   local g="$WORK/models/$s-$([[ $f == f16 ]] && echo f16 || echo q4_0).gguf"
-  local cmd=("$LB" -m "$g" -t "$THREADS" -p "$N_PROMPT" -n "$N_GEN" -r "$REPS" -o json "${EXTRA_L[@]}")
+  local cmd=("$LB" -m "$g" -t "$THREADS" -p "$N_PROMPT" -n "$N_GEN" -d "0,$N_PROMPT" -r "$REPS" -o json "${EXTRA_L[@]}")
   echo "   llama.cpp: ${cmd[*]}" >&2
   echo "${cmd[*]}" > "$RUN/llama-$s-$f-$2.cmd"
   "${NICE_CMD[@]}" "${cmd[@]}" > "$RUN/llama-$s-$f-$2.json" 2> "$RUN/llama-$s-$f-$2.log" \

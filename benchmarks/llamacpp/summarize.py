@@ -3,7 +3,8 @@
 
 Per case and metric (decode, prefill): the median over rounds of each side's tokens/s, and the median (and range) of
 the per-round ratios qvlm / llama.cpp (each round's two runs ran back to back, so their ratio is the least
-disturbed figure on a shared machine). Decode also gets each side's effective weight bandwidth: bytes a decode step
+disturbed figure on a shared machine). Decode compares llama.cpp's tg at the depth of qvlm's decode (after its
+prompt: machine.txt's decode_depth, llama-bench -d) when the run has it, and also reports its tg from depth 0. Decode also gets each side's effective weight bandwidth: bytes a decode step
 reads × tokens/s (qvlm: the bench's weight_bytes_per_token; llama.cpp: every tensor of the GGUF but token_embd, of
 which one row is gathered per token) and qvlm's share of the measured read bandwidth (ReadBandwidth.java, the
 best of its runs before and after, at the run's thread count).
@@ -61,8 +62,11 @@ def main():
             if not qp.exists():
                 continue
             qj = read_json(qp)
-            tg = [e for e in lj if e["n_gen"] > 0 and e["n_prompt"] == 0]
-            pp = [e for e in lj if e["n_prompt"] > 0 and e["n_gen"] == 0]
+            # decode at the depth of qvlm's (after its prompt) when the run has it; prefill from an empty context
+            depth = int(machine.get("decode_depth", "0") or 0)
+            tg0 = [e for e in lj if e["n_gen"] > 0 and e["n_prompt"] == 0 and e.get("n_depth", 0) == 0]
+            tg = [e for e in lj if e["n_gen"] > 0 and e["n_prompt"] == 0 and e.get("n_depth", 0) == depth] or tg0
+            pp = [e for e in lj if e["n_prompt"] > 0 and e["n_gen"] == 0 and e.get("n_depth", 0) == 0]
             if not tg or not pp:
                 fail(f"{run}/llama-{shape}-{fmt}-{r}.json: no tg and pp results")
             q = qj["runs"][0]
@@ -71,6 +75,8 @@ def main():
             per.append({
                 "round": r, "load1_at_start": float(lp.read_text()) if lp.exists() else None,
                 "llama_decode_tps": tg[0]["avg_ts"], "llama_prefill_tps": pp[0]["avg_ts"],
+                "llama_decode_depth": tg[0].get("n_depth", 0),
+                "llama_decode_depth0_tps": tg0[0]["avg_ts"] if tg0 else None,
                 "llama_decode_samples": tg[0].get("samples_ts"), "llama_prefill_samples": pp[0].get("samples_ts"),
                 "qvlm_decode_tps": q["decode_tokens_per_s"],
                 "qvlm_prefill_tps": q["prefill_tokens"] / (q["ttft_ms"] / 1e3),
@@ -90,6 +96,11 @@ def main():
                    "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
                    "target": TARGETS.get((shape, fmt, metric))}
             if metric == "decode":
+                row["llama_decode_depth"] = per[0]["llama_decode_depth"]
+                d0 = [p["llama_decode_depth0_tps"] for p in per if p["llama_decode_depth0_tps"]]
+                if d0 and row["llama_decode_depth"]:
+                    row["llama_depth0_tps"] = statistics.median(d0)
+                    row["ratio_to_depth0"] = statistics.median(q / p["llama_decode_depth0_tps"] for q, p in zip(qt, per))
                 qb = per[0]["qvlm_weight_bytes_per_token"]
                 row["qvlm_bytes_per_token"] = qb
                 row["llama_bytes_per_token"] = llama_bytes
@@ -108,19 +119,21 @@ def main():
             f"before / {machine.get('load_after')} after; llama.cpp {machine.get('llama_cpp_commit', '')[:12]}")
     lines = [head, "",
              "| shape | llama.cpp | qvlm | metric | llama.cpp tok/s | qvlm tok/s | ratio (range) | target | "
-             "llama.cpp GB/s | qvlm GB/s | qvlm % of read BW |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "llama.cpp GB/s | qvlm GB/s | qvlm % of read BW | llama.cpp decode from depth 0: tok/s, ratio |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         ll, ql = label[r["format"]]
         tgt = f"≥ {r['target']:.1f}" if r["target"] else ""
         mark = "" if not r["target"] else (" ✓" if r["ratio"] >= r["target"] else " ✗")
         gb = ("", "", "")
+        d0 = f"{r['llama_depth0_tps']:.2f}, {r['ratio_to_depth0']:.2f}" if "llama_depth0_tps" in r else ""
+        metric = r["metric"] + (f" at depth {r['llama_decode_depth']}" if r.get("llama_decode_depth") else "")
         if r["metric"] == "decode":
             gb = (f"{r['llama_gb_s']:.1f}", f"{r['qvlm_gb_s']:.1f}",
                   f"{100 * r['qvlm_of_read_bw']:.0f} %" if "qvlm_of_read_bw" in r else "")
-        lines.append(f"| {r['shape']} | {ll} | {ql} | {r['metric']} | {r['llama_tps']:.2f} | {r['qvlm_tps']:.2f} | "
+        lines.append(f"| {r['shape']} | {ll} | {ql} | {metric} | {r['llama_tps']:.2f} | {r['qvlm_tps']:.2f} | "
                      f"{r['ratio']:.2f}{mark} ({r['ratio_min']:.2f}–{r['ratio_max']:.2f}) | {tgt} | "
-                     f"{gb[0]} | {gb[1]} | {gb[2]} |")
+                     f"{gb[0]} | {gb[1]} | {gb[2]} | {d0} |")
     loads = [p["load1_at_start"] for r in results for p in r.get("per_round", []) if p["load1_at_start"] is not None]
     nproc = int(machine.get("nproc", "0") or 0)
     # the 1-minute load average at a case's start still counts the previous case's own benchmark threads, so a quiet
