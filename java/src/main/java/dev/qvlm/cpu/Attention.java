@@ -123,6 +123,105 @@ final class Attention {
     }
 
     /**
+     * {@link #head} for the {@code g} query heads that share one key/value head (grouped-query attention: query
+     * head h at q[qo + h·hd], its output at out[oo + h·hd]), with every head's operations in {@link #head}'s order,
+     * so the same bits. What changes is the order of the loops: each block of L keys is scored for all g heads in
+     * turn (its key rows are fetched from memory once and read from L1 by the other heads), and each value row is
+     * loaded once for up to four heads (eight accumulation chains) instead of once per head. One TinyLlama decode
+     * step's attention (32 query heads over 4 key/value heads of 64, 22 layers, 2 threads, Zen 5): 0.58 → 0.39 ms
+     * at 160 keys, 1.54 → 0.96 ms at 400 (one head at a time → this).
+     */
+    static void group(float[] q, int qo, int g, float[] k, int ko, int ks, float[] v, int vo, int vs, int kvCol, int len,
+                      int hd, float scale, float[] out, int oo) {
+        if (hd % L != 0 || L < 4 || hd % (2 * L) != 0 || g == 1) {
+            for (int h = 0; h < g; h++) head(q, qo + h * hd, k, ko, ks, v, vo, vs, kvCol, len, hd, scale, out, oo + h * hd);
+            return;
+        }
+        float[] sc = scores(g * len), blk = SCRATCH.get()[1];
+        float[] inv = new float[g];
+        groupScores(q, qo, g, k, ko + kvCol, ks, len, hd, scale, sc, blk, inv);
+        for (int h = 0; h < g; h += 4) {
+            int m = Math.min(4, g - h);
+            if (m == 4) groupValues4(v, vo + kvCol, vs, len, hd, sc, h * len, len, inv, h, out, oo + h * hd);
+            else for (int e = h; e < g; e++) values(v, vo + kvCol, vs, len, hd, sc, e * len, inv[e], out, oo + e * hd);
+        }
+    }
+
+    /** Scores of g heads (sc[h·len + j], scaled, then softmax numerators) and their 1 / Σ in inv[h], as {@link #head}. */
+    private static void groupScores(float[] q, int qo, int g, float[] k, int kc, int ks, int len, int hd, float scale,
+                                    float[] sc, float[] blk, float[] inv) {
+        float[] max = new float[g];
+        java.util.Arrays.fill(max, Float.NEGATIVE_INFINITY);
+        FloatVector scv = FloatVector.broadcast(F, scale);
+        int j0 = 0;
+        for (; j0 + L <= len; j0 += L)
+            for (int h = 0; h < g; h++) {
+                blockScores(q, qo + h * hd, k, kc, ks, j0, L, hd, blk);
+                FloatVector s = FloatVector.fromArray(F, blk, 0).mul(scv);
+                s.intoArray(sc, h * len + j0);
+                max[h] = Math.max(max[h], s.reduceLanes(VectorOperators.MAX)); // max: exact in any order
+            }
+        if (j0 < len)
+            for (int h = 0; h < g; h++) {
+                blockScores(q, qo + h * hd, k, kc, ks, j0, len - j0, hd, blk);
+                for (int i = 0; i < len - j0; i++) {
+                    float s = blk[i] * scale;
+                    sc[h * len + j0 + i] = s;
+                    if (s > max[h]) max[h] = s;
+                }
+            }
+        for (int h = 0; h < g; h++) inv[h] = (float) (1.0 / VectorMath.expShiftSum(sc, h * len, len, max[h]));
+    }
+
+    /** One head's output, {@link #head}'s loop: two chains per pass over the keys, each in key order. */
+    private static void values(float[] v, int vc, int vs, int len, int hd, float[] sc, int so, float inv, float[] out, int oo) {
+        for (int c = 0; c < hd; c += 2 * L) {
+            FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
+            for (int j = 0, vr = vc + c; j < len; j++, vr += vs) {
+                FloatVector w = FloatVector.broadcast(F, sc[so + j] * inv);
+                acc0 = FloatVector.fromArray(F, v, vr).fma(w, acc0);
+                acc1 = FloatVector.fromArray(F, v, vr + L).fma(w, acc1);
+            }
+            acc0.intoArray(out, oo + c);
+            acc1.intoArray(out, oo + c + L);
+        }
+    }
+
+    /** {@link #values} of heads h..h+3 (scores at sc[so + e·stride]), each value row's two chunks loaded once for four. */
+    private static void groupValues4(float[] v, int vc, int vs, int len, int hd, float[] sc, int so, int stride,
+                                     float[] inv, int h, float[] out, int oo) {
+        float i0 = inv[h], i1 = inv[h + 1], i2 = inv[h + 2], i3 = inv[h + 3];
+        int s0 = so, s1 = so + stride, s2 = so + 2 * stride, s3 = so + 3 * stride;
+        for (int c = 0; c < hd; c += 2 * L) {
+            FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), b0 = FloatVector.zero(F), b1 = FloatVector.zero(F),
+                    c0 = FloatVector.zero(F), c1 = FloatVector.zero(F), d0 = FloatVector.zero(F), d1 = FloatVector.zero(F);
+            for (int j = 0, vr = vc + c; j < len; j++, vr += vs) {
+                FloatVector x = FloatVector.fromArray(F, v, vr), y = FloatVector.fromArray(F, v, vr + L);
+                FloatVector w = FloatVector.broadcast(F, sc[s0 + j] * i0);
+                a0 = x.fma(w, a0);
+                a1 = y.fma(w, a1);
+                w = FloatVector.broadcast(F, sc[s1 + j] * i1);
+                b0 = x.fma(w, b0);
+                b1 = y.fma(w, b1);
+                w = FloatVector.broadcast(F, sc[s2 + j] * i2);
+                c0 = x.fma(w, c0);
+                c1 = y.fma(w, c1);
+                w = FloatVector.broadcast(F, sc[s3 + j] * i3);
+                d0 = x.fma(w, d0);
+                d1 = y.fma(w, d1);
+            }
+            a0.intoArray(out, oo + c);
+            a1.intoArray(out, oo + c + L);
+            b0.intoArray(out, oo + hd + c);
+            b1.intoArray(out, oo + hd + c + L);
+            c0.intoArray(out, oo + 2 * hd + c);
+            c1.intoArray(out, oo + 2 * hd + c + L);
+            d0.intoArray(out, oo + 3 * hd + c);
+            d1.intoArray(out, oo + 3 * hd + c + L);
+        }
+    }
+
+    /**
      * Unscaled scores of keys j0..j0+n-1 (n ≤ L) into blk[0..n): each key's lane-wise products form one vector (zero
      * for the missing keys of a short block), and the transposing tree sums all L of them across lanes at once.
      */

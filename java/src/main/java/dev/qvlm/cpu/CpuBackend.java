@@ -321,10 +321,9 @@ public final class CpuBackend implements Backend {
                 CpuTensor kk = c(g.keys()), vv = c(g.values());
                 int rel = job - first[s], t = rel / kvHeads, kh = rel % kvHeads, row = g.row() + t;
                 int len = causal ? Math.min(g.kvLen(), g.qPos0() + t + 1) : g.kvLen();
-                for (int h = kh * group; h < (kh + 1) * group; h++)
-                    Attention.head(qq.data(), qq.offset() + row * qq.cols() + h * headDim, kk.data(), kk.offset(), kk.cols(),
-                            vv.data(), vv.offset(), vv.cols(), kh * headDim, len, headDim, scale,
-                            o.data(), o.offset() + row * o.cols() + h * headDim);
+                Attention.group(qq.data(), qq.offset() + row * qq.cols() + kh * group * headDim, group, kk.data(), kk.offset(),
+                        kk.cols(), vv.data(), vv.offset(), vv.cols(), kh * headDim, len, headDim, scale,
+                        o.data(), o.offset() + row * o.cols() + kh * group * headDim);
             }
         });
         store(out);

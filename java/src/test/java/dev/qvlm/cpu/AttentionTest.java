@@ -90,6 +90,22 @@ class AttentionTest {
         }
     }
 
+    /** The grouped kernel gives every query head the bits of the one-head kernel, at every group size and length. */
+    @ParameterizedTest
+    @CsvSource({"8, 64, 1", "8, 64, 16", "8, 64, 37", "8, 64, 216", "4, 32, 40", "3, 32, 17", "6, 128, 33", "2, 16, 5",
+            "5, 48, 20", "1, 64, 30"})
+    void groupOfHeadsEqualsOneHeadAtATime(int g, int hd, int len) {
+        Random r = new Random(g * 1000L + hd * 10L + len);
+        int kvHeads = 2, ks = kvHeads * hd + 3, kh = 1; // row stride wider than the heads, second key/value head
+        float[] q = rand(r, 7 + g * hd), k = rand(r, 5 + len * ks), v = rand(r, 5 + len * ks);
+        float scale = (float) (1 / Math.sqrt(hd));
+        float[] want = new float[2 + g * hd], got = new float[2 + g * hd];
+        for (int h = 0; h < g; h++) Attention.head(q, 7 + h * hd, k, 5, ks, v, 5, ks, kh * hd, len, hd, scale, want, 2 + h * hd);
+        Attention.group(q, 7, g, k, 5, ks, v, 5, ks, kh * hd, len, hd, scale, got, 2);
+        for (int i = 0; i < got.length; i++)
+            assertEquals(Float.floatToIntBits(want[i]), Float.floatToIntBits(got[i]), "element " + i + " (head " + (i - 2) / hd + ")");
+    }
+
     private static float[] rand(Random r, int n) {
         float[] a = new float[n];
         for (int i = 0; i < n; i++) a[i] = (float) (r.nextGaussian() * 1.5);
