@@ -44,9 +44,10 @@ public final class Bench {
      * @param batches         decode batch sizes to time after batch 1 (continuous batching's step, {@link LlavaModel#forwardLast})
      * @param batchRepeats    times each batch size is timed, round-robin over the sizes (1, 2, 4, 8, 1, 2, ...)
      * @param int8Activations CPU: 4-bit linears with int8 activations ({@link dev.qvlm.cpu.Int8Matmul})
+     * @param warmupTokens    untimed decode steps after the untimed prefill, before the timed run (the JIT's warm-up)
      */
     public record Options(String device, int promptTokens, int imageTokens, int newTokens, int seed, List<Integer> batches,
-                          int batchRepeats, boolean int8Activations) {}
+                          int batchRepeats, boolean int8Activations, int warmupTokens) {}
 
     /**
      * {@code batch} sequences decoded together for {@code steps} steps: the median of the repeats' wall times
@@ -245,9 +246,11 @@ public final class Bench {
             if (imageTokens > 0) model.encodeImage(pixels);
             int[] text = java.util.Arrays.copyOfRange(prompt, 1 + imageTokens, prompt.length);
             int[] warmPrompt = text.length > 0 ? text : new int[]{prompt[0]};
-            KvCache warm = model.newCache(warmPrompt.length + 2);
+            // then decode steps, so that the timed decode runs compiled code: with 2 steps, a TinyLlama W4 decode of
+            // 64 tokens still ran partly in not-yet-optimised code (35 ms/token over its first 64 steps, 20 later)
+            KvCache warm = model.newCache(warmPrompt.length + 2 + o.warmupTokens());
             argmax(model.forward(warm, warmPrompt, null, false));
-            for (int i = 0; i < 2; i++) argmax(model.forward(warm, new int[]{first(prompt)}, null, false));
+            for (int i = 0; i < 2 + o.warmupTokens(); i++) argmax(model.forward(warm, new int[]{first(prompt)}, null, false));
             warm = null;
 
             KvCache cache = model.newCache(nPrompt + o.newTokens());

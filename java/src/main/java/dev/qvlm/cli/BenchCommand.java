@@ -57,6 +57,10 @@ final class BenchCommand implements Callable<Integer> {
             description = "Time the --batch curve R times, round-robin over the batch sizes (1, 2, 4, 8, 1, 2, ...), and report each point's median (for a noisy machine). Default 1.")
     int batchRepeat;
 
+    @Option(names = "--warmup-tokens", defaultValue = "64", paramLabel = "N",
+            description = "Untimed decode steps before the timed run, after an untimed prefill of the timed length (default ${DEFAULT-VALUE}): the JVM compiles the hot kernels while they run, so the first steps are slower than a running server's. 0 measures the first request instead.")
+    int warmupTokens;
+
     @Option(names = "--seed", defaultValue = "1", paramLabel = "S", description = "Seed of the random weights and prompt (default ${DEFAULT-VALUE}).")
     int seed;
 
@@ -96,8 +100,9 @@ final class BenchCommand implements Callable<Integer> {
             throw new QvlmException("--image-tokens " + img + ": the vision tower of " + (model != null ? model : synthetic)
                     + " produces " + features + " image tokens (or give 0 for text only)");
         int tokens = 1 + img + promptTokens + newTokens;
+        if (warmupTokens < 0) throw new QvlmException("--warmup-tokens must be at least 0, got " + warmupTokens);
         Bench.Options o = new Bench.Options(device, promptTokens, img, newTokens, seed, List.copyOf(batches), batchRepeat,
-                cpu.int8Activations);
+                cpu.int8Activations, warmupTokens);
         String name = model != null ? model.toString() : synthetic;
         List<Bench.Run> runs = new ArrayList<>();
         if (model != null) {
@@ -124,6 +129,7 @@ final class BenchCommand implements Callable<Integer> {
         report.put("prompt_tokens", promptTokens);
         report.put("image_tokens", img);
         report.put("new_tokens", newTokens);
+        report.put("warmup_tokens", warmupTokens);
         report.put("runs", runs.stream().map(Bench.Run::json).toList());
         List<Map<String, Object>> ratios = new ArrayList<>();
         for (int i = 1; i < runs.size(); i++) ratios.add(Bench.ratios(runs.getFirst(), runs.get(i)));

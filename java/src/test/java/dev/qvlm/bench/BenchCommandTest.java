@@ -27,6 +27,7 @@ class BenchCommandTest {
         JsonNode j = Json.parse(r[1], "stdout");
         assertEquals(j, Json.read(out), "--out holds the printed report");
         assertEquals(64, j.get("image_tokens").asInt(), "tiny's vision tower gives 64 image tokens");
+        assertEquals(64, j.get("warmup_tokens").asInt(), "untimed decode steps by default");
         assertEquals(2, j.get("runs").size());
         for (JsonNode run : j.get("runs")) {
             assertEquals(1 + 64 + 8, run.get("prefill_tokens").asInt());
@@ -80,6 +81,7 @@ class BenchCommandTest {
                 {"bench", "--synthetic", "tiny", "--batch", "2,40"},
                 {"bench", "--synthetic", "tiny", "--batch", "2", "--batch-repeat", "0"},
                 {"bench", "--synthetic", "tiny", "--device", "tpu"},
+                {"bench", "--synthetic", "tiny", "--warmup-tokens", "-1"},
                 {"bench"},
         };
         for (String[] a : bad) {
