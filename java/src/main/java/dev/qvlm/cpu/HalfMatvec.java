@@ -53,20 +53,13 @@ public final class HalfMatvec {
         });
     }
 
-    /** F16 lanes at byte offset o → FP32, exact (see {@link #dotF16}). */
-    private static FloatVector f16(MemorySegment seg, long o) {
-        IntVector h = (IntVector) ShortVector.fromMemorySegment(S, seg, o, ByteOrder.LITTLE_ENDIAN)
-                .convertShape(VectorOperators.S2I, I, 0);
-        return h.lanewise(VectorOperators.LSHL, 13).and(0x0fffe000).reinterpretAsFloats().mul(0x1p112f)
-                .reinterpretAsInts().or(h.and(0x80000000)).reinterpretAsFloats();
-    }
-
-    /** BF16 lanes at byte offset o → FP32 (the upper half of the float's bits), exact. */
-    private static FloatVector bf16(MemorySegment seg, long o) {
-        IntVector h = (IntVector) ShortVector.fromMemorySegment(S, seg, o, ByteOrder.LITTLE_ENDIAN)
-                .convertShape(VectorOperators.S2I, I, 0);
-        return h.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-    }
+    // The F16 → FP32 conversion is written out in each loop below rather than called: a method returning a vector
+    // that C2 does not inline (it decides per compilation; at 63 bytes of bytecode this one was refused in some
+    // compiles) returns it boxed on the heap, per call (see VectorCallsTest). Sign-extended S2I keeps the F16 sign
+    // in bit 31; shifted left 13, exponent and mantissa sit in float position, masked, × 2^112 rebiases (also right
+    // for subnormals), then the sign is or-ed back: exact. BF16 is the upper half of a float: shift left 16.
+    private static final int F16_MAG = 0x0fffe000, SIGN = 0x80000000;
+    private static final float REBIAS = 0x1p112f;
 
     /** Rows r and q (far apart), each its own chain in the contract's order, sharing each x load. */
     private static void dot2F16(MemorySegment seg, int r, int q, int cols, float[] x, int xo, float[] out, int outOff) {
@@ -76,8 +69,12 @@ public final class HalfMatvec {
         int i = 0;
         for (int upper = cols - L; i <= upper; i += L) {
             FloatVector xv = FloatVector.fromArray(F, x, xo + i);
-            a = f16(seg, br + 2L * i).fma(xv, a);
-            c = f16(seg, bq + 2L * i).fma(xv, c);
+            IntVector h = (IntVector) ShortVector.fromMemorySegment(S, seg, br + 2L * i, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I, 0);
+            IntVector g = (IntVector) ShortVector.fromMemorySegment(S, seg, bq + 2L * i, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I, 0);
+            a = h.lanewise(VectorOperators.LSHL, 13).and(F16_MAG).reinterpretAsFloats().mul(REBIAS).reinterpretAsInts()
+                    .or(h.and(SIGN)).reinterpretAsFloats().fma(xv, a);
+            c = g.lanewise(VectorOperators.LSHL, 13).and(F16_MAG).reinterpretAsFloats().mul(REBIAS).reinterpretAsInts()
+                    .or(g.and(SIGN)).reinterpretAsFloats().fma(xv, c);
         }
         float sa = VectorMath.sum(a), sc = VectorMath.sum(c);
         for (; i < cols; i++) {
@@ -95,8 +92,10 @@ public final class HalfMatvec {
         int i = 0;
         for (int upper = cols - L; i <= upper; i += L) {
             FloatVector xv = FloatVector.fromArray(F, x, xo + i);
-            a = bf16(seg, br + 2L * i).fma(xv, a);
-            c = bf16(seg, bq + 2L * i).fma(xv, c);
+            IntVector h = (IntVector) ShortVector.fromMemorySegment(S, seg, br + 2L * i, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I, 0);
+            IntVector g = (IntVector) ShortVector.fromMemorySegment(S, seg, bq + 2L * i, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I, 0);
+            a = h.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(xv, a);
+            c = g.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(xv, c);
         }
         float sa = VectorMath.sum(a), sc = VectorMath.sum(c);
         for (; i < cols; i++) {
@@ -126,8 +125,11 @@ public final class HalfMatvec {
         final long b = 2L * r * cols;
         FloatVector a = FloatVector.zero(F);
         int i = 0;
-        // exponent and mantissa to float position (× 2^112 rebiases, subnormals too), then the sign (bit 31)
-        for (int upper = cols - L; i <= upper; i += L) a = f16(seg, b + 2L * i).fma(FloatVector.fromArray(F, x, xo + i), a);
+        for (int upper = cols - L; i <= upper; i += L) {
+            IntVector h = (IntVector) ShortVector.fromMemorySegment(S, seg, b + 2L * i, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I, 0);
+            a = h.lanewise(VectorOperators.LSHL, 13).and(F16_MAG).reinterpretAsFloats().mul(REBIAS).reinterpretAsInts()
+                    .or(h.and(SIGN)).reinterpretAsFloats().fma(FloatVector.fromArray(F, x, xo + i), a);
+        }
         float s = VectorMath.sum(a);
         for (; i < cols; i++) s += Float.float16ToFloat(seg.get(LE, b + 2L * i)) * x[xo + i];
         return s;
@@ -138,7 +140,10 @@ public final class HalfMatvec {
         final long b = 2L * r * cols;
         FloatVector a = FloatVector.zero(F);
         int i = 0;
-        for (int upper = cols - L; i <= upper; i += L) a = bf16(seg, b + 2L * i).fma(FloatVector.fromArray(F, x, xo + i), a);
+        for (int upper = cols - L; i <= upper; i += L) {
+            IntVector h = (IntVector) ShortVector.fromMemorySegment(S, seg, b + 2L * i, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I, 0);
+            a = h.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F, x, xo + i), a);
+        }
         float s = VectorMath.sum(a);
         for (; i < cols; i++) s += Float.intBitsToFloat(seg.get(LE, b + 2L * i) << 16) * x[xo + i];
         return s;

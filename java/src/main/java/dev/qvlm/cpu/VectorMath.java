@@ -14,13 +14,17 @@ public final class VectorMath {
     /**
      * Sum of the lanes in a fixed left-to-right order. {@code reduceLanes(ADD)} may add in a different order in
      * the interpreter and in compiled code, which made the first forward pass differ in the last bits from later
-     * ones; a fixed order keeps every pass bit-identical.
+     * ones; a fixed order keeps every pass bit-identical. Kept under C2's always-inline size (35 bytes of
+     * bytecode, see {@code VectorCallsTest}): a method taking or returning a vector that is not inlined gets it
+     * boxed on the heap, per call.
      */
     public static float sum(FloatVector v) {
-        float[] t = new float[v.length()];
-        v.intoArray(t, 0);
+        return sum(v.toArray());
+    }
+
+    private static float sum(float[] lanes) {
         float s = 0;
-        for (float x : t) s += x;
+        for (float x : lanes) s += x;
         return s;
     }
 
@@ -133,24 +137,30 @@ public final class VectorMath {
             P3 = 4.1665795894e-2f, P4 = 1.6666665459e-1f, P5 = 5.0000001201e-1f;
     private static final float ROUND = 12582912f; // 1.5 · 2^23: adding and subtracting it rounds to an integer
 
-    static FloatVector exp(FloatVector x) {
-        x = x.max(EXP_LO).min(EXP_HI);
-        FloatVector k = x.mul(LOG2E).add(ROUND).sub(ROUND);
-        var sp = x.species();
-        FloatVector r = k.fma(FloatVector.broadcast(sp, -LN2_HI), x);
-        r = k.fma(FloatVector.broadcast(sp, -LN2_LO), r);
-        FloatVector z = r.mul(r);
-        FloatVector y = r.fma(FloatVector.broadcast(sp, P0), FloatVector.broadcast(sp, P1));
-        y = y.fma(r, FloatVector.broadcast(x.species(), P2));
-        y = y.fma(r, FloatVector.broadcast(x.species(), P3));
-        y = y.fma(r, FloatVector.broadcast(x.species(), P4));
-        y = y.fma(r, FloatVector.broadcast(x.species(), P5));
-        y = y.fma(z, r).add(1f);
-        IntVector e = ((IntVector) k.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
-        return y.mul(e.reinterpretAsFloats());
+    /**
+     * x[i] = exp(x[i]) for i in [off, off + n), n a multiple of the lane count. Arrays in and out rather than a
+     * vector-to-vector method: this body is far above C2's always-inline size, and a call that is not inlined
+     * (which C2 decides per compilation, e.g. in an early or on-stack-replacement compile) boxes every vector.
+     */
+    static void expVectors(float[] x, int off, int n) {
+        for (int i = off, end = off + n; i < end; i += F.length()) {
+            FloatVector v = FloatVector.fromArray(F, x, i).max(EXP_LO).min(EXP_HI);
+            FloatVector k = v.mul(LOG2E).add(ROUND).sub(ROUND);
+            FloatVector r = k.fma(FloatVector.broadcast(F, -LN2_HI), v);
+            r = k.fma(FloatVector.broadcast(F, -LN2_LO), r);
+            FloatVector z = r.mul(r);
+            FloatVector y = r.fma(FloatVector.broadcast(F, P0), FloatVector.broadcast(F, P1));
+            y = y.fma(r, FloatVector.broadcast(F, P2));
+            y = y.fma(r, FloatVector.broadcast(F, P3));
+            y = y.fma(r, FloatVector.broadcast(F, P4));
+            y = y.fma(r, FloatVector.broadcast(F, P5));
+            y = y.fma(z, r).add(1f);
+            IntVector e = ((IntVector) k.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
+            y.mul(e.reinterpretAsFloats()).intoArray(x, i);
+        }
     }
 
-    /** The scalar twin of {@link #exp(FloatVector)}: the same operations, so the same bits. */
+    /** The scalar twin of {@link #expVectors}: the same operations, so the same bits. */
     public static float exp(float x) {
         x = Math.min(Math.max(x, EXP_LO), EXP_HI);
         float k = (x * LOG2E + ROUND) - ROUND;
@@ -168,15 +178,13 @@ public final class VectorMath {
 
     /** x[i] = exp(x[i] - shift) over [off, off+n); returns the sum (double accumulation, fixed order). */
     public static double expShiftSum(float[] x, int off, int n, float shift) {
-        int i = 0;
-        double sum = 0;
+        int upper = F.loopBound(n);
         FloatVector sh = FloatVector.broadcast(F, shift);
-        for (int upper = F.loopBound(n); i < upper; i += F.length()) {
-            FloatVector e = exp(FloatVector.fromArray(F, x, off + i).sub(sh));
-            e.intoArray(x, off + i);
-            sum += sum(e);
-        }
-        for (; i < n; i++) {
+        for (int i = 0; i < upper; i += F.length()) FloatVector.fromArray(F, x, off + i).sub(sh).intoArray(x, off + i);
+        expVectors(x, off, upper);
+        double sum = 0;
+        for (int i = 0; i < upper; i += F.length()) sum += sum(FloatVector.fromArray(F, x, off + i));
+        for (int i = upper; i < n; i++) {
             float e = exp(x[off + i] - shift);
             x[off + i] = e;
             sum += e;
@@ -184,17 +192,26 @@ public final class VectorMath {
         return sum;
     }
 
+    /** Elements of {@link #sigmoidGate}'s exp scratch per pass (on the stack of calls: one per thread). */
+    private static final int GATE_BLOCK = 1024;
+    private static final ThreadLocal<float[]> GATE_SCRATCH = ThreadLocal.withInitial(() -> new float[GATE_BLOCK]);
+
     /** SiLU (x·σ(x)) or quick-GELU (x·σ(1.702x)) in place, optionally times {@code mul}: σ via the vector exp. */
     public static void sigmoidGate(float[] x, int off, int n, float alpha, float[] mul, int mulOff) {
-        int i = 0;
+        int upper = F.loopBound(n), L = F.length();
         FloatVector one = FloatVector.broadcast(F, 1f), na = FloatVector.broadcast(F, -alpha);
-        for (int upper = F.loopBound(n); i < upper; i += F.length()) {
-            FloatVector v = FloatVector.fromArray(F, x, off + i);
-            FloatVector r = v.div(one.add(exp(v.mul(na))));
-            if (mul != null) r = r.mul(FloatVector.fromArray(F, mul, mulOff + i));
-            r.intoArray(x, off + i);
+        float[] t = GATE_SCRATCH.get();
+        for (int b = 0; b < upper; b += GATE_BLOCK) {
+            int m = Math.min(GATE_BLOCK, upper - b);
+            for (int j = 0; j < m; j += L) FloatVector.fromArray(F, x, off + b + j).mul(na).intoArray(t, j);
+            expVectors(t, 0, m);
+            for (int j = 0; j < m; j += L) {
+                FloatVector r = FloatVector.fromArray(F, x, off + b + j).div(one.add(FloatVector.fromArray(F, t, j)));
+                if (mul != null) r = r.mul(FloatVector.fromArray(F, mul, mulOff + b + j));
+                r.intoArray(x, off + b + j);
+            }
         }
-        for (; i < n; i++) {
+        for (int i = upper; i < n; i++) {
             float v = x[off + i];
             float r = v / (1f + exp(-alpha * v));
             x[off + i] = mul != null ? r * mul[mulOff + i] : r;
