@@ -66,11 +66,17 @@ public final class Bench {
         }
     }
 
+    /** Bytes allocated on the heap so far by all threads (-1 where the JVM does not count them). */
+    static long heapAllocated() {
+        var mx = java.lang.management.ManagementFactory.getThreadMXBean();
+        return mx instanceof com.sun.management.ThreadMXBean t && t.isThreadAllocatedMemoryEnabled() ? t.getTotalThreadAllocatedBytes() : -1;
+    }
+
     /** One benchmarked configuration. Times in seconds, sizes in bytes, bandwidths in bytes per second. */
     public record Run(String label, int wbits, String backend, double loadSeconds, int prefillTokens, double ttftSeconds,
                       int decodeTokens, double decodeSeconds, long weightBytesPerToken, long weightBytesTotal,
                       double bandwidthLimit, String bandwidthMethod, long peakMemoryBytes, String peakMemoryKind,
-                      long backendPeakBytes, int firstToken, List<BatchPoint> batched) {
+                      long backendPeakBytes, int firstToken, List<BatchPoint> batched, long heapAllocPerToken) {
         public double msPerToken() {
             return 1e3 * decodeSeconds / decodeTokens;
         }
@@ -118,6 +124,7 @@ public final class Bench {
             o.put("peak_memory_bytes", peakMemoryBytes);
             o.put("peak_memory_kind", peakMemoryKind);
             o.put("backend_peak_bytes", backendPeakBytes);
+            if (heapAllocPerToken >= 0) o.put("heap_alloc_bytes_per_token", heapAllocPerToken);
             o.put("first_token", firstToken);
             List<Map<String, Object>> bs = new ArrayList<>();
             for (BatchPoint b : batched) {
@@ -263,12 +270,19 @@ public final class Bench {
             sample.run();
             log.printf("[bench] %s: prefill of %d tokens, first token after %.1f ms%n", label, nPrompt, 1e3 * ttft);
 
-            long d0 = System.nanoTime();
+            long a0 = heapAllocated(), d0 = System.nanoTime();
             for (int i = 0; i < o.newTokens(); i++) {
                 logits = model.forward(cache, new int[]{tok}, null, false);
                 tok = argmax(logits);
             }
             double dec = (System.nanoTime() - d0) / 1e9;
+            long allocPerToken = a0 < 0 ? -1 : (heapAllocated() - a0) / Math.max(1, o.newTokens());
+            // a decode step allocates its activations (kilobytes to a few MB); when C2 leaves a Vector API call in
+            // a kernel un-inlined, every vector crossing it is boxed, and the heap traffic grows with the weights
+            if (gpu == null && allocPerToken > perToken / 16)
+                log.printf("[bench] WARNING: %s: the decode allocated %.0f MB of heap per token (it reads %.0f MB of weights): "
+                        + "the JIT left vectors boxed in a kernel, so this speed is not the kernels'; rerun, and report it%n",
+                        label, allocPerToken / 1e6, perToken / 1e6);
             sample.run();
             List<BatchPoint> batched = new ArrayList<>();
             // round-robin over the batch sizes, so that a burst of load from elsewhere on the machine hits every
@@ -307,7 +321,7 @@ public final class Bench {
                 kind = "heap pools peak + off-heap weights";
             }
             return new Run(label, wbits, backend.name(), load, nPrompt, ttft, o.newTokens(), dec, perToken, total, limit,
-                    method, peak, kind, backendPeak, first, batched);
+                    method, peak, kind, backendPeak, first, batched, allocPerToken);
         }
     }
 

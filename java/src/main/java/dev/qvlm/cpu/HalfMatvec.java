@@ -43,12 +43,13 @@ public final class HalfMatvec {
             // dependent FMAs is latency-bound) and two streams the prefetcher follows; adjacent rows measured half
             // as fast from memory (see below). Each row keeps its own chain, so the bits do not change.
             int half = (r1 - r0) / 2;
+            float[] lanes = new float[2 * F.length()];
             for (int r = r0; r < r0 + half; r++) {
-                if (f16) dot2F16(seg, r, r + half, cols, x, xOff, out, outOff);
-                else dot2Bf16(seg, r, r + half, cols, x, xOff, out, outOff);
+                if (f16) dot2F16(seg, r, r + half, cols, x, xOff, out, outOff, lanes);
+                else dot2Bf16(seg, r, r + half, cols, x, xOff, out, outOff, lanes);
             }
             for (int r = r0 + 2 * half; r < r1; r++)
-                out[outOff + r] = f16 ? dotF16(seg, r, cols, x, xOff) : dotBf16(seg, r, cols, x, xOff);
+                out[outOff + r] = f16 ? dotF16(seg, r, cols, x, xOff, lanes) : dotBf16(seg, r, cols, x, xOff, lanes);
             if (bias != null) for (int r = r0; r < r1; r++) out[outOff + r] += bias[r];
         });
     }
@@ -62,7 +63,7 @@ public final class HalfMatvec {
     private static final float REBIAS = 0x1p112f;
 
     /** Rows r and q (far apart), each its own chain in the contract's order, sharing each x load. */
-    private static void dot2F16(MemorySegment seg, int r, int q, int cols, float[] x, int xo, float[] out, int outOff) {
+    private static void dot2F16(MemorySegment seg, int r, int q, int cols, float[] x, int xo, float[] out, int outOff, float[] lanes) {
         final int L = F.length();
         final long br = 2L * r * cols, bq = 2L * q * cols;
         FloatVector a = FloatVector.zero(F), c = FloatVector.zero(F);
@@ -76,7 +77,9 @@ public final class HalfMatvec {
             c = g.lanewise(VectorOperators.LSHL, 13).and(F16_MAG).reinterpretAsFloats().mul(REBIAS).reinterpretAsInts()
                     .or(g.and(SIGN)).reinterpretAsFloats().fma(xv, c);
         }
-        float sa = VectorMath.sum(a), sc = VectorMath.sum(c);
+        a.intoArray(lanes, 0);
+        c.intoArray(lanes, L);
+        float sa = VectorMath.sumLanes(lanes, 0), sc = VectorMath.sumLanes(lanes, L);
         for (; i < cols; i++) {
             sa += Float.float16ToFloat(seg.get(LE, br + 2L * i)) * x[xo + i];
             sc += Float.float16ToFloat(seg.get(LE, bq + 2L * i)) * x[xo + i];
@@ -85,7 +88,7 @@ public final class HalfMatvec {
         out[outOff + q] = sc;
     }
 
-    private static void dot2Bf16(MemorySegment seg, int r, int q, int cols, float[] x, int xo, float[] out, int outOff) {
+    private static void dot2Bf16(MemorySegment seg, int r, int q, int cols, float[] x, int xo, float[] out, int outOff, float[] lanes) {
         final int L = F.length();
         final long br = 2L * r * cols, bq = 2L * q * cols;
         FloatVector a = FloatVector.zero(F), c = FloatVector.zero(F);
@@ -97,7 +100,9 @@ public final class HalfMatvec {
             a = h.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(xv, a);
             c = g.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(xv, c);
         }
-        float sa = VectorMath.sum(a), sc = VectorMath.sum(c);
+        a.intoArray(lanes, 0);
+        c.intoArray(lanes, L);
+        float sa = VectorMath.sumLanes(lanes, 0), sc = VectorMath.sumLanes(lanes, L);
         for (; i < cols; i++) {
             sa += Float.intBitsToFloat(seg.get(LE, br + 2L * i) << 16) * x[xo + i];
             sc += Float.intBitsToFloat(seg.get(LE, bq + 2L * i) << 16) * x[xo + i];
@@ -120,7 +125,7 @@ public final class HalfMatvec {
      * Adjacent rows (their streams one row, 4 KB here, apart) halve the bandwidth: the prefetcher does not follow
      * them. Rows far apart do; two chains are most of the gain of four and never the worst.
      */
-    private static float dotF16(MemorySegment seg, int r, int cols, float[] x, int xo) {
+    private static float dotF16(MemorySegment seg, int r, int cols, float[] x, int xo, float[] lanes) {
         final int L = F.length();
         final long b = 2L * r * cols;
         FloatVector a = FloatVector.zero(F);
@@ -130,12 +135,13 @@ public final class HalfMatvec {
             a = h.lanewise(VectorOperators.LSHL, 13).and(F16_MAG).reinterpretAsFloats().mul(REBIAS).reinterpretAsInts()
                     .or(h.and(SIGN)).reinterpretAsFloats().fma(FloatVector.fromArray(F, x, xo + i), a);
         }
-        float s = VectorMath.sum(a);
+        a.intoArray(lanes, 0);
+        float s = VectorMath.sumLanes(lanes, 0);
         for (; i < cols; i++) s += Float.float16ToFloat(seg.get(LE, b + 2L * i)) * x[xo + i];
         return s;
     }
 
-    private static float dotBf16(MemorySegment seg, int r, int cols, float[] x, int xo) {
+    private static float dotBf16(MemorySegment seg, int r, int cols, float[] x, int xo, float[] lanes) {
         final int L = F.length();
         final long b = 2L * r * cols;
         FloatVector a = FloatVector.zero(F);
@@ -144,7 +150,8 @@ public final class HalfMatvec {
             IntVector h = (IntVector) ShortVector.fromMemorySegment(S, seg, b + 2L * i, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I, 0);
             a = h.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F, x, xo + i), a);
         }
-        float s = VectorMath.sum(a);
+        a.intoArray(lanes, 0);
+        float s = VectorMath.sumLanes(lanes, 0);
         for (; i < cols; i++) s += Float.intBitsToFloat(seg.get(LE, b + 2L * i) << 16) * x[xo + i];
         return s;
     }

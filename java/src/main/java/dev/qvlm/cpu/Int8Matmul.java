@@ -116,6 +116,7 @@ public final class Int8Matmul {
         // grain: rows of about 64k weights per chunk (a 256-wide layer of the bundled model is one or two chunks)
         int grain = Math.max(16, 65536 / Math.max(1, xq.cols()));
         Parallel.forRange(first[m], grain, (g0, g1) -> {
+            float[] lanes = new float[F.length()];
             for (int i = 0; i < m; i++) {
                 int r0 = Math.max(g0, first[i]) - first[i], r1 = Math.min(g1, first[i + 1]) - first[i];
                 if (r0 >= r1) continue;
@@ -127,7 +128,7 @@ public final class Int8Matmul {
                     int re = Math.min(r1, rb + 8);
                     for (int t = 0; t < n; t++)
                         for (int r = rb; r < re; r++)
-                            out[oo + t * rows + r] = dot(w, r, xq, t) + (bias == null ? 0 : bias[r]);
+                            out[oo + t * rows + r] = dot(w, r, xq, t, lanes) + (bias == null ? 0 : bias[r]);
                 }
             }
         });
@@ -140,7 +141,7 @@ public final class Int8Matmul {
      * 128, the same operations streamed 17–18 GB/s on one core against 23–26 GB/s flat (2048×2048 q4g128, from L3
      * and from DRAM; see the class comment).
      */
-    static float dot(Q4Matrix w, int r, Int8Rows xq, int t) {
+    static float dot(Q4Matrix w, int r, Int8Rows xq, int t, float[] lanes) {
         final MemorySegment seg = w.packed();
         final float[] ws = w.scales(), dl = xq.laneScales();
         final byte[] zs = w.zeros();
@@ -172,7 +173,8 @@ public final class Int8Matmul {
         }
         // the ordered lane sum, not reduceLanes: its order may differ between compiled and interpreted code, and a
         // row's bits must not depend on the call it came in (batched = single)
-        return VectorMath.sum(total);
+        total.intoArray(lanes, 0);
+        return VectorMath.sumLanes(lanes, 0);
     }
 
     /** SL int8 activation codes widened to int16 lanes. */

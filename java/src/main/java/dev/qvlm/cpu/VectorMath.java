@@ -19,12 +19,21 @@ public final class VectorMath {
      * boxed on the heap, per call.
      */
     public static float sum(FloatVector v) {
-        return sum(v.toArray());
+        float[] lanes = LANES.get();
+        v.intoArray(lanes, 0);
+        return sumLanes(lanes, 0);
     }
 
-    private static float sum(float[] lanes) {
+    /**
+     * Per-thread lanes for {@link #sum}: a new array per call (what {@code toArray} does) was not scalar-replaced,
+     * and at one call per matrix row it allocated 38 MB of heap per TinyLlama decode step. Hot kernels pass their own.
+     */
+    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[F.length()]);
+
+    /** {@link #sum} of the F.length() lanes a kernel stored at lanes[off..]: the same order, so the same bits. */
+    public static float sumLanes(float[] lanes, int off) {
         float s = 0;
-        for (float x : lanes) s += x;
+        for (int i = off, end = off + F.length(); i < end; i++) s += lanes[i];
         return s;
     }
 
@@ -183,7 +192,7 @@ public final class VectorMath {
         for (int i = 0; i < upper; i += F.length()) FloatVector.fromArray(F, x, off + i).sub(sh).intoArray(x, off + i);
         expVectors(x, off, upper);
         double sum = 0;
-        for (int i = 0; i < upper; i += F.length()) sum += sum(FloatVector.fromArray(F, x, off + i));
+        for (int i = 0; i < upper; i += F.length()) sum += sumLanes(x, off + i);
         for (int i = upper; i < n; i++) {
             float e = exp(x[off + i] - shift);
             x[off + i] = e;

@@ -269,9 +269,10 @@ public final class Q4Matrix extends Matrix {
         for (int t = 0; t < n; t++) permute(x, xOff + t * cols, xp, t * cols, cols);
         int grain = Math.max(1, 65536 / Math.max(1, cols * n));
         dev.qvlm.cpu.Parallel.forRange(rows, grain, (r0, r1) -> {
+            float[] lanes = new float[F.length()];
             for (int r = r0; r < r1; r++)
                 for (int t = 0; t < n; t++)
-                    out[outOff + t * rows + r] = dot(r, xp, t * cols) + (bias == null ? 0 : bias[r]);
+                    out[outOff + t * rows + r] = dot(r, xp, t * cols, lanes) + (bias == null ? 0 : bias[r]);
         });
     }
 
@@ -287,7 +288,7 @@ public final class Q4Matrix extends Matrix {
      * Row r · permuted x. One row at a time with two accumulator chains (even and odd nibbles): measured faster
      * here than sharing x loads between 2 or 4 rows, whose extra live vectors cost more than the saved loads.
      */
-    private float dot(int r, float[] xp, int xo) {
+    private float dot(int r, float[] xp, int xo, float[] lanes) {
         final int L = F.length();
         final MemorySegment seg = packed;
         final float[] sc = scales;
@@ -311,7 +312,8 @@ public final class Q4Matrix extends Matrix {
         }
         // fixed lane order: reduceLanes may add in another order once compiled, and a decode step must give the
         // same bits whenever it runs (see VectorMath.sum)
-        return dev.qvlm.cpu.VectorMath.sum(t);
+        t.intoArray(lanes, 0);
+        return dev.qvlm.cpu.VectorMath.sumLanes(lanes, 0);
     }
 
     /** (v >>> shift) & 15 − zero, as floats: nibble j of every word minus the zero point, exact. */
