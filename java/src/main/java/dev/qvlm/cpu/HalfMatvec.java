@@ -42,17 +42,26 @@ public final class HalfMatvec {
             // two rows at a time, half the chunk apart: two independent FMA chains (one row's chain of cols/L
             // dependent FMAs is latency-bound) and two streams the prefetcher follows; adjacent rows measured half
             // as fast from memory (see below). Each row keeps its own chain, so the bits do not change.
+            float[] lanes = new float[4 * F.length()];
+            int q4 = f16 && cols <= FOUR_ROWS_MAX_COLS && cols % F.length() == 0 ? (r1 - r0) / 4 : 0;
+            for (int r = r0; r < r0 + q4; r++) {
+                dot4F16(seg, r, q4, cols, x, xOff, lanes);
+                for (int k = 0; k < 4; k++) out[outOff + r + k * q4] = VectorMath.sumLanes(lanes, k * F.length());
+            }
+            r0 += 4 * q4;
             int half = (r1 - r0) / 2;
-            float[] lanes = new float[2 * F.length()];
             for (int r = r0; r < r0 + half; r++) {
                 if (f16) dot2F16(seg, r, r + half, cols, x, xOff, out, outOff, lanes);
                 else dot2Bf16(seg, r, r + half, cols, x, xOff, out, outOff, lanes);
             }
             for (int r = r0 + 2 * half; r < r1; r++)
                 out[outOff + r] = f16 ? dotF16(seg, r, cols, x, xOff, lanes) : dotBf16(seg, r, cols, x, xOff, lanes);
-            if (bias != null) for (int r = r0; r < r1; r++) out[outOff + r] += bias[r];
         });
+        if (bias != null) for (int r = 0; r < rows; r++) out[outOff + r] += bias[r];
     }
+
+    /** Rows of at most this many columns run four at a time (F16; see the table below for why not wider ones). */
+    static final int FOUR_ROWS_MAX_COLS = 4096;
 
     // The F16 → FP32 conversion is written out in each loop below rather than called: a method returning a vector
     // that C2 does not inline (it decides per compilation; at 63 bytes of bytecode this one was refused in some
@@ -61,6 +70,38 @@ public final class HalfMatvec {
     // for subnormals), then the sign is or-ed back: exact. BF16 is the upper half of a float: shift left 16.
     private static final int F16_MAG = 0x0fffe000, SIGN = 0x80000000;
     private static final float REBIAS = 0x1p112f;
+
+    /**
+     * The lane partials of rows r, r + d, r + 2d, r + 3d (cols a multiple of L) into lanes[0..4L), each its own chain
+     * in the contract's order, sharing each x load; the caller sums them. Kept to the loop: C2 stops inlining at a
+     * node count this loop comes close to (sums called from here were refused), and a Vector API call refused inside
+     * the loop would box every vector.
+     */
+    private static void dot4F16(MemorySegment seg, int r, int d, int cols, float[] x, int xo, float[] lanes) {
+        final int L = F.length();
+        final long b0 = 2L * r * cols, st = 2L * d * cols, b1 = b0 + st, b2 = b1 + st, b3 = b2 + st;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < cols; i += L) {
+            FloatVector xv = FloatVector.fromArray(F, x, xo + i);
+            long o = 2L * i;
+            IntVector h0 = (IntVector) ShortVector.fromMemorySegment(S, seg, b0 + o, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I, 0);
+            IntVector h1 = (IntVector) ShortVector.fromMemorySegment(S, seg, b1 + o, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I, 0);
+            IntVector h2 = (IntVector) ShortVector.fromMemorySegment(S, seg, b2 + o, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I, 0);
+            IntVector h3 = (IntVector) ShortVector.fromMemorySegment(S, seg, b3 + o, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I, 0);
+            a0 = h0.lanewise(VectorOperators.LSHL, 13).and(F16_MAG).reinterpretAsFloats().mul(REBIAS).reinterpretAsInts()
+                    .or(h0.and(SIGN)).reinterpretAsFloats().fma(xv, a0);
+            a1 = h1.lanewise(VectorOperators.LSHL, 13).and(F16_MAG).reinterpretAsFloats().mul(REBIAS).reinterpretAsInts()
+                    .or(h1.and(SIGN)).reinterpretAsFloats().fma(xv, a1);
+            a2 = h2.lanewise(VectorOperators.LSHL, 13).and(F16_MAG).reinterpretAsFloats().mul(REBIAS).reinterpretAsInts()
+                    .or(h2.and(SIGN)).reinterpretAsFloats().fma(xv, a2);
+            a3 = h3.lanewise(VectorOperators.LSHL, 13).and(F16_MAG).reinterpretAsFloats().mul(REBIAS).reinterpretAsInts()
+                    .or(h3.and(SIGN)).reinterpretAsFloats().fma(xv, a3);
+        }
+        a0.intoArray(lanes, 0);
+        a1.intoArray(lanes, L);
+        a2.intoArray(lanes, 2 * L);
+        a3.intoArray(lanes, 3 * L);
+    }
 
     /** Rows r and q (far apart), each its own chain in the contract's order, sharing each x load. */
     private static void dot2F16(MemorySegment seg, int r, int q, int cols, float[] x, int xo, float[] out, int outOff, float[] lanes) {
