@@ -39,11 +39,11 @@ public final class HalfMatvec {
         // pool measured 15–25 % slower per token (wake-ups on a shared machine cost more than the split saved)
         int grain = Math.max(1, (1 << 18) / Math.max(1, cols));
         Parallel.forRange(rows, grain, (r0, r1) -> {
-            // two rows at a time, half the chunk apart: two independent FMA chains (one row's chain of cols/L
-            // dependent FMAs is latency-bound) and two streams the prefetcher follows; adjacent rows measured half
-            // as fast from memory (see below). Each row keeps its own chain, so the bits do not change.
+            // F16: four rows at a time, a quarter chunk apart (four independent FMA chains, four weight streams the
+            // prefetcher follows; adjacent rows measured half as fast from memory, see below); the rest (and BF16)
+            // two rows half the remainder apart. Each row keeps its own chain, so the bits do not change.
             float[] lanes = new float[4 * F.length()];
-            int q4 = f16 && cols <= FOUR_ROWS_MAX_COLS && cols % F.length() == 0 ? (r1 - r0) / 4 : 0;
+            int q4 = f16 && cols % F.length() == 0 ? (r1 - r0) / 4 : 0;
             for (int r = r0; r < r0 + q4; r++) {
                 dot4F16(seg, r, q4, cols, x, xOff, lanes);
                 for (int k = 0; k < 4; k++) out[outOff + r + k * q4] = VectorMath.sumLanes(lanes, k * F.length());
@@ -60,8 +60,6 @@ public final class HalfMatvec {
         if (bias != null) for (int r = 0; r < rows; r++) out[outOff + r] += bias[r];
     }
 
-    /** Rows of at most this many columns run four at a time (F16; see the table below for why not wider ones). */
-    static final int FOUR_ROWS_MAX_COLS = 4096;
 
     // The F16 → FP32 conversion is written out in each loop below rather than called: a method returning a vector
     // that C2 does not inline (it decides per compilation; at 63 bytes of bytecode this one was refused in some
@@ -164,7 +162,10 @@ public final class HalfMatvec {
      *   two rows half a chunk apart (now)   23.5       22.0       19.5        21.9       25.0        18.2        24.8
      *   four rows a quarter apart           28.4       27.1       16.5        29.0       22.2        24.0        26.7
      * Adjacent rows (their streams one row, 4 KB here, apart) halve the bandwidth: the prefetcher does not follow
-     * them. Rows far apart do; two chains are most of the gain of four and never the worst.
+     * them. Rows far apart do. On two threads (DecodeKernels, same machine, same hour) four rows a quarter chunk
+     * apart beat two at every shape: 2048×2048 56–58 GB/s against 35.5, 5632×2048 60–62 against 37, 32000×2048
+     * 63–64 against 40, 2048×5632 47 against 41–44, 4096×11008 54, 4096×4096 59; the machine reads 61–77 GB/s
+     * with two threads (two streams each), so one or two streams per thread had left half of it unused.
      */
     private static float dotF16(MemorySegment seg, int r, int cols, float[] x, int xo, float[] lanes) {
         final int L = F.length();
