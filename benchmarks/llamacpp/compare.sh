@@ -59,6 +59,8 @@ QVLM="$ROOT/qvlm"
 "$QVLM" bench --help > "$RUN/qvlm-bench-help.txt"
 QFLAGS=()
 grep -q -- '--threads' "$RUN/qvlm-bench-help.txt" && QFLAGS+=(--threads "$THREADS")
+# as many timed prefills as llama-bench's -r runs (qvlm reports their median, llama-bench their mean)
+grep -q -- '--prefill-repeat' "$RUN/qvlm-bench-help.txt" && QFLAGS+=(--prefill-repeat "$REPS")
 read -r -a EXTRA_Q <<< "${QVLM_BENCH_FLAGS:-}"
 read -r -a EXTRA_L <<< "${LLAMA_BENCH_FLAGS:-}"
 

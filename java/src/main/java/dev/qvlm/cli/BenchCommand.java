@@ -61,6 +61,10 @@ final class BenchCommand implements Callable<Integer> {
             description = "Untimed decode steps before the timed run, after an untimed prefill of the timed length (default ${DEFAULT-VALUE}): the JVM compiles the hot kernels while they run, so the first steps are slower than a running server's. 0 measures the first request instead.")
     int warmupTokens;
 
+    @Option(names = "--prefill-repeat", defaultValue = "1", paramLabel = "R",
+            description = "Time R prefills (each into a fresh cache) and report the median time to first token (default ${DEFAULT-VALUE}); the decode continues the last one.")
+    int prefillRepeat;
+
     @Option(names = "--seed", defaultValue = "1", paramLabel = "S", description = "Seed of the random weights and prompt (default ${DEFAULT-VALUE}).")
     int seed;
 
@@ -101,8 +105,9 @@ final class BenchCommand implements Callable<Integer> {
                     + " produces " + features + " image tokens (or give 0 for text only)");
         int tokens = 1 + img + promptTokens + newTokens;
         if (warmupTokens < 0) throw new QvlmException("--warmup-tokens must be at least 0, got " + warmupTokens);
+        if (prefillRepeat < 1) throw new QvlmException("--prefill-repeat must be at least 1, got " + prefillRepeat);
         Bench.Options o = new Bench.Options(device, promptTokens, img, newTokens, seed, List.copyOf(batches), batchRepeat,
-                cpu.int8Activations, warmupTokens);
+                cpu.int8Activations, warmupTokens, prefillRepeat);
         String name = model != null ? model.toString() : synthetic;
         List<Bench.Run> runs = new ArrayList<>();
         if (model != null) {
@@ -130,6 +135,7 @@ final class BenchCommand implements Callable<Integer> {
         report.put("image_tokens", img);
         report.put("new_tokens", newTokens);
         report.put("warmup_tokens", warmupTokens);
+        report.put("prefill_repeats", prefillRepeat);
         report.put("runs", runs.stream().map(Bench.Run::json).toList());
         List<Map<String, Object>> ratios = new ArrayList<>();
         for (int i = 1; i < runs.size(); i++) ratios.add(Bench.ratios(runs.getFirst(), runs.get(i)));
