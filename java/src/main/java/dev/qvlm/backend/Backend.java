@@ -38,6 +38,14 @@ public interface Backend extends AutoCloseable {
         for (int i = 0; i < ws.length; i++) linear(outs[i], in, ws[i]);
     }
 
+    /**
+     * Whether this backend computes every row of {@code w}'s output with the same bits whatever other rows share the
+     * call (then the forward pass may drop rows whose results nobody reads). Default: no.
+     */
+    default boolean rowExact(Linear w) {
+        return false;
+    }
+
     void rmsNorm(Tensor out, Tensor in, float[] gamma, float eps);
 
     void layerNorm(Tensor out, Tensor in, float[] gamma, float[] beta, float eps);

@@ -130,6 +130,17 @@ public final class CpuBackend implements Backend {
     }
 
     /**
+     * FP32, F16 and BF16 weights: yes, every path (one-token matvec, GEMM) keeps {@link VectorMath#dot4}'s order per
+     * row. Packed 4-bit weights: no (up to 32 rows take the fused kernel, more the GEMM on decoded rows; with int8
+     * activations, the int8 kernel), nor any linear with an input quantizer that couples rows.
+     */
+    @Override
+    public boolean rowExact(Linear w) {
+        Linear.InputQuantizer q = w.inputQuantizer();
+        return !(w.weight() instanceof Q4Matrix) && (q == null || q.rowIndependent());
+    }
+
+    /**
      * With int8 activations, 4-bit linears of one input without input quantizers run as one call of the int8 kernel:
      * the input is quantized once and all their rows share one parallel range (TinyLlama's k and v, 256 rows each,
      * paid a hand-off and a quantization each for a few microseconds of work). Everything else: one linear each.

@@ -190,9 +190,8 @@ public final class LlavaModel {
      * ([tokens x vocab], row-major) when {@code allLogits}, else of the last one only.
      */
     public float[] forward(KvCache cache, int[] tokens, Tensor imageEmbeds, boolean allLogits) {
-        Tensor last = forwardHidden(cache, tokens, imageEmbeds);
-        int n = last.rows();
-        return logits(allLogits ? last : backend.view(last, n - 1, 1));
+        if (!allLogits) return forwardLast(List.of(new Sequence(cache, tokens, imageEmbeds)));
+        return logits(forwardHidden(cache, tokens, imageEmbeds));
     }
 
     /**
@@ -203,7 +202,7 @@ public final class LlavaModel {
      * quantizer runs per sequence), so each sequence gets the same bits as {@link #forward} would give it alone.
      */
     public float[] forwardLast(List<Sequence> batch) {
-        Tensor x = forwardHidden(batch);
+        Tensor x = forwardHidden(batch, true);
         boolean oneRowEach = x.rows() == batch.size();
         Tensor sel = x;
         if (!oneRowEach) {
@@ -274,6 +273,63 @@ public final class LlavaModel {
         backend.add(x, tmp);
     }
 
+    /** Whether layer li's rows can be dropped before its queries without changing the kept rows' bits. */
+    private boolean lastRowsExact(int li) {
+        if (hooks != ForwardHooks.NONE) return false;
+        LlavaWeights.LlamaLayer l = weights.text.layers()[li];
+        for (Linear w : new Linear[]{l.q(), l.k(), l.v(), l.o(), l.gate(), l.up(), l.down()})
+            if (!backend.rowExact(w)) return false;
+        return true;
+    }
+
+    /**
+     * {@link #decoderLayer} returning only each segment's last row ([segments x Dt]): keys and values of every row go
+     * to the caches as there; queries, attention, the output projection and the MLP run for the last rows alone,
+     * each the same operations on the same row as in the full layer.
+     */
+    private Tensor lastDecoderLayerRows(int li, Tensor x, Segment[] segs) {
+        TextConfig tc = config.text();
+        int n = x.rows(), m = segs.length, Dt = tc.hiddenSize(), hd = tc.headDim();
+        LlavaWeights.LlamaLayer l = weights.text.layers()[li];
+        Tensor h = backend.allocate(n, Dt);
+        backend.rmsNorm(h, x, l.inputNorm(), tc.rmsNormEps());
+        boolean one = m == 1;
+        Tensor k = one ? backend.view(segs[0].keys, segs[0].pos, n) : backend.allocate(n, tc.kvDim());
+        Tensor v = one ? backend.view(segs[0].values, segs[0].pos, n) : backend.allocate(n, tc.kvDim());
+        linears(new Tensor[]{k, v}, h, new Linear[]{l.k(), l.v()}, segs);
+        Tensor xs = backend.allocate(m, Dt), hs = backend.allocate(m, Dt);
+        for (int s = 0; s < m; s++) {
+            Segment g = segs[s];
+            Tensor ks = backend.view(k, g.row, g.n);
+            backend.rope(ks, tc.numKvHeads(), hd, g.pos, tc.ropeTheta());
+            if (!one) {
+                backend.copy(ks, backend.view(g.keys, g.pos, g.n));
+                backend.copy(backend.view(v, g.row, g.n), backend.view(g.values, g.pos, g.n));
+            }
+            backend.copy(backend.view(x, g.row + g.n - 1, 1), backend.view(xs, s, 1));
+            backend.copy(backend.view(h, g.row + g.n - 1, 1), backend.view(hs, s, 1));
+        }
+        Tensor q = backend.allocate(m, tc.qDim()), att = backend.allocate(m, tc.qDim());
+        linear(q, hs, l.q());
+        List<Backend.AttentionSegment> attSegs = new ArrayList<>(m);
+        for (int s = 0; s < m; s++) {
+            Segment g = segs[s];
+            backend.rope(backend.view(q, s, 1), tc.numHeads(), hd, g.pos + g.n - 1, tc.ropeTheta());
+            attSegs.add(new Backend.AttentionSegment(s, 1, g.keys, g.values, g.pos + g.n, g.pos + g.n - 1));
+        }
+        backend.attention(att, q, attSegs, tc.numHeads(), tc.numKvHeads(), hd, true, (float) (1.0 / Math.sqrt(hd)));
+        Tensor tmp = backend.allocate(m, Dt), gate = backend.allocate(m, tc.intermediateSize()),
+                up = backend.allocate(m, tc.intermediateSize());
+        linear(tmp, att, l.o());
+        backend.add(xs, tmp);
+        backend.rmsNorm(hs, xs, l.postAttentionNorm(), tc.rmsNormEps());
+        linears(new Tensor[]{gate, up}, hs, new Linear[]{l.gate(), l.up()}, segs);
+        backend.gatedActivate(gate, up, tc.hiddenAct());
+        linear(tmp, gate, l.down());
+        backend.add(xs, tmp);
+        return xs;
+    }
+
     /** Linears of one input over a batch: {@link Backend#linears} when each is one matmul, else one at a time. */
     private void linears(Tensor[] outs, Tensor in, Linear[] ws, Segment[] segs) {
         for (Linear w : ws) {
@@ -304,6 +360,17 @@ public final class LlavaModel {
 
     /** The decoder's last hidden state for the new tokens of every sequence, rows in batch order; updates caches. */
     public Tensor forwardHidden(List<Sequence> batch) {
+        return forwardHidden(batch, false);
+    }
+
+    /**
+     * {@link #forwardHidden(List)}; with {@code lastRows}, the result may hold only each sequence's last row (one row
+     * per sequence): the last layer then computes queries, attention, output projection and MLP for those rows only
+     * (keys and values for all, the cache needs them), as llama.cpp does, where that cannot change their bits (the
+     * backend's {@link Backend#rowExact} for every linear of the layer, no observing hooks): 1/numLayers of a
+     * prefill's q/o/MLP work saved.
+     */
+    private Tensor forwardHidden(List<Sequence> batch, boolean lastRows) {
         TextConfig tc = config.text();
         if (batch.isEmpty()) throw new IllegalArgumentException("empty batch");
         Segment[] segs = new Segment[batch.size()];
@@ -331,6 +398,10 @@ public final class LlavaModel {
             for (int s = 0; s < segs.length; s++) {
                 KvCache c = batch.get(s).cache();
                 segs[s] = new Segment(segs[s].row, segs[s].n, c.keys[li], c.values[li], segs[s].pos);
+            }
+            if (li == tc.numLayers() - 1 && lastRows && total > segs.length && lastRowsExact(li)) {
+                x = lastDecoderLayerRows(li, x, segs);
+                break;
             }
             decoderLayer(li, x, segs);
             hooks.layerOutput(Linear.Part.LLM, li, x);

@@ -75,6 +75,34 @@ class BatchedForwardTest {
         }
     }
 
+    /**
+     * A prefill that wants only the last logits runs the last layer's queries, attention, output projection and MLP
+     * for the last row alone (FP weights: every kernel keeps one order per row); its logits are the bits of the full
+     * computation's last row, and the caches it leaves are the same.
+     */
+    @Test
+    void lastRowsOnlyInTheLastLayerGiveTheFullComputationsBits() {
+        try (Llava llava = Llava.open(TestPaths.tinyModel(), new CpuBackend())) {
+            LlavaModel m = llava.model();
+            int[] prompt = new int[37];
+            for (int i = 0; i < prompt.length; i++) prompt[i] = 1 + (i * 131) % 300;
+            KvCache full = m.newCache(64), last = m.newCache(64);
+            float[] all = m.forward(full, prompt, null, true);
+            float[] one = m.forward(last, prompt, null, false);
+            int vocab = one.length;
+            assertArrayEquals(Arrays.copyOfRange(all, all.length - vocab, all.length), one, "last-token logits");
+            // the next step reads the caches of every layer, the last one included
+            assertArrayEquals(m.forward(full, new int[]{5}, null, false), m.forward(last, new int[]{5}, null, false), "next step");
+            // a batch of two prompts: each sequence's last row, as alone
+            KvCache a = m.newCache(64), b = m.newCache(64);
+            float[] both = m.forwardLast(List.of(new LlavaModel.Sequence(a, prompt, null),
+                    new LlavaModel.Sequence(b, Arrays.copyOf(prompt, 20), null)));
+            assertArrayEquals(one, Arrays.copyOfRange(both, 0, vocab), "first sequence of the batch");
+            float[] alone = m.forward(m.newCache(64), Arrays.copyOf(prompt, 20), null, false);
+            assertArrayEquals(alone, Arrays.copyOfRange(both, vocab, 2 * vocab), "second sequence of the batch");
+        }
+    }
+
     /** The same on a 4-bit model whose activation quantizers are per tensor (dynamic: a batch runs them per sequence). */
     @Test
     void batchedDecodeStepsEqualSingleSequenceStepsOnW4A8DynamicPerTensor() {
