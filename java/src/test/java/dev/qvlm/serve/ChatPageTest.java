@@ -8,7 +8,6 @@ import dev.qvlm.cpu.CpuBackend;
 import dev.qvlm.generate.Generator;
 import dev.qvlm.runtime.Llava;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -113,9 +112,12 @@ class ChatPageTest {
     }
 
     @Test
-    void uploadAnImageSendAPromptAndSeeTheStreamedAnswer(@TempDir Path profile) throws Exception {
+    void uploadAnImageSendAPromptAndSeeTheStreamedAnswer() throws Exception {
         Path chrome = chromium();
         assumeTrue(chrome != null, "no Chromium at /usr/bin/chromium (apt-get install chromium): chat page test skipped");
+        // the browser's profile: not a JUnit @TempDir, whose cleanup failed the test when one of Chromium's helper
+        // processes was still writing into it; removed here, best effort, once they are gone
+        Path profile = Files.createTempDirectory("qvlm-chrome-profile");
         Path img = TestPaths.data().resolve("images/eval_00002.png");
         Generator.Result want = ServeTest.generate(img, "Describe the image.", 128);
         try (Llava llava = Llava.open(TestPaths.tinyModel(), new CpuBackend());
@@ -171,9 +173,25 @@ class ChatPageTest {
                     assertTrue(cdp.evaluate("!!document.querySelector('.msg.user img')").asBoolean());
                 }
             } finally {
+                java.util.List<ProcessHandle> helpers = browser.descendants().toList();
                 browser.destroy();
                 if (!browser.waitFor(10, TimeUnit.SECONDS)) browser.destroyForcibly();
+                for (ProcessHandle h : helpers) h.destroy();
+                for (ProcessHandle h : helpers)
+                    try {
+                        h.onExit().get(5, TimeUnit.SECONDS);
+                    } catch (Exception e) {
+                        h.destroyForcibly();
+                    }
+                deleteQuietly(profile);
             }
+        }
+    }
+
+    private static void deleteQuietly(Path dir) {
+        try (var paths = Files.walk(dir)) {
+            paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (java.io.IOException | java.io.UncheckedIOException ignored) {
         }
     }
 }
