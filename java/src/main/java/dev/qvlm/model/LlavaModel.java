@@ -237,40 +237,70 @@ public final class LlavaModel {
 
     /** Decoder layer {@code li} over the rows of several sequences (segments), each with its own keys/values. */
     private void decoderLayer(int li, Tensor x, Segment[] segs) {
+        decoderLayer(li, x, segs, false);
+    }
+
+    /**
+     * Decoder layer {@code li} over the rows of several sequences (segments), each with its own keys/values: in
+     * place on x, returned. With {@code lastRows} only each sequence's last row goes on after the keys and values
+     * (which every row writes to its cache): queries, attention, output projection and MLP run for those rows, and
+     * the result is a new tensor of one row per segment, each row the same operations as in the full layer.
+     */
+    private Tensor decoderLayer(int li, Tensor x, Segment[] segs, boolean lastRows) {
         TextConfig tc = config.text();
         int n = x.rows(), Dt = tc.hiddenSize(), hd = tc.headDim();
-        Tensor h = backend.allocate(n, Dt), q = backend.allocate(n, tc.qDim()), att = backend.allocate(n, tc.qDim()),
-                tmp = backend.allocate(n, Dt), gate = backend.allocate(n, tc.intermediateSize()),
-                up = backend.allocate(n, tc.intermediateSize());
         LlavaWeights.LlamaLayer l = weights.text.layers()[li];
+        Tensor h = backend.allocate(n, Dt);
         backend.rmsNorm(h, x, l.inputNorm(), tc.rmsNormEps());
         // one sequence writes its new keys/values straight into its cache; a batch computes them for all rows
         // in one matmul and copies each sequence's rows into its own cache
         boolean one = segs.length == 1;
         Tensor k = one ? backend.view(segs[0].keys, segs[0].pos, n) : backend.allocate(n, tc.kvDim());
         Tensor v = one ? backend.view(segs[0].values, segs[0].pos, n) : backend.allocate(n, tc.kvDim());
-        linears(new Tensor[]{q, k, v}, h, new Linear[]{l.q(), l.k(), l.v()}, segs);
-        float scale = (float) (1.0 / Math.sqrt(hd));
-        List<Backend.AttentionSegment> attSegs = new ArrayList<>(segs.length);
+        // the rows that go on past the keys and values (xq, hq), per sequence (qsegs: rows of xq, first position)
+        Tensor xq = x, hq = h;
+        Segment[] qsegs = segs;
+        if (lastRows) {
+            xq = backend.allocate(segs.length, Dt);
+            hq = backend.allocate(segs.length, Dt);
+            qsegs = new Segment[segs.length];
+            for (int s = 0; s < segs.length; s++) {
+                Segment g = segs[s];
+                backend.copy(backend.view(x, g.row + g.n - 1, 1), backend.view(xq, s, 1));
+                backend.copy(backend.view(h, g.row + g.n - 1, 1), backend.view(hq, s, 1));
+                qsegs[s] = new Segment(s, 1, g.keys, g.values, g.pos + g.n - 1);
+            }
+        }
+        int m = xq.rows();
+        Tensor q = backend.allocate(m, tc.qDim()), att = backend.allocate(m, tc.qDim()), tmp = backend.allocate(m, Dt),
+                gate = backend.allocate(m, tc.intermediateSize()), up = backend.allocate(m, tc.intermediateSize());
+        if (lastRows) {
+            linears(new Tensor[]{k, v}, h, new Linear[]{l.k(), l.v()}, segs);
+            linear(q, hq, l.q(), qsegs);
+        } else linears(new Tensor[]{q, k, v}, h, new Linear[]{l.q(), l.k(), l.v()}, segs);
         for (Segment s : segs) {
-            Tensor qs = backend.view(q, s.row, s.n), ks = backend.view(k, s.row, s.n);
-            backend.rope(qs, tc.numHeads(), hd, s.pos, tc.ropeTheta());
+            Tensor ks = backend.view(k, s.row, s.n);
             backend.rope(ks, tc.numKvHeads(), hd, s.pos, tc.ropeTheta());
             if (!one) {
                 backend.copy(ks, backend.view(s.keys, s.pos, s.n));
                 backend.copy(backend.view(v, s.row, s.n), backend.view(s.values, s.pos, s.n));
             }
+        }
+        List<Backend.AttentionSegment> attSegs = new ArrayList<>(qsegs.length);
+        for (Segment s : qsegs) {
+            backend.rope(backend.view(q, s.row, s.n), tc.numHeads(), hd, s.pos, tc.ropeTheta());
             attSegs.add(new Backend.AttentionSegment(s.row, s.n, s.keys, s.values, s.pos + s.n, s.pos));
         }
         // every sequence against its own cache, in one backend call (one fork on the CPU for the whole batch)
-        backend.attention(att, q, attSegs, tc.numHeads(), tc.numKvHeads(), hd, true, scale);
-        linear(tmp, att, l.o(), segs);
-        backend.add(x, tmp);
-        backend.rmsNorm(h, x, l.postAttentionNorm(), tc.rmsNormEps());
-        linears(new Tensor[]{gate, up}, h, new Linear[]{l.gate(), l.up()}, segs);
+        backend.attention(att, q, attSegs, tc.numHeads(), tc.numKvHeads(), hd, true, (float) (1.0 / Math.sqrt(hd)));
+        linear(tmp, att, l.o(), qsegs);
+        backend.add(xq, tmp);
+        backend.rmsNorm(hq, xq, l.postAttentionNorm(), tc.rmsNormEps());
+        linears(new Tensor[]{gate, up}, hq, new Linear[]{l.gate(), l.up()}, qsegs);
         backend.gatedActivate(gate, up, tc.hiddenAct());
-        linear(tmp, gate, l.down(), segs);
-        backend.add(x, tmp);
+        linear(tmp, gate, l.down(), qsegs);
+        backend.add(xq, tmp);
+        return xq;
     }
 
     /** Whether layer li's rows can be dropped before its queries without changing the kept rows' bits. */
@@ -280,54 +310,6 @@ public final class LlavaModel {
         for (Linear w : new Linear[]{l.q(), l.k(), l.v(), l.o(), l.gate(), l.up(), l.down()})
             if (!backend.rowExact(w)) return false;
         return true;
-    }
-
-    /**
-     * {@link #decoderLayer} returning only each segment's last row ([segments x Dt]): keys and values of every row go
-     * to the caches as there; queries, attention, the output projection and the MLP run for the last rows alone,
-     * each the same operations on the same row as in the full layer.
-     */
-    private Tensor lastDecoderLayerRows(int li, Tensor x, Segment[] segs) {
-        TextConfig tc = config.text();
-        int n = x.rows(), m = segs.length, Dt = tc.hiddenSize(), hd = tc.headDim();
-        LlavaWeights.LlamaLayer l = weights.text.layers()[li];
-        Tensor h = backend.allocate(n, Dt);
-        backend.rmsNorm(h, x, l.inputNorm(), tc.rmsNormEps());
-        boolean one = m == 1;
-        Tensor k = one ? backend.view(segs[0].keys, segs[0].pos, n) : backend.allocate(n, tc.kvDim());
-        Tensor v = one ? backend.view(segs[0].values, segs[0].pos, n) : backend.allocate(n, tc.kvDim());
-        linears(new Tensor[]{k, v}, h, new Linear[]{l.k(), l.v()}, segs);
-        Tensor xs = backend.allocate(m, Dt), hs = backend.allocate(m, Dt);
-        for (int s = 0; s < m; s++) {
-            Segment g = segs[s];
-            Tensor ks = backend.view(k, g.row, g.n);
-            backend.rope(ks, tc.numKvHeads(), hd, g.pos, tc.ropeTheta());
-            if (!one) {
-                backend.copy(ks, backend.view(g.keys, g.pos, g.n));
-                backend.copy(backend.view(v, g.row, g.n), backend.view(g.values, g.pos, g.n));
-            }
-            backend.copy(backend.view(x, g.row + g.n - 1, 1), backend.view(xs, s, 1));
-            backend.copy(backend.view(h, g.row + g.n - 1, 1), backend.view(hs, s, 1));
-        }
-        Tensor q = backend.allocate(m, tc.qDim()), att = backend.allocate(m, tc.qDim());
-        linear(q, hs, l.q());
-        List<Backend.AttentionSegment> attSegs = new ArrayList<>(m);
-        for (int s = 0; s < m; s++) {
-            Segment g = segs[s];
-            backend.rope(backend.view(q, s, 1), tc.numHeads(), hd, g.pos + g.n - 1, tc.ropeTheta());
-            attSegs.add(new Backend.AttentionSegment(s, 1, g.keys, g.values, g.pos + g.n, g.pos + g.n - 1));
-        }
-        backend.attention(att, q, attSegs, tc.numHeads(), tc.numKvHeads(), hd, true, (float) (1.0 / Math.sqrt(hd)));
-        Tensor tmp = backend.allocate(m, Dt), gate = backend.allocate(m, tc.intermediateSize()),
-                up = backend.allocate(m, tc.intermediateSize());
-        linear(tmp, att, l.o());
-        backend.add(xs, tmp);
-        backend.rmsNorm(hs, xs, l.postAttentionNorm(), tc.rmsNormEps());
-        linears(new Tensor[]{gate, up}, hs, new Linear[]{l.gate(), l.up()}, segs);
-        backend.gatedActivate(gate, up, tc.hiddenAct());
-        linear(tmp, gate, l.down());
-        backend.add(xs, tmp);
-        return xs;
     }
 
     /** Linears of one input over a batch: {@link Backend#linears} when each is one matmul, else one at a time. */
@@ -399,11 +381,7 @@ public final class LlavaModel {
                 KvCache c = batch.get(s).cache();
                 segs[s] = new Segment(segs[s].row, segs[s].n, c.keys[li], c.values[li], segs[s].pos);
             }
-            if (li == tc.numLayers() - 1 && lastRows && total > segs.length && lastRowsExact(li)) {
-                x = lastDecoderLayerRows(li, x, segs);
-                break;
-            }
-            decoderLayer(li, x, segs);
+            x = decoderLayer(li, x, segs, li == tc.numLayers() - 1 && lastRows && total > segs.length && lastRowsExact(li));
             hooks.layerOutput(Linear.Part.LLM, li, x);
         }
         for (int s = 0; s < segs.length; s++) batch.get(s).cache().length = segs[s].pos + segs[s].n;
