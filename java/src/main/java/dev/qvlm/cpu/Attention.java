@@ -5,9 +5,10 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Softmax attention of one query row and one head over a key/value cache, the CPU kernel behind
- * {@link CpuBackend#attention}. A decode step runs it once per head and per sequence over a short cache with a small
- * head dimension (32 in the bundled model), so what matters is the cost per key, not per FLOP:
+ * Softmax attention of one query row over a key/value cache, the CPU kernel behind {@link CpuBackend#attention}:
+ * the query heads that share a key/value head together ({@link #group}). A decode step runs it once per key/value
+ * head and per sequence over a short cache with a small head dimension (32 in the bundled model), so what matters
+ * is the cost per key, not per FLOP:
  * <ul>
  *   <li>Scores, L keys at a time (L = lanes of the preferred species): each key's products q·k are summed lane-wise
  *       into one vector, and the L vectors are then summed across lanes together by a transposing tree (log2 L
@@ -71,83 +72,39 @@ final class Attention {
 
     /**
      * out[oo..oo+hd) = softmax(scale · q·Kᵀ) · V over keys 0..len-1, for the head whose query starts at q[qo] and
-     * whose key/value head starts at column kvCol of k and v (row strides ks and vs).
+     * whose key/value head starts at column kvCol of k and v (row strides ks and vs): {@link #group} of one head.
      */
     static void head(float[] q, int qo, float[] k, int ko, int ks, float[] v, int vo, int vs, int kvCol, int len, int hd,
                      float scale, float[] out, int oo) {
-        if (hd % L != 0 || L < 4) {
-            headScalar(q, qo, k, ko, ks, v, vo, vs, kvCol, len, hd, scale, out, oo);
-            return;
-        }
-        float[] scores = scores(len), blk = SCRATCH.get()[1];
-        FloatVector sc = FloatVector.broadcast(F, scale);
-        FloatVector mx = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
-        int j0 = 0;
-        for (; j0 + L <= len; j0 += L) {
-            blockScores(q, qo, k, ko + kvCol, ks, j0, L, hd, blk);
-            FloatVector s = FloatVector.fromArray(F, blk, 0).mul(sc);
-            s.intoArray(scores, j0);
-            mx = mx.max(s);
-        }
-        float max = Float.NEGATIVE_INFINITY;
-        if (j0 < len) {
-            blockScores(q, qo, k, ko + kvCol, ks, j0, len - j0, hd, blk);
-            for (int i = 0; i < len - j0; i++) {
-                float s = blk[i] * scale;
-                scores[j0 + i] = s;
-                if (s > max) max = s;
-            }
-        }
-        // the max only shifts the exponent (any order gives the same value)
-        max = Math.max(max, mx.reduceLanes(VectorOperators.MAX));
-        double sum = VectorMath.expShiftSum(scores, 0, len, max);
-        float inv = (float) (1.0 / sum);
-        // two chunks per pass over the keys: two independent accumulation chains (each in key order)
-        int c = 0;
-        for (; c + 2 * L <= hd; c += 2 * L) {
-            FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
-            for (int j = 0, vr = vo + kvCol + c; j < len; j++, vr += vs) {
-                FloatVector w = FloatVector.broadcast(F, scores[j] * inv);
-                acc0 = FloatVector.fromArray(F, v, vr).fma(w, acc0);
-                acc1 = FloatVector.fromArray(F, v, vr + L).fma(w, acc1);
-            }
-            acc0.intoArray(out, oo + c);
-            acc1.intoArray(out, oo + c + L);
-        }
-        if (c < hd) {
-            FloatVector acc = FloatVector.zero(F);
-            for (int j = 0, vr = vo + kvCol + c; j < len; j++, vr += vs)
-                acc = FloatVector.fromArray(F, v, vr).fma(FloatVector.broadcast(F, scores[j] * inv), acc);
-            acc.intoArray(out, oo + c);
-        }
+        group(q, qo, 1, k, ko, ks, v, vo, vs, kvCol, len, hd, scale, out, oo);
     }
 
     /**
-     * {@link #head} for the {@code g} query heads that share one key/value head (grouped-query attention: query
-     * head h at q[qo + h·hd], its output at out[oo + h·hd]), with every head's operations in {@link #head}'s order,
-     * so the same bits. What changes is the order of the loops: each block of L keys is scored for all g heads in
-     * turn (its key rows are fetched from memory once and read from L1 by the other heads), and each value row is
-     * loaded once for up to four heads (eight accumulation chains) instead of once per head. One TinyLlama decode
+     * Attention of the {@code g} query heads that share one key/value head (grouped-query attention: query head h
+     * at q[qo + h·hd], its output at out[oo + h·hd]), every head with the same operations in the same order as
+     * alone (g = 1), so the same bits: scores L keys at a time ({@link #blockScores}), each block scored for all g
+     * heads in turn (its key rows are fetched from memory once and read from L1 by the other heads); softmax; the
+     * output accumulated per head-dimension chunk in registers over the keys in key order, each value row loaded
+     * once for up to four heads (eight accumulation chains). One TinyLlama decode
      * step's attention (32 query heads over 4 key/value heads of 64, 22 layers, 2 threads, Zen 5): 0.58 → 0.39 ms
      * at 160 keys, 1.54 → 0.96 ms at 400 (one head at a time → this).
      */
     static void group(float[] q, int qo, int g, float[] k, int ko, int ks, float[] v, int vo, int vs, int kvCol, int len,
                       int hd, float scale, float[] out, int oo) {
-        if (hd % L != 0 || L < 4 || hd % (2 * L) != 0 || g == 1) {
-            for (int h = 0; h < g; h++) head(q, qo + h * hd, k, ko, ks, v, vo, vs, kvCol, len, hd, scale, out, oo + h * hd);
+        if (hd % L != 0 || L < 4) {
+            for (int h = 0; h < g; h++) headScalar(q, qo + h * hd, k, ko, ks, v, vo, vs, kvCol, len, hd, scale, out, oo + h * hd);
             return;
         }
         float[] sc = scores(g * len), blk = SCRATCH.get()[1];
         float[] inv = new float[g];
         groupScores(q, qo, g, k, ko + kvCol, ks, len, hd, scale, sc, blk, inv);
         for (int h = 0; h < g; h += 4) {
-            int m = Math.min(4, g - h);
-            if (m == 4) groupValues4(v, vo + kvCol, vs, len, hd, sc, h * len, len, inv, h, out, oo + h * hd);
-            else for (int e = h; e < g; e++) values(v, vo + kvCol, vs, len, hd, sc, e * len, inv[e], out, oo + e * hd);
+            if (g - h >= 4 && hd % (2 * L) == 0) groupValues4(v, vo + kvCol, vs, len, hd, sc, h * len, len, inv, h, out, oo + h * hd);
+            else for (int e = h; e < Math.min(g, h + 4); e++) values(v, vo + kvCol, vs, len, hd, sc, e * len, inv[e], out, oo + e * hd);
         }
     }
 
-    /** Scores of g heads (sc[h·len + j], scaled, then softmax numerators) and their 1 / Σ in inv[h], as {@link #head}. */
+    /** Scores of g heads (sc[h·len + j], scaled, then softmax numerators) and their 1 / Σ in inv[h]. */
     private static void groupScores(float[] q, int qo, int g, float[] k, int kc, int ks, int len, int hd, float scale,
                                     float[] sc, float[] blk, float[] inv) {
         float[] max = new float[g];
@@ -173,9 +130,13 @@ final class Attention {
         for (int h = 0; h < g; h++) inv[h] = (float) (1.0 / VectorMath.expShiftSum(sc, h * len, len, max[h]));
     }
 
-    /** One head's output, {@link #head}'s loop: two chains per pass over the keys, each in key order. */
+    /**
+     * One head's output: two head-dimension chunks per pass over the keys (two independent chains, each in key order),
+     * a last odd chunk alone.
+     */
     private static void values(float[] v, int vc, int vs, int len, int hd, float[] sc, int so, float inv, float[] out, int oo) {
-        for (int c = 0; c < hd; c += 2 * L) {
+        int c = 0;
+        for (; c + 2 * L <= hd; c += 2 * L) {
             FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
             for (int j = 0, vr = vc + c; j < len; j++, vr += vs) {
                 FloatVector w = FloatVector.broadcast(F, sc[so + j] * inv);
@@ -184,6 +145,12 @@ final class Attention {
             }
             acc0.intoArray(out, oo + c);
             acc1.intoArray(out, oo + c + L);
+        }
+        if (c < hd) {
+            FloatVector acc = FloatVector.zero(F);
+            for (int j = 0, vr = vc + c; j < len; j++, vr += vs)
+                acc = FloatVector.fromArray(F, v, vr).fma(FloatVector.broadcast(F, sc[so + j] * inv), acc);
+            acc.intoArray(out, oo + c);
         }
     }
 

@@ -159,8 +159,8 @@ public final class HalfMatvec {
      *                                  2048×2048  5632×2048  2048×5632  32000×2048  4096×4096  4096×11008  11008×4096
      *   one row                             20.2       18.6       15.3        18.8       20.5        11.4        20.4
      *   two adjacent rows                   10.5       10.3       10.9        10.6       11.9        12.6        12.0
-     *   two rows half a chunk apart (now)   23.5       22.0       19.5        21.9       25.0        18.2        24.8
-     *   four rows a quarter apart           28.4       27.1       16.5        29.0       22.2        24.0        26.7
+     *   two rows half a chunk apart         23.5       22.0       19.5        21.9       25.0        18.2        24.8
+     *   four rows a quarter apart (now)     28.4       27.1       16.5        29.0       22.2        24.0        26.7
      * Adjacent rows (their streams one row, 4 KB here, apart) halve the bandwidth: the prefetcher does not follow
      * them. Rows far apart do. On two threads (DecodeKernels, same machine, same hour) four rows a quarter chunk
      * apart beat two at every shape: 2048×2048 56–58 GB/s against 35.5, 5632×2048 60–62 against 37, 32000×2048
