@@ -70,7 +70,6 @@ public final class Int8Matmul {
 
     static final VectorSpecies<Short> S = Int8Rows.S;
     static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(S.vectorBitSize() / 2));
-    static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
     static final VectorSpecies<Float> F = Int8Rows.F;
     static final int STEP = Int8Rows.STEP, SL = S.length();
 
