@@ -31,13 +31,14 @@ rm -rf .gpu.tmp && mkdir -p .gpu.tmp/lib .gpu.tmp/test-lib .gpu.tmp/bench-lib
 cp java/target/qvlm.jar java/target/qvlm-tests.jar .gpu.tmp/
 cp java/target/lib/* .gpu.tmp/lib/
 cp java/target/test-lib/* .gpu.tmp/test-lib/
-cp benchmarks/target/original-benchmarks.jar .gpu.tmp/bench-lib/benchmarks.jar
+# the thin jar from the compiled classes (original-benchmarks.jar can be a stale shaded jar after repeated packages)
+"$JAVA_HOME/bin/jar" cf .gpu.tmp/bench-lib/benchmarks.jar -C benchmarks/target/classes .
 cp benchmarks/target/bench-lib/* .gpu.tmp/bench-lib/
-unzip -l .gpu.tmp/qvlm.jar | grep -q qvlm_kernels.fatbin || { echo "prepare.sh: qvlm.jar has no fatbin" >&2; exit 1; }
+[[ -n "$(unzip -l .gpu.tmp/qvlm.jar | grep qvlm_kernels.fatbin)" ]] || { echo "prepare.sh: qvlm.jar has no fatbin" >&2; exit 1; }
 
 echo "== packing a Java 25 runtime" >&2
 jre=$(mktemp -d)
-"$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,java.management,java.net.http,jdk.httpserver,jdk.incubator.vector,jdk.unsupported,java.desktop \
+"$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,java.management,jdk.management,java.net.http,java.sql,jdk.httpserver,jdk.incubator.vector,jdk.unsupported,java.desktop,jdk.zipfs \
   --strip-debug --no-man-pages --no-header-files --compress=zip-0 --output "$jre/jre" 2>/dev/null
 tar -C "$jre" -cf - jre | xz -9e -T2 > .gpu.tmp/jre.tar.xz
 rm -rf "$jre" .gpu && mv .gpu.tmp .gpu

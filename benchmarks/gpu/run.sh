@@ -22,7 +22,7 @@
 #   gpu-report.md                the JMH tables (GB/s, % of copy bandwidth, ms/token, W4 / FP16)
 #   summary.json                 exit code and seconds of every step
 #
-# Environment: QVLM_CUDA_REQUIRED=false lets GPU tests skip instead of fail. QVLM_DRY_RUN=1 (the test suite's
+# Environment: QVLM_SKIP="step step" skips the named steps (a rerun of the failed ones). QVLM_CUDA_REQUIRED=false lets GPU tests skip instead of fail. QVLM_DRY_RUN=1 (the test suite's
 # GpuScriptDryRunTest) runs every step at toy sizes on a machine without a GPU, with QVLM_JAVA and QVLM_CP /
 # QVLM_BENCH_CP naming the Java and the class paths instead of the packed ones; the cuda steps then fail cleanly.
 set -uo pipefail
@@ -41,7 +41,7 @@ else
   for f in "$T/qvlm.jar" "$T/qvlm-tests.jar" "$T/lib" "$T/test-lib"; do
     [[ -e "$f" ]] || { echo "run.sh: $f is missing: run benchmarks/gpu/prepare.sh first" >&2; exit 2; }
   done
-  [[ -n "$(unzip -l "$T/qvlm.jar" 2>/dev/null | grep qvlm_kernels.fatbin)" ]] \
+  ! command -v unzip >/dev/null || [[ -n "$(unzip -l "$T/qvlm.jar" 2>/dev/null | grep qvlm_kernels.fatbin)" ]] \
     || echo "run.sh: warning: $T/qvlm.jar has no fatbin (built without nvcc); the GPU steps will fail" >&2
   CP="$T/qvlm.jar:$T/lib/*:$T/qvlm-tests.jar:$T/test-lib/*"
 fi
@@ -78,6 +78,7 @@ SUMMARY=()
 # step NAME LIMIT_S COMMAND...: runs the command under `timeout`, output to $OUT/NAME.log, records rc and seconds.
 step() {
   local name=$1 limit=$2; shift 2
+  if [[ " ${QVLM_SKIP:-} " == *" $name "* ]]; then echo "== [$name] skipped (QVLM_SKIP)" >&2; return; fi
   local t0=$(date +%s) rc
   echo "== [$name] (limit ${limit}s) $(echo "$*" | sed -e "s/ -cp [^ ]* / /" | head -c 300)" >&2
   timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
@@ -101,7 +102,7 @@ cat "$OUT/device.txt" >&2
 
 # b. kernels vs the CPU backend and the HF goldens (the CPU-side cuda tests run in CI; only the GPU tests here)
 step gpu-tests 150 "$JAVA" "${JFLAGS[@]}" -cp "$CP" org.junit.platform.console.ConsoleLauncher execute \
-  --select-package dev.qvlm.cuda --include-classname '.*GpuTest' --reports-dir "$OUT/junit" --details tree --disable-banner --disable-ansi-colors
+  --select-package dev.qvlm.cuda --include-classname '.*GpuTest' --fail-if-no-tests --reports-dir "$OUT/junit" --details tree --disable-banner --disable-ansi-colors
 
 # c. end-to-end decode on synthetic 13B shapes: our bench command, then the JMH decode step
 step bench 120 "${QVLM[@]}" bench --synthetic "$SHAPE" --device cuda --wbits 16,4 --prompt-tokens 64 --new-tokens "$NEW" \
