@@ -15,7 +15,7 @@
 #   c. bench-13b.json/.txt       qvlm bench --synthetic llava-1.5-13b --device cuda --wbits 16,4 (576 image + 64 text
 #                                tokens, 128 new tokens); jmh-decode.json: DecodeStepBench on cuda, short mode
 #   d. jmh-gemv.json             GpuGemvBench: int4 GEMV vs cuBLAS FP16 vs cuMemcpyDtoD on the 13B shapes
-#   e. eval-{fp,w4}-{cuda,cpu}.json   200 questions on both devices, FP and a W4A16 g128 checkpoint made here
+#   e. eval-{fp,w4}-{cuda,cpu}.json   the 1,000-question split on both devices, FP and a W4A16 g128 checkpoint made here
 #   f. quantize-cuda.*           W4A4 qvlm calibration of the bundled model with --device cuda
 #   g. bench-batch-13b.json      continuous batching's decode step on the GPU: 1/2/4/8 sequences together, FP16
 #                                and W4A16, round-robin (`qvlm bench --batch 2,4,8`; issue 11's GPU curve)
@@ -70,7 +70,7 @@ JMH=("$JAVA" -cp "$BENCH_CP" org.openjdk.jmh.Main)
 if [[ "$DRY" == 1 ]]; then
   SHAPE=tiny; EVAL_N=4; NEW=4; NEW_BATCH=4; JMH_IT=(-wi 0 -i 1 -r 200ms); GEMV_SHAPES=5120x5120; CALIB_N=2
 else
-  SHAPE=llava-1.5-13b; EVAL_N=200; NEW=128; NEW_BATCH=32; JMH_IT=(-wi 1 -i 3 -r 1); GEMV_SHAPES=5120x5120,13824x5120,5120x13824; CALIB_N=64
+  SHAPE=llava-1.5-13b; EVAL_N=1000; NEW=128; NEW_BATCH=32; JMH_IT=(-wi 1 -i 3 -r 1); GEMV_SHAPES=5120x5120,13824x5120,5120x13824; CALIB_N=64
 fi
 
 # ---------------------------------------------------------------- steps
