@@ -78,7 +78,8 @@ public final class Bench {
     public record Run(String label, int wbits, String backend, double loadSeconds, int prefillTokens, double ttftSeconds,
                       int decodeTokens, double decodeSeconds, long weightBytesPerToken, long weightBytesTotal,
                       double bandwidthLimit, String bandwidthMethod, long peakMemoryBytes, String peakMemoryKind,
-                      long backendPeakBytes, int firstToken, List<BatchPoint> batched, long heapAllocPerToken) {
+                      long backendPeakBytes, int firstToken, List<BatchPoint> batched, long heapAllocPerToken,
+                      CudaBackend.DeviceCalls decodeCalls) {
         public double msPerToken() {
             return 1e3 * decodeSeconds / decodeTokens;
         }
@@ -127,6 +128,13 @@ public final class Bench {
             o.put("peak_memory_kind", peakMemoryKind);
             o.put("backend_peak_bytes", backendPeakBytes);
             if (heapAllocPerToken >= 0) o.put("heap_alloc_bytes_per_token", heapAllocPerToken);
+            if (decodeCalls != null) { // the GPU's decode steps: host time in device calls, per token (CountingDevice)
+                double n = decodeTokens;
+                o.put("device_calls_per_token", decodeCalls.enqueueCalls() / n);
+                o.put("enqueue_ms_per_token", decodeCalls.enqueueNanos() / 1e6 / n);
+                o.put("enqueue_us_per_call", decodeCalls.enqueueNanos() / 1e3 / Math.max(1, decodeCalls.enqueueCalls()));
+                o.put("wait_ms_per_token", decodeCalls.waitNanos() / 1e6 / n);
+            }
             o.put("first_token", firstToken);
             List<Map<String, Object>> bs = new ArrayList<>();
             for (BatchPoint b : batched) {
@@ -283,12 +291,21 @@ public final class Bench {
             double ttft = sortedPrefills[(sortedPrefills.length - 1) / 2]; // the median (the lower one of an even count)
             int first = tok;
 
+            CudaBackend.DeviceCalls calls0 = gpu != null ? gpu.deviceCalls() : null;
             long a0 = heapAllocated(), d0 = System.nanoTime();
             for (int i = 0; i < o.newTokens(); i++) {
                 logits = model.forward(cache, new int[]{tok}, null, false);
                 tok = argmax(logits);
             }
             double dec = (System.nanoTime() - d0) / 1e9;
+            CudaBackend.DeviceCalls calls = gpu != null ? gpu.deviceCalls().minus(calls0) : null;
+            if (calls != null) {
+                double n = o.newTokens(), ms = 1e3 * dec / n, enq = calls.enqueueNanos() / 1e6 / n;
+                log.printf("[bench] %s: decode %.3f ms/token; host time enqueueing %.3f ms/token in %.0f device calls "
+                                + "(%.1f µs each), waiting %.3f ms/token%s%n", label, ms, enq, calls.enqueueCalls() / n,
+                        calls.enqueueNanos() / 1e3 / Math.max(1, calls.enqueueCalls()), calls.waitNanos() / 1e6 / n,
+                        enq > 0.6 * ms ? ": bound by the host's launches" : "");
+            }
             long allocPerToken = a0 < 0 ? -1 : (heapAllocated() - a0) / Math.max(1, o.newTokens());
             // a decode step allocates its activations (kilobytes to a few MB); when C2 leaves a Vector API call in
             // a kernel un-inlined, every vector crossing it is boxed, and the heap traffic grows with the weights
@@ -334,7 +351,7 @@ public final class Bench {
                 kind = "heap pools peak + off-heap weights";
             }
             return new Run(label, wbits, backend.name(), load, nPrompt, ttft, o.newTokens(), dec, perToken, total, limit,
-                    method, peak, kind, backendPeak, first, batched, allocPerToken);
+                    method, peak, kind, backendPeak, first, batched, allocPerToken, calls);
         }
     }
 

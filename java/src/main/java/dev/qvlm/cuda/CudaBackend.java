@@ -32,7 +32,7 @@ import java.util.Map;
  * <p>Thread-safe by serialisation: every op is synchronized and binds the context to the calling thread.
  */
 public final class CudaBackend implements Backend {
-    private final Device device;
+    private final CountingDevice device;
     private final DeviceMemory memory;
     private final Storage storage;
     private final Map<Matrix, Long> matrices = new IdentityHashMap<>();
@@ -56,9 +56,9 @@ public final class CudaBackend implements Backend {
     }
 
     CudaBackend(Device device, Storage storage) {
-        this.device = device;
+        this.device = new CountingDevice(device);
         this.storage = storage;
-        this.memory = new DeviceMemory(device);
+        this.memory = new DeviceMemory(this.device);
         this.smCount = device.smCount();
     }
 
@@ -69,6 +69,22 @@ public final class CudaBackend implements Backend {
 
     public Storage storage() {
         return storage;
+    }
+
+    /**
+     * Device calls since the backend opened and the host time spent in them: enqueueing (launches, GEMMs, copies,
+     * memsets, uploads) and waiting for the stream (downloads, synchronize). Differences of two snapshots
+     * ({@link #minus}) give a decode step's share; see {@link CountingDevice}.
+     */
+    public record DeviceCalls(long enqueueCalls, long enqueueNanos, long waitCalls, long waitNanos) {
+        public DeviceCalls minus(DeviceCalls o) {
+            return new DeviceCalls(enqueueCalls - o.enqueueCalls, enqueueNanos - o.enqueueNanos,
+                    waitCalls - o.waitCalls, waitNanos - o.waitNanos);
+        }
+    }
+
+    public synchronized DeviceCalls deviceCalls() {
+        return device.counts();
     }
 
     /** Bytes of device memory: weights, live activations and scratch, pooled for reuse, and the peak of the first two. */

@@ -56,6 +56,28 @@ class CudaBackendEmulatedTest {
         }
     }
 
+    @Test
+    void deviceCallsAreCountedAsEnqueuedOrWaited() {
+        EmulatedDevice dev = new EmulatedDevice();
+        try (CudaBackend b = new CudaBackend(dev, Storage.F16)) {
+            Linear lin = new Linear("test.proj", Linear.Part.LLM, new F32Matrix(4, 8, new float[32]), new float[4]);
+            Tensor x = b.upload(new float[16], 2, 8), y = b.allocate(2, 4); // each: one memset; the first an upload
+            b.linear(y, x, lin);                                             // weight + bias uploads, GEMM, bias add
+            CudaBackend.DeviceCalls c0 = b.deviceCalls();
+            assertEquals(0, c0.waitCalls());
+            int launches = dev.launches.size(), gemms = dev.gemms.size();
+            assertEquals(1, gemms);
+            assertEquals(1, launches);
+            assertEquals(2 + 1 + 2 + gemms + launches, c0.enqueueCalls());
+            b.download(y);
+            b.synchronize();
+            CudaBackend.DeviceCalls d = b.deviceCalls().minus(c0);
+            assertEquals(0, d.enqueueCalls());
+            assertEquals(2, d.waitCalls());
+            assertTrue(d.waitNanos() >= 0 && c0.enqueueNanos() > 0);
+        }
+    }
+
     @ParameterizedTest
     @EnumSource(Storage.class)
     void linearIsTheRowMajorProductThroughGemmEx(Storage s) {
