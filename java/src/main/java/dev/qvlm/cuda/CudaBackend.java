@@ -112,6 +112,14 @@ public final class CudaBackend implements Backend {
         return new CudaTensor(this, a, 0, rows, cols, storage);
     }
 
+    /** No memset: the caller's next op writes the whole tensor (see {@link Backend#uninitialized}). */
+    @Override
+    public synchronized Tensor uninitialized(int rows, int cols) {
+        if (rows < 0 || cols < 0) throw new IllegalArgumentException("allocate " + rows + "x" + cols);
+        DeviceMemory.Allocation a = memory.allocTracked((long) rows * cols * storage.bytes());
+        return new CudaTensor(this, a, 0, rows, cols, storage);
+    }
+
     @Override
     public synchronized Tensor upload(float[] data, int rows, int cols) {
         if (data.length < (long) rows * cols)

@@ -38,11 +38,21 @@ final class JCudaDevice implements Device {
         }
     }
 
+    static final class Function extends CUfunction {
+        long address() {
+            return getNativePointer();
+        }
+    }
+
     private final CUdevice device = new CUdevice();
     private final CUcontext context = new CUcontext();
     private final Stream stream = new Stream();
     private final CUmodule module = new CUmodule();
-    private final Map<String, CUfunction> functions = new HashMap<>();
+    private final Map<String, Function> functions = new HashMap<>();
+    /** cuLaunchKernel through FFM (see {@link FfmLauncher}); null with -Dqvlm.cuda.launch=jcuda. */
+    private final FfmLauncher ffm;
+    /** The thread the context was last made current on: binding again from it is skipped. */
+    private Thread bound;
     /** Live allocations by base address: device pointers for the JCuda calls that take a CUdeviceptr. */
     private final TreeMap<Long, DevPtr> allocations = new TreeMap<>();
     private final Cublas cublas;
@@ -68,6 +78,7 @@ final class JCudaDevice implements Device {
             cuDeviceGetAttribute(v, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device);
             smCount = v[0];
             cublas = new Cublas(stream.address());
+            ffm = "jcuda".equals(System.getProperty("qvlm.cuda.launch")) ? null : new FfmLauncher();
         } catch (RuntimeException e) {
             cuDevicePrimaryCtxRelease(device);
             throw e;
@@ -76,7 +87,15 @@ final class JCudaDevice implements Device {
 
     void bind() {
         if (closed) throw new IllegalStateException("the CUDA backend is closed");
+        Thread t = Thread.currentThread();
+        if (t == bound) return; // callers are serialised, and nothing else here makes another context current
         cuCtxSetCurrent(context);
+        bound = t;
+    }
+
+    /** How kernels are launched: "ffm" or "jcuda". */
+    String launcher() {
+        return ffm != null ? "ffm" : "jcuda";
     }
 
     @Override
@@ -175,11 +194,16 @@ final class JCudaDevice implements Device {
     @Override
     public void launch(String symbol, LaunchGeometry.Launch g, Object[] args) {
         bind();
-        CUfunction f = functions.computeIfAbsent(symbol, s -> {
-            CUfunction fn = new CUfunction();
-            cuModuleGetFunction(fn, module, s);
-            return fn;
-        });
+        Function f = functions.get(symbol);
+        if (f == null) {
+            f = new Function();
+            cuModuleGetFunction(f, module, symbol);
+            functions.put(symbol, f);
+        }
+        if (ffm != null) {
+            ffm.launch(f.address(), symbol, g, stream.address(), args);
+            return;
+        }
         Pointer[] params = new Pointer[args.length];
         for (int i = 0; i < args.length; i++)
             params[i] = switch (args[i]) {
@@ -220,6 +244,7 @@ final class JCudaDevice implements Device {
         try {
             cuStreamSynchronize(stream);
             cublas.close();
+            if (ffm != null) ffm.close();
             for (DevPtr p : allocations.values()) cuMemFree(p);
             allocations.clear();
             cuModuleUnload(module);

@@ -219,9 +219,9 @@ public final class LlavaModel {
     /** Final norm and lm_head over the given hidden rows: [rows x vocab]. */
     private float[] logits(Tensor hidden) {
         TextConfig tc = config.text();
-        Tensor normed = backend.allocate(hidden.rows(), tc.hiddenSize());
+        Tensor normed = backend.uninitialized(hidden.rows(), tc.hiddenSize());
         backend.rmsNorm(normed, hidden, weights.text.norm(), tc.rmsNormEps());
-        Tensor logits = backend.allocate(hidden.rows(), tc.vocabSize());
+        Tensor logits = backend.uninitialized(hidden.rows(), tc.vocabSize());
         linear(logits, normed, weights.text.lmHead());
         return backend.download(logits);
     }
@@ -250,19 +250,19 @@ public final class LlavaModel {
         TextConfig tc = config.text();
         int n = x.rows(), Dt = tc.hiddenSize(), hd = tc.headDim();
         LlavaWeights.LlamaLayer l = weights.text.layers()[li];
-        Tensor h = backend.allocate(n, Dt);
+        Tensor h = backend.uninitialized(n, Dt);
         backend.rmsNorm(h, x, l.inputNorm(), tc.rmsNormEps());
         // one sequence writes its new keys/values straight into its cache; a batch computes them for all rows
         // in one matmul and copies each sequence's rows into its own cache
         boolean one = segs.length == 1;
-        Tensor k = one ? backend.view(segs[0].keys, segs[0].pos, n) : backend.allocate(n, tc.kvDim());
-        Tensor v = one ? backend.view(segs[0].values, segs[0].pos, n) : backend.allocate(n, tc.kvDim());
+        Tensor k = one ? backend.view(segs[0].keys, segs[0].pos, n) : backend.uninitialized(n, tc.kvDim());
+        Tensor v = one ? backend.view(segs[0].values, segs[0].pos, n) : backend.uninitialized(n, tc.kvDim());
         // the rows that go on past the keys and values (xq, hq), per sequence (qsegs: rows of xq, first position)
         Tensor xq = x, hq = h;
         Segment[] qsegs = segs;
         if (lastRows) {
-            xq = backend.allocate(segs.length, Dt);
-            hq = backend.allocate(segs.length, Dt);
+            xq = backend.uninitialized(segs.length, Dt); // every row copied in below
+            hq = backend.uninitialized(segs.length, Dt);
             qsegs = new Segment[segs.length];
             for (int s = 0; s < segs.length; s++) {
                 Segment g = segs[s];
@@ -272,8 +272,10 @@ public final class LlavaModel {
             }
         }
         int m = xq.rows();
-        Tensor q = backend.allocate(m, tc.qDim()), att = backend.allocate(m, tc.qDim()), tmp = backend.allocate(m, Dt),
-                gate = backend.allocate(m, tc.intermediateSize()), up = backend.allocate(m, tc.intermediateSize());
+        // outputs of the linears and the attention below, each written whole before it is read
+        Tensor q = backend.uninitialized(m, tc.qDim()), att = backend.uninitialized(m, tc.qDim()),
+                tmp = backend.uninitialized(m, Dt), gate = backend.uninitialized(m, tc.intermediateSize()),
+                up = backend.uninitialized(m, tc.intermediateSize());
         if (lastRows) {
             linears(new Tensor[]{k, v}, h, new Linear[]{l.k(), l.v()}, segs);
             linear(q, hq, l.q(), qsegs);

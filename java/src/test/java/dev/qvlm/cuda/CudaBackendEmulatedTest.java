@@ -69,6 +69,8 @@ class CudaBackendEmulatedTest {
             assertEquals(1, gemms);
             assertEquals(1, launches);
             assertEquals(2 + 1 + 2 + gemms + launches, c0.enqueueCalls());
+            b.uninitialized(3, 5); // no memset: no device call at all
+            assertEquals(c0, b.deviceCalls());
             b.download(y);
             b.synchronize();
             CudaBackend.DeviceCalls d = b.deviceCalls().minus(c0);
