@@ -121,3 +121,15 @@ extern "C" __global__ void qvlm_f32_to_f16(__half* out, const float* in, long lo
 extern "C" __global__ void qvlm_f16_to_f32(float* out, const __half* in, long long n) {
     QVLM_GRID_STRIDE(i, n) out[i] = __half2float(in[i]);
 }
+
+// Holds the stream for ns nanoseconds (one thread polls the global timer): `qvlm bench --profile-ops` launches it
+// before a profiled decode step so that the host has enqueued the whole step before the GPU starts it, and each
+// op's events then time the GPU alone, not the host's launches.
+extern "C" __global__ void qvlm_spin(long long ns) {
+    unsigned long long t0, t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+    do {
+        __nanosleep(1000);
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    } while ((long long)(t - t0) < ns);
+}

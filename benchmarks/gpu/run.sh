@@ -13,7 +13,8 @@
 #   b. gpu-tests.log, junit/     every kernel vs the CPU backend, the tiny model vs the HF goldens, int4 GEMV and
 #                                calibration kernels (the *GpuTest classes; they fail rather than skip without a GPU)
 #   c. bench-13b.json/.txt       qvlm bench --synthetic llava-1.5-13b --device cuda --wbits 16,4 (576 image + 64 text
-#                                tokens, 128 new tokens); bench-jcuda-*.json the same with JCuda's kernel launch
+#                                tokens, 128 new tokens; --profile-ops: each op's GPU time in 3 more steps, against
+#                                the timed ms/token); bench-jcuda-*.json the same with JCuda's kernel launch
 #                                (-Dqvlm.cuda.launch=jcuda) instead of FFM's; jmh-decode.json: DecodeStepBench on
 #                                cuda, short mode
 #   d. jmh-gemv.json             GpuGemvBench: int4 GEMV vs cuBLAS FP16 vs cuMemcpyDtoD on the 13B shapes
@@ -108,7 +109,7 @@ step gpu-tests 150 "$JAVA" "${JFLAGS[@]}" -cp "$CP" org.junit.platform.console.C
 
 # c. end-to-end decode on synthetic 13B shapes: our bench command, then the JMH decode step
 step bench 120 "${QVLM[@]}" bench --synthetic "$SHAPE" --device cuda --wbits 16,4 --prompt-tokens 64 --new-tokens "$NEW" \
-  --out "$OUT/bench-$SHAPE.json"
+  --profile-ops 3 --out "$OUT/bench-$SHAPE.json"
 # the same decode with JCuda's kernel launch instead of the FFM one (the host's launch cost, A/B in one run)
 step bench-jcuda 90 "$JAVA" "${JFLAGS[@]}" -Dqvlm.cuda.launch=jcuda -cp "$CP" dev.qvlm.cli.Main bench --synthetic "$SHAPE" \
   --device cuda --wbits 16,4 --prompt-tokens 64 --new-tokens "$NEW" --out "$OUT/bench-jcuda-$SHAPE.json"

@@ -49,7 +49,7 @@ public final class Bench {
      *                        llama-bench reports the mean of its -r runs); the decode continues the last one
      */
     public record Options(String device, int promptTokens, int imageTokens, int newTokens, int seed, List<Integer> batches,
-                          int batchRepeats, boolean int8Activations, int warmupTokens, int prefillRepeats) {}
+                          int batchRepeats, boolean int8Activations, int warmupTokens, int prefillRepeats, int profileOps) {}
 
     /**
      * {@code batch} sequences decoded together for {@code steps} steps: the median of the repeats' wall times
@@ -79,7 +79,7 @@ public final class Bench {
                       int decodeTokens, double decodeSeconds, long weightBytesPerToken, long weightBytesTotal,
                       double bandwidthLimit, String bandwidthMethod, long peakMemoryBytes, String peakMemoryKind,
                       long backendPeakBytes, int firstToken, List<BatchPoint> batched, long heapAllocPerToken,
-                      CudaBackend.DeviceCalls decodeCalls) {
+                      CudaBackend.DeviceCalls decodeCalls, OpProfile opProfile) {
         public double msPerToken() {
             return 1e3 * decodeSeconds / decodeTokens;
         }
@@ -135,6 +135,7 @@ public final class Bench {
                 o.put("enqueue_us_per_call", decodeCalls.enqueueNanos() / 1e3 / Math.max(1, decodeCalls.enqueueCalls()));
                 o.put("wait_ms_per_token", decodeCalls.waitNanos() / 1e6 / n);
             }
+            if (opProfile != null) o.put("op_profile", opProfile.json());
             o.put("first_token", firstToken);
             List<Map<String, Object>> bs = new ArrayList<>();
             for (BatchPoint b : batched) {
@@ -275,7 +276,7 @@ public final class Bench {
             float[] logits = null;
             double[] prefills = new double[Math.max(1, o.prefillRepeats())];
             for (int rep = 0; rep < prefills.length; rep++) {
-                cache = model.newCache(nPrompt + o.newTokens());
+                cache = model.newCache(nPrompt + o.newTokens() + o.profileOps());
                 long p0 = System.nanoTime();
                 image = imageTokens > 0 ? model.encodeImage(pixels) : null;
                 logits = model.forward(cache, prompt, image, false);
@@ -313,6 +314,19 @@ public final class Bench {
                 log.printf("[bench] WARNING: %s: the decode allocated %.0f MB of heap per token (it reads %.0f MB of weights): "
                         + "the JIT left vectors boxed in a kernel, so this speed is not the kernels'; rerun, and report it%n",
                         label, allocPerToken / 1e6, perToken / 1e6);
+            OpProfile profile = null;
+            if (gpu != null && o.profileOps() > 0) {
+                List<List<CudaBackend.TimedOp>> steps = new ArrayList<>();
+                KvCache c = cache;
+                for (int i = 0; i < o.profileOps(); i++) {
+                    int t = tok;
+                    float[][] lg = new float[1][];
+                    steps.add(gpu.profileOps(() -> lg[0] = model.forward(c, new int[]{t}, null, false), OpProfile.HOLD_NANOS));
+                    tok = argmax(lg[0]);
+                }
+                profile = OpProfile.of(steps, 1e3 * dec / o.newTokens());
+                log.print(profile.table(label));
+            }
             sample.run();
             List<BatchPoint> batched = new ArrayList<>();
             // round-robin over the batch sizes, so that a burst of load from elsewhere on the machine hits every
@@ -351,7 +365,7 @@ public final class Bench {
                 kind = "heap pools peak + off-heap weights";
             }
             return new Run(label, wbits, backend.name(), load, nPrompt, ttft, o.newTokens(), dec, perToken, total, limit,
-                    method, peak, kind, backendPeak, first, batched, allocPerToken, calls);
+                    method, peak, kind, backendPeak, first, batched, allocPerToken, calls, profile);
         }
     }
 

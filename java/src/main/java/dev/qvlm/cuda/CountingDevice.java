@@ -104,6 +104,10 @@ final class CountingDevice implements Device {
         waited(t0);
     }
 
+    @Override public void beginOpTiming() { d.beginOpTiming(); }
+
+    @Override public java.util.List<CudaBackend.TimedOp> endOpTiming() { return d.endOpTiming(); }
+
     @Override public long[] memInfo() { return d.memInfo(); }
 
     @Override public void close() { d.close(); }

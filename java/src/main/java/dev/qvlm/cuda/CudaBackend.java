@@ -10,6 +10,7 @@ import dev.qvlm.tensor.GeneratedMatrix;
 import dev.qvlm.tensor.Matrix;
 
 import java.util.IdentityHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -86,6 +87,27 @@ public final class CudaBackend implements Backend {
     public synchronized DeviceCalls deviceCalls() {
         return device.counts();
     }
+
+    /**
+     * Runs {@code step} with every op it enqueues timed on the GPU (a pair of events around each), after holding the
+     * stream for {@code holdNanos} with a spinning kernel: the host enqueues the whole step meanwhile, so the GPU
+     * then runs the ops back to back and their times are the GPU's own, not the host's launch rate. The hold must
+     * outlast the host's enqueueing (a decode step of 13B: ~10 ms). Empty on a device that cannot time ops.
+     */
+    public synchronized List<TimedOp> profileOps(Runnable step, long holdNanos) {
+        launch(Kernel.SPIN, new LaunchGeometry.Launch(1, 1, 32, 0), holdNanos);
+        device.beginOpTiming();
+        try {
+            step.run();
+        } catch (RuntimeException e) {
+            device.endOpTiming();
+            throw e;
+        }
+        return device.endOpTiming();
+    }
+
+    /** One op timed by {@link #profileOps}: kernel symbol, "cublasGemmEx m×n×k", "copy" or "memset", and its GPU start and end in ms since the first op began. */
+    public record TimedOp(String label, double startMs, double endMs) {}
 
     /** Bytes of device memory: weights, live activations and scratch, pooled for reuse, and the peak of the first two. */
     public synchronized String memoryReport() {

@@ -41,6 +41,17 @@ interface Device extends AutoCloseable {
     /** Waits until the stream is idle. */
     void synchronize();
 
+    /**
+     * Starts timing every op enqueued from now on with a pair of events around it (launches, GEMMs, copies,
+     * memsets), until {@link #endOpTiming}. A device that cannot time ops ignores it.
+     */
+    default void beginOpTiming() {}
+
+    /** Waits for the stream and returns the ops timed since {@link #beginOpTiming}, in order; empty if none. */
+    default java.util.List<CudaBackend.TimedOp> endOpTiming() {
+        return java.util.List.of();
+    }
+
     /** {free, total} bytes of device memory (cuMemGetInfo). */
     long[] memInfo();
 

@@ -4,13 +4,17 @@ import jcuda.Pointer;
 import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUevent;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUmodule;
 import jcuda.driver.CUstream;
 import jcuda.CudaException;
 import jcuda.driver.JCudaDriver;
 
+import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 
@@ -143,7 +147,10 @@ final class JCudaDevice implements Device {
     @Override
     public void memsetZero(long address, long bytes) {
         bind();
-        if (bytes > 0) cuMemsetD8Async(ptr(address), (byte) 0, bytes, stream);
+        if (bytes <= 0) return;
+        CUevent t0 = before();
+        cuMemsetD8Async(ptr(address), (byte) 0, bytes, stream);
+        after(t0, "memset");
     }
 
     @Override
@@ -188,12 +195,80 @@ final class JCudaDevice implements Device {
     @Override
     public void copy(long dst, long src, long bytes) {
         bind();
-        if (bytes > 0) cuMemcpyDtoDAsync(ptr(dst), ptr(src), bytes, stream);
+        if (bytes <= 0) return;
+        CUevent t0 = before();
+        cuMemcpyDtoDAsync(ptr(dst), ptr(src), bytes, stream);
+        after(t0, "copy");
+    }
+
+    // ---------------------------------------------------------------- op timing (qvlm bench --profile-ops)
+
+    /** Events of the ops timed since beginOpTiming: label, start, end; null when not timing. */
+    private List<Object[]> timed;
+    private final ArrayDeque<CUevent> eventPool = new ArrayDeque<>();
+
+    private CUevent event() {
+        CUevent e = eventPool.poll();
+        if (e == null) {
+            e = new CUevent();
+            cuEventCreate(e, 0);
+        }
+        return e;
+    }
+
+    /** Records an event before the op when timing; returns it (or null) for {@link #after}. */
+    private CUevent before() {
+        if (timed == null) return null;
+        CUevent e = event();
+        cuEventRecord(e, stream);
+        return e;
+    }
+
+    private void after(CUevent start, String label) {
+        if (start == null) return;
+        CUevent e = event();
+        cuEventRecord(e, stream);
+        timed.add(new Object[]{label, start, e});
+    }
+
+    @Override
+    public void beginOpTiming() {
+        bind();
+        timed = new ArrayList<>();
+    }
+
+    @Override
+    public List<CudaBackend.TimedOp> endOpTiming() {
+        bind();
+        List<Object[]> t = timed;
+        timed = null;
+        if (t == null || t.isEmpty()) return List.of();
+        cuStreamSynchronize(stream);
+        CUevent first = (CUevent) t.get(0)[1];
+        List<CudaBackend.TimedOp> out = new ArrayList<>(t.size());
+        float[] ms = new float[1];
+        for (Object[] o : t) {
+            cuEventElapsedTime(ms, first, (CUevent) o[1]);
+            double s = ms[0];
+            cuEventElapsedTime(ms, first, (CUevent) o[2]);
+            out.add(new CudaBackend.TimedOp((String) o[0], s, ms[0]));
+        }
+        for (Object[] o : t) {
+            eventPool.push((CUevent) o[1]);
+            eventPool.push((CUevent) o[2]);
+        }
+        return out;
     }
 
     @Override
     public void launch(String symbol, LaunchGeometry.Launch g, Object[] args) {
         bind();
+        CUevent t0 = before();
+        launchNow(symbol, g, args);
+        after(t0, symbol);
+    }
+
+    private void launchNow(String symbol, LaunchGeometry.Launch g, Object[] args) {
         Function f = functions.get(symbol);
         if (f == null) {
             f = new Function();
@@ -219,7 +294,9 @@ final class JCudaDevice implements Device {
     @Override
     public void gemm(Gemm call) {
         bind();
+        CUevent t0 = before();
         cublas.gemm(call);
+        if (t0 != null) after(t0, "cublasGemmEx " + call.m() + "x" + call.n() + "x" + call.k());
     }
 
     /** Waits for the stream; surfaces asynchronous kernel faults here rather than at some later call. */
@@ -245,6 +322,8 @@ final class JCudaDevice implements Device {
             cuStreamSynchronize(stream);
             cublas.close();
             if (ffm != null) ffm.close();
+            for (CUevent e : eventPool) cuEventDestroy(e);
+            eventPool.clear();
             for (DevPtr p : allocations.values()) cuMemFree(p);
             allocations.clear();
             cuModuleUnload(module);

@@ -33,7 +33,9 @@ public enum Kernel {
     // calibration (calib.cuh)
     MINMAX("qvlm_minmax", true, "plp"),
     SOFT_JOINT_HIST("qvlm_soft_joint_hist", false, "ppplffiffi"),
-    FQ_SCORE("qvlm_fq_score", false, "ppppppiiiiii");
+    FQ_SCORE("qvlm_fq_score", false, "ppppppiiiiii"),
+    // profiling: holds the stream (see CudaBackend.profileOps)
+    SPIN("qvlm_spin", false, "l");
 
     /** The GEMV entry point for a call with n tokens (1..8): the smallest bucket that holds them. */
     public static Kernel q4Gemv(int n) {

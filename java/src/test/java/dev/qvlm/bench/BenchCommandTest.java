@@ -105,6 +105,8 @@ class BenchCommandTest {
                 {"bench", "--synthetic", "tiny", "--device", "tpu"},
                 {"bench", "--synthetic", "tiny", "--warmup-tokens", "-1"},
                 {"bench", "--synthetic", "tiny", "--prefill-repeat", "0"},
+                {"bench", "--synthetic", "tiny", "--profile-ops", "2"},
+                {"bench", "--synthetic", "tiny", "--profile-ops", "-1", "--device", "cuda"},
                 {"bench"},
         };
         for (String[] a : bad) {
