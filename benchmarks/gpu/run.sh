@@ -14,9 +14,9 @@
 #                                calibration kernels (the *GpuTest classes; they fail rather than skip without a GPU)
 #   c. bench-13b.json/.txt       qvlm bench --synthetic llava-1.5-13b --device cuda --wbits 16,4 (576 image + 64 text
 #                                tokens, 128 new tokens; --profile-ops: each op's GPU time in 3 more steps, against
-#                                the timed ms/token); bench-jcuda-*.json the same with JCuda's kernel launch
-#                                (-Dqvlm.cuda.launch=jcuda) instead of FFM's; jmh-decode.json: DecodeStepBench on
-#                                cuda, short mode
+#                                the timed ms/token); bench-eager-*.json the same without CUDA graphs
+#                                (--no-graphs), bench-jcuda-*.json also with JCuda's kernel launch instead of FFM's
+#                                (-Dqvlm.cuda.launch=jcuda); jmh-decode.json: DecodeStepBench on cuda, short mode
 #   d. jmh-gemv.json             GpuGemvBench: int4 GEMV vs cuBLAS FP16 vs cuMemcpyDtoD on the 13B shapes
 #   e. eval-{fp,w4}-{cuda,cpu}.json   the 1,000-question split on both devices, FP and a W4A16 g128 checkpoint made here
 #   f. quantize-cuda.*           W4A4 qvlm calibration of the bundled model with --device cuda
@@ -110,9 +110,12 @@ step gpu-tests 150 "$JAVA" "${JFLAGS[@]}" -cp "$CP" org.junit.platform.console.C
 # c. end-to-end decode on synthetic 13B shapes: our bench command, then the JMH decode step
 step bench 120 "${QVLM[@]}" bench --synthetic "$SHAPE" --device cuda --wbits 16,4 --prompt-tokens 64 --new-tokens "$NEW" \
   --profile-ops 3 --out "$OUT/bench-$SHAPE.json"
-# the same decode with JCuda's kernel launch instead of the FFM one (the host's launch cost, A/B in one run)
+# the same decode op by op (no CUDA graphs), then also with JCuda's kernel launch (the first card's path): what
+# the graphs and the FFM launch each save, measured in one run
+step bench-eager 90 "${QVLM[@]}" bench --synthetic "$SHAPE" --device cuda --wbits 16,4 --prompt-tokens 64 \
+  --new-tokens "$NEW" --no-graphs --out "$OUT/bench-eager-$SHAPE.json"
 step bench-jcuda 90 "$JAVA" "${JFLAGS[@]}" -Dqvlm.cuda.launch=jcuda -cp "$CP" dev.qvlm.cli.Main bench --synthetic "$SHAPE" \
-  --device cuda --wbits 16,4 --prompt-tokens 64 --new-tokens "$NEW" --out "$OUT/bench-jcuda-$SHAPE.json"
+  --device cuda --wbits 16,4 --prompt-tokens 64 --new-tokens "$NEW" --no-graphs --out "$OUT/bench-jcuda-$SHAPE.json"
 step jmh-decode 120 "${JMH[@]}" DecodeStepBench -p device=cuda -p shape="$SHAPE" -p wbits=16,4 "${JMH_IT[@]}" \
   -rf json -rff "$OUT/jmh-decode.json"
 if [[ "$DRY" == 1 ]]; then # the same benchmark on the CPU, so the dry run proves the measuring path too

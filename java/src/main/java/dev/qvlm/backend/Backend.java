@@ -23,6 +23,18 @@ public interface Backend extends AutoCloseable {
         return allocate(rows, cols);
     }
 
+    /**
+     * Runs {@code step}, one of a series of steps that issue the same operations each time except for positions and
+     * lengths (decode steps), ending with a download of its result. A device may record the operations once and
+     * replay the recording (the CUDA backend: a CUDA graph, its kernel arguments patched per step), so the step's
+     * host code then only checks the operations instead of issuing them. If a replay cannot apply, the device calls
+     * {@code reset} (undo the step's host-side effects, e.g. cache lengths) and runs {@code step} again eagerly.
+     * {@code key} names the kind of step (steps of one key issue the same operations). Default: {@code step.get()}.
+     */
+    default float[] repeatedStep(String key, java.util.function.Supplier<float[]> step, Runnable reset) {
+        return step.get();
+    }
+
     Tensor upload(float[] data, int rows, int cols);
 
     /** Copies a tensor (or view) to a new host array. */

@@ -79,7 +79,7 @@ public final class Bench {
                       int decodeTokens, double decodeSeconds, long weightBytesPerToken, long weightBytesTotal,
                       double bandwidthLimit, String bandwidthMethod, long peakMemoryBytes, String peakMemoryKind,
                       long backendPeakBytes, int firstToken, List<BatchPoint> batched, long heapAllocPerToken,
-                      CudaBackend.DeviceCalls decodeCalls, OpProfile opProfile) {
+                      CudaBackend.DeviceCalls decodeCalls, OpProfile opProfile, String cudaGraphs) {
         public double msPerToken() {
             return 1e3 * decodeSeconds / decodeTokens;
         }
@@ -136,6 +136,7 @@ public final class Bench {
                 o.put("wait_ms_per_token", decodeCalls.waitNanos() / 1e6 / n);
             }
             if (opProfile != null) o.put("op_profile", opProfile.json());
+            if (cudaGraphs != null) o.put("cuda_graphs", cudaGraphs);
             o.put("first_token", firstToken);
             List<Map<String, Object>> bs = new ArrayList<>();
             for (BatchPoint b : batched) {
@@ -307,6 +308,7 @@ public final class Bench {
                         calls.enqueueNanos() / 1e3 / Math.max(1, calls.enqueueCalls()), calls.waitNanos() / 1e6 / n,
                         enq > 0.6 * ms ? ": bound by the host's launches" : "");
             }
+            if (gpu != null) log.printf("[bench] %s: CUDA graphs: %s%n", label, gpu.graphSummary().isEmpty() ? "off" : gpu.graphSummary());
             long allocPerToken = a0 < 0 ? -1 : (heapAllocated() - a0) / Math.max(1, o.newTokens());
             // a decode step allocates its activations (kilobytes to a few MB); when C2 leaves a Vector API call in
             // a kernel un-inlined, every vector crossing it is boxed, and the heap traffic grows with the weights
@@ -365,7 +367,8 @@ public final class Bench {
                 kind = "heap pools peak + off-heap weights";
             }
             return new Run(label, wbits, backend.name(), load, nPrompt, ttft, o.newTokens(), dec, perToken, total, limit,
-                    method, peak, kind, backendPeak, first, batched, allocPerToken, calls, profile);
+                    method, peak, kind, backendPeak, first, batched, allocPerToken, calls, profile,
+                    gpu != null ? gpu.graphSummary() : null);
         }
     }
 

@@ -65,6 +65,9 @@ final class BenchCommand implements Callable<Integer> {
             description = "Time R prefills (each into a fresh cache) and report the median time to first token (default ${DEFAULT-VALUE}); the decode continues the last one.")
     int prefillRepeat;
 
+    @Option(names = "--no-graphs", description = "cuda: launch every op of a decode step from the host instead of replaying the step as a CUDA graph (to measure what the graphs save).")
+    boolean noGraphs;
+
     @Option(names = "--profile-ops", defaultValue = "0", paramLabel = "N",
             description = "GPU only: after the timed decode, time N more decode steps op by op on the GPU (CUDA events around each launch, GEMM, copy and memset; the stream held until the host has enqueued the step, so the times are the GPU's alone) and print where a token's GPU time goes: per kernel, the sum, and the span against the timed ms/token. Default 0 (off).")
     int profileOps;
@@ -112,6 +115,7 @@ final class BenchCommand implements Callable<Integer> {
         if (prefillRepeat < 1) throw new QvlmException("--prefill-repeat must be at least 1, got " + prefillRepeat);
         Bench.Options o = new Bench.Options(device, promptTokens, img, newTokens, seed, List.copyOf(batches), batchRepeat,
                 cpu.int8Activations, warmupTokens, prefillRepeat, profileOps);
+        if (noGraphs) System.setProperty("qvlm.cuda.graphs", "false");
         if (profileOps < 0) throw new QvlmException("--profile-ops must be at least 0, got " + profileOps);
         if (profileOps > 0 && !device.equals("cuda")) throw new QvlmException("--profile-ops times ops on the GPU: it needs --device cuda");
         String name = model != null ? model.toString() : synthetic;

@@ -19,6 +19,9 @@ public final class Common {
     @Option(names = "--fp16-activations", description = "CPU: round every activation to FP16 between operations, as an FP16 model on a GPU stores them (to compare with FP16 reference runs).")
     boolean fp16Activations;
 
+    @Option(names = "--no-graphs", description = "cuda: launch every op of a decode step from the host instead of replaying the step as a CUDA graph (slower; for comparison and debugging).")
+    boolean noGraphs;
+
     @Mixin
     CpuOptions cpu = new CpuOptions();
 
@@ -47,7 +50,10 @@ public final class Common {
         if (int8 && !device.equals("cpu")) throw new QvlmException("--int8-activations is a CPU option (got --device " + device + ")");
         return switch (device) {
             case "cpu" -> new CpuBackend(fp16Activations, int8);
-            case "cuda", "gpu" -> CudaBackend.open(); // one QvlmException saying why when the GPU is not usable
+            case "cuda", "gpu" -> {
+                if (noGraphs) System.setProperty("qvlm.cuda.graphs", "false");
+                yield CudaBackend.open(); // one QvlmException saying why when the GPU is not usable
+            }
             default -> throw new QvlmException("--device: unknown device '" + device + "' (expected cpu or cuda)");
         };
     }

@@ -104,6 +104,26 @@ final class CountingDevice implements Device {
         waited(t0);
     }
 
+    @Override public boolean canCapture() { return d.canCapture(); }
+
+    @Override public void beginCapture() { d.beginCapture(); }
+
+    @Override public Graph endCapture() { return d.endCapture(); }
+
+    @Override public void launchGraph(Graph g) {
+        long t0 = System.nanoTime();
+        d.launchGraph(g);
+        enqueued(t0);
+    }
+
+    @Override public void patchKernel(Graph g, int index, String symbol, LaunchGeometry.Launch geometry, Object[] args) {
+        long t0 = System.nanoTime();
+        d.patchKernel(g, index, symbol, geometry, args);
+        enqueued(t0);
+    }
+
+    @Override public void destroyGraph(Graph g) { d.destroyGraph(g); }
+
     @Override public void beginOpTiming() { d.beginOpTiming(); }
 
     @Override public java.util.List<CudaBackend.TimedOp> endOpTiming() { return d.endOpTiming(); }

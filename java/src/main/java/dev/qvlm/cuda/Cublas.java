@@ -18,7 +18,7 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
 /**
  * cuBLAS through the FFM API (JCublas 12.6 needs libcublas.so.12, absent from CUDA 13 hosts). The library is looked
  * up by soname, newest first ({@code libcublas.so.13}, then {@code .so.12}), on the loader path and then in the usual
- * toolkit folders. Only what the backend needs is bound: create, set stream, GemmEx, destroy.
+ * toolkit folders. Only what the backend needs is bound: create, set stream and workspace, GemmEx, destroy.
  */
 final class Cublas implements AutoCloseable {
     private static final String[] SONAMES = {"libcublas.so.13", "libcublas.so.12"};
@@ -62,13 +62,22 @@ final class Cublas implements AutoCloseable {
         return out;
     }
 
-    Cublas(long stream) {
+    /** Bytes of the workspace given to cuBLAS (cublasSetWorkspace): what it recommends for Hopper. */
+    static final long WORKSPACE_BYTES = 32L << 20;
+
+    /**
+     * @param workspace {@link #WORKSPACE_BYTES} of device memory for cuBLAS's own use: set explicitly, so that a
+     *                  GEMM captured into a CUDA graph never allocates (the graph replays its addresses)
+     */
+    Cublas(long stream, long workspace) {
         library = locate();
         if (library == null) throw new IllegalStateException("cuBLAS (libcublas.so.13 or .so.12) not found");
         Path p = Path.of(library);
         SymbolLookup lib = p.getNameCount() == 1 ? SymbolLookup.libraryLookup(library, arena) : SymbolLookup.libraryLookup(p, arena);
         MethodHandle create = bind(lib, "cublasCreate_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         MethodHandle setStream = bind(lib, "cublasSetStream_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+        MethodHandle setWorkspace = bind(lib, "cublasSetWorkspace_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS,
+                ValueLayout.JAVA_LONG));
         gemmEx = bind(lib, "cublasGemmEx", FunctionDescriptor.of(JAVA_INT,
                 ADDRESS, JAVA_INT, JAVA_INT,           // handle, transa, transb
                 JAVA_INT, JAVA_INT, JAVA_INT,          // m, n, k
@@ -86,6 +95,8 @@ final class Cublas implements AutoCloseable {
             check("cublasCreate_v2", (int) create.invokeExact(hp));
             handle = hp.get(ADDRESS, 0);
             check("cublasSetStream_v2", (int) setStream.invokeExact(handle, MemorySegment.ofAddress(stream)));
+            check("cublasSetWorkspace_v2", (int) setWorkspace.invokeExact(handle, MemorySegment.ofAddress(workspace),
+                    WORKSPACE_BYTES));
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -35,6 +35,8 @@ import java.util.Map;
 public final class CudaBackend implements Backend {
     private final CountingDevice device;
     private final DeviceMemory memory;
+    /** Every op's device calls: eager, or captured / replayed as a CUDA graph (decode steps). */
+    private final OpStream ops;
     private final Storage storage;
     private final Map<Matrix, Long> matrices = new IdentityHashMap<>();
     private final Map<float[], Long> vectors = new IdentityHashMap<>();
@@ -60,6 +62,7 @@ public final class CudaBackend implements Backend {
         this.device = new CountingDevice(device);
         this.storage = storage;
         this.memory = new DeviceMemory(this.device);
+        this.ops = new OpStream(this.device, memory);
         this.smCount = device.smCount();
     }
 
@@ -92,16 +95,20 @@ public final class CudaBackend implements Backend {
      * Runs {@code step} with every op it enqueues timed on the GPU (a pair of events around each), after holding the
      * stream for {@code holdNanos} with a spinning kernel: the host enqueues the whole step meanwhile, so the GPU
      * then runs the ops back to back and their times are the GPU's own, not the host's launch rate. The hold must
-     * outlast the host's enqueueing (a decode step of 13B: ~10 ms). Empty on a device that cannot time ops.
+     * outlast the host's enqueueing (a decode step of 13B: ~10 ms). The step runs op by op even where it would replay
+     * a CUDA graph. Empty on a device that cannot time ops.
      */
     public synchronized List<TimedOp> profileOps(Runnable step, long holdNanos) {
         launch(Kernel.SPIN, new LaunchGeometry.Launch(1, 1, 32, 0), holdNanos);
         device.beginOpTiming();
+        ops.eagerOnly = true; // op by op, not a graph replay
         try {
             step.run();
         } catch (RuntimeException e) {
             device.endOpTiming();
             throw e;
+        } finally {
+            ops.eagerOnly = false;
         }
         return device.endOpTiming();
     }
@@ -118,6 +125,10 @@ public final class CudaBackend implements Backend {
 
     // ---------------------------------------------------------------- tensors
 
+    private void c0() {
+        if (closed) throw new IllegalStateException("the CUDA backend is closed");
+    }
+
     private CudaTensor c(Tensor t) {
         if (!(t instanceof CudaTensor x) || x.owner != this)
             throw new IllegalArgumentException("tensor " + t + " does not belong to this CUDA backend");
@@ -129,8 +140,8 @@ public final class CudaBackend implements Backend {
     public synchronized Tensor allocate(int rows, int cols) {
         if (rows < 0 || cols < 0) throw new IllegalArgumentException("allocate " + rows + "x" + cols);
         long bytes = (long) rows * cols * storage.bytes();
-        DeviceMemory.Allocation a = memory.allocTracked(bytes);
-        device.memsetZero(a.address, bytes); // as the CPU backend: fresh tensors read as zeros
+        DeviceMemory.Allocation a = ops.activation(bytes);
+        ops.memsetZero(a.address, bytes); // as the CPU backend: fresh tensors read as zeros
         return new CudaTensor(this, a, 0, rows, cols, storage);
     }
 
@@ -138,7 +149,7 @@ public final class CudaBackend implements Backend {
     @Override
     public synchronized Tensor uninitialized(int rows, int cols) {
         if (rows < 0 || cols < 0) throw new IllegalArgumentException("allocate " + rows + "x" + cols);
-        DeviceMemory.Allocation a = memory.allocTracked((long) rows * cols * storage.bytes());
+        DeviceMemory.Allocation a = ops.activation((long) rows * cols * storage.bytes());
         return new CudaTensor(this, a, 0, rows, cols, storage);
     }
 
@@ -153,9 +164,9 @@ public final class CudaBackend implements Backend {
 
     private void write(CudaTensor t, float[] data, int off) {
         int n = Math.toIntExact(t.size());
-        if (storage == Storage.F16) device.upload(t.address(), Half.fromFloats(data, off, n));
-        else if (off == 0 && data.length == n) device.upload(t.address(), data);
-        else device.upload(t.address(), java.util.Arrays.copyOfRange(data, off, off + n));
+        if (storage == Storage.F16) ops.upload(t.address(), Half.fromFloats(data, off, n));
+        else if (off == 0 && data.length == n) ops.upload(t.address(), data.clone()); // held until a graph launch
+        else ops.upload(t.address(), java.util.Arrays.copyOfRange(data, off, off + n));
     }
 
     @Override
@@ -164,11 +175,11 @@ public final class CudaBackend implements Backend {
         int n = Math.toIntExact(x.size());
         if (storage == Storage.F16) {
             short[] h = new short[n];
-            device.download(x.address(), h);
+            ops.download(x.address(), h);
             return Half.toFloats(h);
         }
         float[] out = new float[n];
-        device.download(x.address(), out);
+        ops.download(x.address(), out);
         return out;
     }
 
@@ -185,7 +196,8 @@ public final class CudaBackend implements Backend {
     public synchronized void copy(Tensor src, Tensor dst) {
         CudaTensor s = c(src), d = c(dst);
         if (s.size() != d.size()) throw new IllegalArgumentException("copy size mismatch");
-        device.copy(d.address(), s.address(), s.bytes());
+        // a kernel rather than cuMemcpyDtoDAsync: a graph replay patches its destination (a KV cache row)
+        if (s.size() > 0) launch(Kernel.COPY, elementwise(s.size()), d.address(), s.address(), s.size());
     }
 
     // ---------------------------------------------------------------- weights (uploaded once, by identity)
@@ -201,7 +213,7 @@ public final class CudaBackend implements Backend {
         long addr = memory.allocPermanent((long) m.rows() * m.cols() * 2);
         if (m instanceof GeneratedMatrix g && g.format() == GeneratedMatrix.Format.F16) { // made in place, no host copy
             long n = (long) m.rows() * m.cols();
-            device.launch(Kernel.FILL_F16.symbol(storage), elementwise(n), checked(Kernel.FILL_F16, addr, n, g.seed(), g.amp()));
+            launch(Kernel.FILL_F16, elementwise(n), addr, n, g.seed(), g.amp());
             matrices.put(m, addr);
             return addr;
         }
@@ -209,7 +221,7 @@ public final class CudaBackend implements Backend {
         int step = uploadChunkRows(m.cols());
         for (int r = 0; r < m.rows(); r += step) {
             int count = Math.min(step, m.rows() - r);
-            device.upload(addr + (long) r * m.cols() * 2, Half.rows(m, r, count, what));
+            ops.upload(addr + (long) r * m.cols() * 2, Half.rows(m, r, count, what));
         }
         matrices.put(m, addr);
         return addr;
@@ -229,15 +241,15 @@ public final class CudaBackend implements Backend {
         if (m instanceof Q4Matrix qm) {
             Int4Layout.Relaid r = Int4Layout.relayout(qm, what);
             long words = memory.allocPermanent(r.wordBytes()), params = memory.allocPermanent(r.paramBytes());
-            device.upload(words, r.words());
-            device.upload(params, r.params());
+            ops.upload(words, r.words());
+            ops.upload(params, r.params());
             w = new Q4Weights(words, params, rows, cols, r.groupSize(), r.groups(), r.bytes());
         } else {
             GeneratedMatrix g = (GeneratedMatrix) m;
             long nw = Int4Layout.wordCount(rows, cols), np = Int4Layout.paramCount(rows, cols, g.groupSize());
             long words = memory.allocPermanent(4 * nw), params = memory.allocPermanent(4 * np);
-            device.launch(Kernel.FILL_Q4.symbol(storage), elementwise(nw), checked(Kernel.FILL_Q4, words, params, rows,
-                    cols, g.groupSize(), g.seed(), g.amp(), g.symmetric() ? 1 : 0));
+            launch(Kernel.FILL_Q4, elementwise(nw), words, params, rows, cols, g.groupSize(), g.seed(), g.amp(),
+                    g.symmetric() ? 1 : 0);
             w = new Q4Weights(words, params, rows, cols, g.groupSize(), g.groups(), 4 * (nw + np));
         }
         q4.put(m, w);
@@ -259,7 +271,7 @@ public final class CudaBackend implements Backend {
         Long a = vectors.get(v);
         if (a != null) return a;
         long addr = memory.allocPermanent(4L * v.length);
-        device.upload(addr, v);
+        ops.upload(addr, v.clone());
         vectors.put(v, addr);
         return addr;
     }
@@ -268,7 +280,7 @@ public final class CudaBackend implements Backend {
 
     private void launch(Kernel k, LaunchGeometry.Launch g, Object... args) {
         k.check(args);
-        device.launch(k.symbol(storage), g, args);
+        ops.launch(k.symbol(storage), g, args);
     }
 
     private LaunchGeometry.Launch elementwise(long n) {
@@ -285,11 +297,11 @@ public final class CudaBackend implements Backend {
                 throw new IndexOutOfBoundsException("embed: id " + ids[i] + " at " + i + " outside 0.." + (table.rows() - 1));
         if (ids.length == 0) return;
         long w = matrix(table, "embedding table");
-        long idBuf = memory.take(4L * ids.length);
-        device.upload(idBuf, ids);
+        long idBuf = ops.take(4L * ids.length);
+        ops.upload(idBuf, ids.clone());
         launch(Kernel.EMBED, LaunchGeometry.embed(ids.length, table.cols()), o.address(), w, idBuf, ids.length,
                 table.cols(), table.rows());
-        memory.give(idBuf);
+        ops.give(idBuf);
     }
 
     @Override
@@ -312,13 +324,12 @@ public final class CudaBackend implements Backend {
         }
         long wAddr = matrix(w.weight(), w.name());
         if (storage == Storage.F16) {
-            device.gemm(Gemm.linear(x.rows(), w.in(), w.out(), wAddr, input.address(), Gemm.CUDA_R_16F, o.address(), Gemm.CUDA_R_16F));
+            ops.gemm(Gemm.linear(x.rows(), w.in(), w.out(), wAddr, input.address(), Gemm.CUDA_R_16F, o.address(), Gemm.CUDA_R_16F));
         } else { // cuBLAS wants A and B of one type: round the FP32 input to FP16, keep the FP32 output
-            long half = memory.take(2 * input.size());
-            device.launch(Kernel.F32_TO_F16.symbol(storage), elementwise(input.size()),
-                    checked(Kernel.F32_TO_F16, half, input.address(), input.size()));
-            device.gemm(Gemm.linear(x.rows(), w.in(), w.out(), wAddr, half, Gemm.CUDA_R_16F, o.address(), Gemm.CUDA_R_32F));
-            memory.give(half);
+            long half = ops.take(2 * input.size());
+            launch(Kernel.F32_TO_F16, elementwise(input.size()), half, input.address(), input.size());
+            ops.gemm(Gemm.linear(x.rows(), w.in(), w.out(), wAddr, half, Gemm.CUDA_R_16F, o.address(), Gemm.CUDA_R_32F));
+            ops.give(half);
         }
         if (w.bias() != null)
             launch(Kernel.BIAS_ADD, elementwise(o.size()), o.address(), vector(w.bias()), o.rows(), o.cols());
@@ -330,23 +341,22 @@ public final class CudaBackend implements Backend {
         int n = input.rows();
         long half = 0, x = input.address();
         if (storage == Storage.F32) { // the kernels and cuBLAS take FP16 activations, as the dense path does
-            half = memory.take(2 * input.size());
-            device.launch(Kernel.F32_TO_F16.symbol(storage), elementwise(input.size()),
-                    checked(Kernel.F32_TO_F16, half, input.address(), input.size()));
+            half = ops.take(2 * input.size());
+            launch(Kernel.F32_TO_F16, elementwise(input.size()), half, input.address(), input.size());
             x = half;
         }
         if (n <= Int4Layout.GEMV_MAX_TOKENS) {
             launch(Kernel.q4Gemv(n), Int4Layout.gemvLaunch(w.rows(), w.cols()), o.address(), x, w.words(), w.params(), n,
                     w.rows(), w.cols(), w.groupSize(), w.groups());
         } else {
-            long dense = memory.take(2L * w.rows() * w.cols());
-            device.launch(Kernel.Q4_DEQUANT.symbol(storage), elementwise((long) w.rows() * (w.cols() / Int4Layout.CHUNK_COLS)),
-                    checked(Kernel.Q4_DEQUANT, dense, w.words(), w.params(), w.rows(), w.cols(), w.groupSize(), w.groups()));
-            device.gemm(Gemm.linear(n, w.cols(), w.rows(), dense, x, Gemm.CUDA_R_16F, o.address(),
+            long dense = ops.take(2L * w.rows() * w.cols());
+            launch(Kernel.Q4_DEQUANT, elementwise((long) w.rows() * (w.cols() / Int4Layout.CHUNK_COLS)), dense, w.words(),
+                    w.params(), w.rows(), w.cols(), w.groupSize(), w.groups());
+            ops.gemm(Gemm.linear(n, w.cols(), w.rows(), dense, x, Gemm.CUDA_R_16F, o.address(),
                     storage == Storage.F16 ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F));
-            memory.give(dense);
+            ops.give(dense);
         }
-        if (half != 0) memory.give(half);
+        if (half != 0) ops.give(half);
         if (lin.bias() != null)
             launch(Kernel.BIAS_ADD, elementwise(o.size()), o.address(), vector(lin.bias()), o.rows(), o.cols());
     }
@@ -430,14 +440,26 @@ public final class CudaBackend implements Backend {
             return;
         }
         long accFloats = (long) n * heads * p.splits() * headDim;
-        long part = p.splits() > 1 ? memory.take(4 * LaunchGeometry.splitScratchFloats(n, heads, p.splits(), headDim)) : 0;
+        long part = p.splits() > 1 ? ops.take(4 * LaunchGeometry.splitScratchFloats(n, heads, p.splits(), headDim)) : 0;
         long partAcc = part, partMl = part == 0 ? 0 : part + 4 * accFloats;
         launch(Kernel.ATTN_SPLIT, p.main(), o.address(), partAcc, partMl, qq.address(), kk.address(), vv.address(), n,
                 kvLen, heads, kvHeads, headDim, qPos0, cz, scale, qq.cols(), kk.cols(), o.cols(), p.splits(), p.chunk());
         if (p.combine() != null) {
             launch(Kernel.ATTN_COMBINE, p.combine(), o.address(), partAcc, partMl, n, heads, headDim, p.splits(), o.cols());
-            memory.give(part);
+            ops.give(part);
         }
+    }
+
+    /** Replays decode steps as CUDA graphs (see {@link StepGraphs}); eager with -Dqvlm.cuda.graphs=false. */
+    @Override
+    public synchronized float[] repeatedStep(String key, java.util.function.Supplier<float[]> step, Runnable reset) {
+        c0();
+        return ops.repeated(key, step, reset);
+    }
+
+    /** Per step key: captures, replays, patched launches per replay (for logs). */
+    public synchronized String graphSummary() {
+        return ops.graphSummary();
     }
 
     /** Greedy decoding on the device: the index of each row's largest value (first on ties). Not part of Backend. */
@@ -445,10 +467,10 @@ public final class CudaBackend implements Backend {
         CudaTensor a = c(x);
         int[] out = new int[a.rows()];
         if (a.rows() == 0) return out;
-        long buf = memory.take(4L * a.rows());
+        long buf = ops.take(4L * a.rows());
         launch(Kernel.ARGMAX, LaunchGeometry.perRow(a.rows(), a.cols()), a.address(), a.rows(), a.cols(), buf);
-        device.download(buf, out);
-        memory.give(buf);
+        ops.download(buf, out);
+        ops.give(buf);
         return out;
     }
 
@@ -480,7 +502,7 @@ public final class CudaBackend implements Backend {
 
     /** Waits for all queued work (surfaces asynchronous kernel faults). */
     public synchronized void synchronize() {
-        device.synchronize();
+        ops.synchronize();
     }
 
     /** cuMemGetInfo: {free, total} bytes of the device. */
@@ -536,6 +558,14 @@ public final class CudaBackend implements Backend {
     public synchronized void close() {
         if (closed) return;
         closed = true;
+        try {
+            ops.close();
+        } finally {
+            closeMemory();
+        }
+    }
+
+    private void closeMemory() {
         try {
             memory.close();
         } finally {

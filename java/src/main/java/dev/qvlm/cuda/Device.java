@@ -52,6 +52,44 @@ interface Device extends AutoCloseable {
         return java.util.List.of();
     }
 
+    /** A captured and instantiated sequence of ops (a CUDA graph); its kernel launches are numbered in capture order. */
+    interface Graph {
+        int launches();
+    }
+
+    /** Whether {@link #beginCapture} works here. */
+    default boolean canCapture() {
+        return false;
+    }
+
+    /**
+     * Starts recording the ops enqueued from now on instead of running them (stream capture), until
+     * {@link #endCapture}. Uploads, downloads and synchronize are not allowed meanwhile.
+     */
+    default void beginCapture() {
+        throw new UnsupportedOperationException(name() + " cannot capture");
+    }
+
+    /** Ends the capture and instantiates what it recorded; the device is no longer capturing even if this throws. */
+    default Graph endCapture() {
+        throw new UnsupportedOperationException(name() + " cannot capture");
+    }
+
+    /** Enqueues the whole graph on the stream. */
+    default void launchGraph(Graph g) {
+        throw new UnsupportedOperationException(name() + " cannot capture");
+    }
+
+    /** Captured kernel launch {@code index} of g runs with this geometry and these arguments from the next launch on. */
+    default void patchKernel(Graph g, int index, String symbol, LaunchGeometry.Launch geometry, Object[] args) {
+        throw new UnsupportedOperationException(name() + " cannot capture");
+    }
+
+    /** Frees the graph (after the work already enqueued from it). */
+    default void destroyGraph(Graph g) {
+        throw new UnsupportedOperationException(name() + " cannot capture");
+    }
+
     /** {free, total} bytes of device memory (cuMemGetInfo). */
     long[] memInfo();
 

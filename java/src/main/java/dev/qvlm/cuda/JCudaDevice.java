@@ -55,11 +55,15 @@ final class JCudaDevice implements Device {
     private final Map<String, Function> functions = new HashMap<>();
     /** cuLaunchKernel through FFM (see {@link FfmLauncher}); null with -Dqvlm.cuda.launch=jcuda. */
     private final FfmLauncher ffm;
+    /** CUDA graphs through FFM (decode steps; see {@link StepGraphs}); null with -Dqvlm.cuda.graphs=false. */
+    private final DriverGraphs graphs;
+    private boolean capturing;
     /** The thread the context was last made current on: binding again from it is skipped. */
     private Thread bound;
     /** Live allocations by base address: device pointers for the JCuda calls that take a CUdeviceptr. */
     private final TreeMap<Long, DevPtr> allocations = new TreeMap<>();
     private final Cublas cublas;
+    private final DevPtr cublasWorkspace = new DevPtr();
     private final String name;
     private final int smCount;
     private boolean closed;
@@ -81,8 +85,10 @@ final class JCudaDevice implements Device {
             int[] v = new int[1];
             cuDeviceGetAttribute(v, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device);
             smCount = v[0];
-            cublas = new Cublas(stream.address());
+            cuMemAlloc(cublasWorkspace, Cublas.WORKSPACE_BYTES);
+            cublas = new Cublas(stream.address(), cublasWorkspace.address());
             ffm = "jcuda".equals(System.getProperty("qvlm.cuda.launch")) ? null : new FfmLauncher();
+            graphs = StepGraphs.enabled() ? new DriverGraphs() : null;
         } catch (RuntimeException e) {
             cuDevicePrimaryCtxRelease(device);
             throw e;
@@ -275,10 +281,12 @@ final class JCudaDevice implements Device {
             cuModuleGetFunction(f, module, symbol);
             functions.put(symbol, f);
         }
-        if (ffm != null) {
-            ffm.launch(f.address(), symbol, g, stream.address(), args);
-            return;
-        }
+        if (ffm != null) ffm.launch(f.address(), symbol, g, stream.address(), args);
+        else launchJCuda(f, symbol, g, args);
+        if (capturing) graphs.lastNode(stream.address(), f.address());
+    }
+
+    private void launchJCuda(Function f, String symbol, LaunchGeometry.Launch g, Object[] args) {
         Pointer[] params = new Pointer[args.length];
         for (int i = 0; i < args.length; i++)
             params[i] = switch (args[i]) {
@@ -297,6 +305,44 @@ final class JCudaDevice implements Device {
         CUevent t0 = before();
         cublas.gemm(call);
         if (t0 != null) after(t0, "cublasGemmEx " + call.m() + "x" + call.n() + "x" + call.k());
+    }
+
+    @Override
+    public boolean canCapture() {
+        return graphs != null;
+    }
+
+    @Override
+    public void beginCapture() {
+        bind();
+        graphs.beginCapture(stream.address());
+        capturing = true;
+    }
+
+    @Override
+    public Graph endCapture() {
+        bind();
+        capturing = false;
+        return graphs.endCapture(stream.address());
+    }
+
+    @Override
+    public void launchGraph(Graph g) {
+        bind();
+        graphs.launch((DriverGraphs.Graph) g, stream.address());
+    }
+
+    @Override
+    public void patchKernel(Graph g, int index, String symbol, LaunchGeometry.Launch geometry, Object[] args) {
+        bind();
+        graphs.patch((DriverGraphs.Graph) g, index, symbol, geometry, args);
+    }
+
+    @Override
+    public void destroyGraph(Graph g) {
+        bind();
+        cuStreamSynchronize(stream);
+        graphs.destroy((DriverGraphs.Graph) g);
     }
 
     /** Waits for the stream; surfaces asynchronous kernel faults here rather than at some later call. */
@@ -321,7 +367,9 @@ final class JCudaDevice implements Device {
         try {
             cuStreamSynchronize(stream);
             cublas.close();
+            cuMemFree(cublasWorkspace);
             if (ffm != null) ffm.close();
+            if (graphs != null) graphs.close();
             for (CUevent e : eventPool) cuEventDestroy(e);
             eventPool.clear();
             for (DevPtr p : allocations.values()) cuMemFree(p);

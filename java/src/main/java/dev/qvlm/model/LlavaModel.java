@@ -202,6 +202,19 @@ public final class LlavaModel {
      * quantizer runs per sequence), so each sequence gets the same bits as {@link #forward} would give it alone.
      */
     public float[] forwardLast(List<Sequence> batch) {
+        // a decode step (one new token per sequence, no image, nothing observing): the same operations every time
+        // but for positions, so a device may replay it from a recording (Backend.repeatedStep: CUDA graphs)
+        boolean decode = hooks == ForwardHooks.NONE && !batch.isEmpty();
+        for (Sequence s : batch) decode &= s.tokens().length == 1 && s.imageEmbeds() == null;
+        if (!decode) return forwardLastNow(batch);
+        int[] lengths = new int[batch.size()];
+        for (int i = 0; i < lengths.length; i++) lengths[i] = batch.get(i).cache().length;
+        return backend.repeatedStep("decode x" + batch.size(), () -> forwardLastNow(batch), () -> {
+            for (int i = 0; i < lengths.length; i++) batch.get(i).cache().length = lengths[i];
+        });
+    }
+
+    private float[] forwardLastNow(List<Sequence> batch) {
         Tensor x = forwardHidden(batch, true);
         boolean oneRowEach = x.rows() == batch.size();
         Tensor sel = x;
@@ -252,11 +265,10 @@ public final class LlavaModel {
         LlavaWeights.LlamaLayer l = weights.text.layers()[li];
         Tensor h = backend.uninitialized(n, Dt);
         backend.rmsNorm(h, x, l.inputNorm(), tc.rmsNormEps());
-        // one sequence writes its new keys/values straight into its cache; a batch computes them for all rows
-        // in one matmul and copies each sequence's rows into its own cache
-        boolean one = segs.length == 1;
-        Tensor k = one ? backend.view(segs[0].keys, segs[0].pos, n) : backend.uninitialized(n, tc.kvDim());
-        Tensor v = one ? backend.view(segs[0].values, segs[0].pos, n) : backend.uninitialized(n, tc.kvDim());
+        // keys and values of all rows in one matmul each, then each sequence's rows are copied into its own cache
+        // (also for one sequence: a linear's output address then never depends on the position, which is what lets
+        // a CUDA graph replay a decode step with only kernel arguments patched)
+        Tensor k = backend.uninitialized(n, tc.kvDim()), v = backend.uninitialized(n, tc.kvDim());
         // the rows that go on past the keys and values (xq, hq), per sequence (qsegs: rows of xq, first position)
         Tensor xq = x, hq = h;
         Segment[] qsegs = segs;
@@ -283,10 +295,8 @@ public final class LlavaModel {
         for (Segment s : segs) {
             Tensor ks = backend.view(k, s.row, s.n);
             backend.rope(ks, tc.numKvHeads(), hd, s.pos, tc.ropeTheta());
-            if (!one) {
-                backend.copy(ks, backend.view(s.keys, s.pos, s.n));
-                backend.copy(backend.view(v, s.row, s.n), backend.view(s.values, s.pos, s.n));
-            }
+            backend.copy(ks, backend.view(s.keys, s.pos, s.n));
+            backend.copy(backend.view(v, s.row, s.n), backend.view(s.values, s.pos, s.n));
         }
         List<Backend.AttentionSegment> attSegs = new ArrayList<>(qsegs.length);
         for (Segment s : qsegs) {

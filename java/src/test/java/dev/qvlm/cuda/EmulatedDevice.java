@@ -57,6 +57,13 @@ final class EmulatedDevice implements Device {
         live -= b.capacity();
     }
 
+    /** The offset of an address inside its block, or -1 when it is not device memory (a plain number). */
+    long offsetInBlock(long address) {
+        Map.Entry<Long, ByteBuffer> e = memory.floorEntry(address);
+        if (e == null || address - e.getKey() > e.getValue().capacity()) return -1;
+        return address - e.getKey();
+    }
+
     int liveBlocks() {
         return memory.size();
     }
@@ -75,45 +82,68 @@ final class EmulatedDevice implements Device {
 
     @Override
     public void memsetZero(long address, long bytes) {
+        if (capture != null) {
+            capture.add(new Object[]{"memset", address, bytes});
+            return;
+        }
         ByteBuffer b = at(address, bytes);
         for (long i = 0; i < bytes; i++) b.put((byte) 0);
     }
 
     @Override
     public void upload(long dst, short[] src) {
+        notCapturing("upload");
         at(dst, 2L * src.length).asShortBuffer().put(src);
     }
 
     @Override
     public void upload(long dst, float[] src) {
+        notCapturing("upload");
         at(dst, 4L * src.length).asFloatBuffer().put(src);
     }
 
     @Override
     public void upload(long dst, int[] src) {
+        notCapturing("upload");
         at(dst, 4L * src.length).asIntBuffer().put(src);
     }
 
     @Override
     public void download(long src, short[] dst) {
+        notCapturing("download");
         at(src, 2L * dst.length).asShortBuffer().get(dst);
     }
 
     @Override
     public void download(long src, float[] dst) {
+        notCapturing("download");
         at(src, 4L * dst.length).asFloatBuffer().get(dst);
     }
 
     @Override
     public void download(long src, int[] dst) {
+        notCapturing("download");
         at(src, 4L * dst.length).asIntBuffer().get(dst);
     }
 
     @Override
     public void copy(long dst, long src, long bytes) {
+        notCapturing("cuMemcpyDtoDAsync"); // the backend copies with a kernel (patchable in a graph)
         byte[] tmp = new byte[Math.toIntExact(bytes)];
         at(src, bytes).get(tmp);
         at(dst, bytes).put(tmp);
+    }
+
+    /** A column-major matrix of {@code cols} columns of {@code rows} used rows each, leading dimension ld, as floats. */
+    float[] readAll(long base, int type, int ld, int rows, int cols) {
+        int n = cols == 0 ? 0 : (cols - 1) * ld + rows;
+        float[] out = new float[n];
+        if (type == Gemm.CUDA_R_16F) {
+            short[] h = new short[n];
+            at(base, 2L * n).asShortBuffer().get(h);
+            for (int i = 0; i < n; i++) out[i] = Float.float16ToFloat(h[i]);
+        } else at(base, 4L * n).asFloatBuffer().get(out);
+        return out;
     }
 
     float read(long base, long index, int type) {
@@ -126,10 +156,96 @@ final class EmulatedDevice implements Device {
         else at(base + 4 * index, 4).putFloat(v);
     }
 
+    // ---------------------------------------------------------------- CUDA graphs, emulated
+    /** Whether this device captures (off by default: the existing tests count eager launches). */
+    boolean graphs;
+    private List<Object[]> capture; // {kind, ...}: "launch", symbol, geometry, args | "gemm", g | "memset", address, bytes
+    int graphLaunches, liveGraphs;
+
+    static final class Graph implements Device.Graph {
+        final List<Object[]> ops;
+        final List<Integer> launchAt = new ArrayList<>(); // index in ops of each kernel launch
+        boolean destroyed;
+
+        Graph(List<Object[]> ops) {
+            this.ops = ops;
+            for (int i = 0; i < ops.size(); i++) if (ops.get(i)[0].equals("launch")) launchAt.add(i);
+        }
+
+        @Override
+        public int launches() {
+            return launchAt.size();
+        }
+    }
+
+    @Override
+    public boolean canCapture() {
+        return graphs;
+    }
+
+    @Override
+    public void beginCapture() {
+        if (capture != null) throw new IllegalStateException("already capturing");
+        capture = new ArrayList<>();
+    }
+
+    @Override
+    public Device.Graph endCapture() {
+        List<Object[]> ops = capture;
+        capture = null;
+        liveGraphs++;
+        return new Graph(ops);
+    }
+
+    @Override
+    public void launchGraph(Device.Graph g) {
+        Graph e = (Graph) g;
+        if (e.destroyed) throw new IllegalStateException("launch of a destroyed graph");
+        if (capture != null) throw new IllegalStateException("graph launch while capturing");
+        graphLaunches++;
+        for (Object[] op : e.ops)
+            switch ((String) op[0]) {
+                case "launch" -> launch((String) op[1], (LaunchGeometry.Launch) op[2], (Object[]) op[3]);
+                case "gemm" -> gemm((Gemm) op[1]);
+                case "memset" -> memsetZero((Long) op[1], (Long) op[2]);
+                default -> throw new IllegalStateException((String) op[0]);
+            }
+    }
+
+    @Override
+    public void patchKernel(Device.Graph g, int index, String symbol, LaunchGeometry.Launch geometry, Object[] args) {
+        Graph e = (Graph) g;
+        Object[] op = e.ops.get(e.launchAt.get(index));
+        if (!op[1].equals(symbol)) throw new IllegalStateException("patch of " + op[1] + " as " + symbol);
+        e.ops.set(e.launchAt.get(index), new Object[]{"launch", symbol, geometry, args.clone()});
+    }
+
+    @Override
+    public void destroyGraph(Device.Graph g) {
+        Graph e = (Graph) g;
+        if (e.destroyed) throw new IllegalStateException("graph destroyed twice");
+        e.destroyed = true;
+        liveGraphs--;
+    }
+
+    private void notCapturing(String what) {
+        if (capture != null) throw new IllegalStateException(what + " during a capture");
+    }
+
     @Override
     public void launch(String symbol, LaunchGeometry.Launch g, Object[] args) {
+        if (capture != null) {
+            capture.add(new Object[]{"launch", symbol, g, args.clone()});
+            return;
+        }
         launches.add(new Launched(symbol, g, args.clone()));
-        if (symbol.startsWith("qvlm_bias_add_")) {
+        if (symbol.startsWith("qvlm_copy_")) {
+            int bytes = symbol.endsWith("f16") ? 2 : 4;
+            long dst = (Long) args[0], src = (Long) args[1], n = (Long) args[2];
+            byte[] tmp = new byte[Math.toIntExact(n * bytes)];
+            at(src, tmp.length).get(tmp);
+            at(dst, tmp.length).put(tmp);
+        } else if (symbol.startsWith("qvlm_bias_add_")) {
             int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
             long out = (Long) args[0], bias = (Long) args[1];
             int rows = (Integer) args[2], cols = (Integer) args[3];
@@ -177,7 +293,9 @@ final class EmulatedDevice implements Device {
     }
 
     @Override
-    public void synchronize() {}
+    public void synchronize() {
+        notCapturing("synchronize");
+    }
 
     @Override
     public long[] memInfo() {
@@ -188,14 +306,21 @@ final class EmulatedDevice implements Device {
     /** cublasGemmEx, column-major: C[m x n] = op(A)[m x k] · op(B)[k x n], FP32 accumulation, alpha 1, beta 0. */
     @Override
     public void gemm(Gemm g) {
+        if (capture != null) {
+            capture.add(new Object[]{"gemm", g});
+            return;
+        }
         gemms.add(g);
+        // operands read once into arrays (column-major extents: ld x columns, the last column only as far as used)
+        float[] A = readAll(g.a(), g.aType(), g.lda(), g.transA() == Gemm.OP_N ? g.m() : g.k(), g.transA() == Gemm.OP_N ? g.k() : g.m());
+        float[] B = readAll(g.b(), g.bType(), g.ldb(), g.transB() == Gemm.OP_N ? g.k() : g.n(), g.transB() == Gemm.OP_N ? g.n() : g.k());
         for (int j = 0; j < g.n(); j++)
             for (int i = 0; i < g.m(); i++) {
                 float acc = 0;
                 for (int p = 0; p < g.k(); p++) {
-                    long ai = g.transA() == Gemm.OP_N ? i + (long) p * g.lda() : p + (long) i * g.lda();
-                    long bi = g.transB() == Gemm.OP_N ? p + (long) j * g.ldb() : j + (long) p * g.ldb();
-                    acc += read(g.a(), ai, g.aType()) * read(g.b(), bi, g.bType());
+                    int ai = g.transA() == Gemm.OP_N ? i + p * g.lda() : p + i * g.lda();
+                    int bi = g.transB() == Gemm.OP_N ? p + j * g.ldb() : j + p * g.ldb();
+                    acc += A[ai] * B[bi];
                 }
                 write(g.c(), i + (long) j * g.ldc(), g.cType(), acc);
             }

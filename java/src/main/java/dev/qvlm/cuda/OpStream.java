@@ -1,0 +1,211 @@
+package dev.qvlm.cuda;
+
+import dev.qvlm.cuda.StepGraphs.Mode;
+import dev.qvlm.cuda.StepGraphs.Recording;
+
+import java.util.function.Supplier;
+
+/**
+ * The ops' one path to the device: every kernel launch, GEMM, memset, upload, download and activation or scratch
+ * block of {@link CudaBackend}'s ops goes through here, and here alone it matters whether a step runs eagerly, is
+ * being captured into a CUDA graph, or replays one ({@link StepGraphs} has the rules). In eager mode each call is
+ * the device call.
+ */
+final class OpStream {
+    private final Device device;
+    private final DeviceMemory memory;
+    final StepGraphs graphs = new StepGraphs();
+    /** Repeated steps run eagerly while set (op-by-op profiling times each op's own launch). */
+    boolean eagerOnly;
+
+    OpStream(Device device, DeviceMemory memory) {
+        this.device = device;
+        this.memory = memory;
+    }
+
+    // ---------------------------------------------------------------- memory
+
+    /** A block for an activation tensor: pooled by reachability when eager, the step's own while capturing or replaying. */
+    DeviceMemory.Allocation activation(long bytes) {
+        if (graphs.mode == Mode.EAGER) return memory.allocTracked(bytes);
+        return new DeviceMemory.Allocation(take(bytes), DeviceMemory.round(bytes));
+    }
+
+    /** A scratch block for one op; hand it back with {@link #give}. */
+    long take(long bytes) {
+        return switch (graphs.mode) {
+            case EAGER -> memory.take(bytes);
+            case CAPTURE -> {
+                long a = memory.take(bytes);
+                graphs.captured(a, DeviceMemory.round(bytes));
+                yield a;
+            }
+            case REPLAY -> graphs.replayBlock(bytes);
+        };
+    }
+
+    /** Returns a scratch block; a no-op for blocks of a captured step (they stay the graph's). */
+    void give(long address) {
+        if (graphs.mode == Mode.EAGER) memory.give(address);
+    }
+
+    // ---------------------------------------------------------------- ops
+
+    void launch(String symbol, LaunchGeometry.Launch g, Object[] args) {
+        switch (graphs.mode) {
+            case EAGER -> device.launch(symbol, g, args);
+            case CAPTURE -> {
+                device.launch(symbol, g, args);
+                graphs.captured(new StepGraphs.Launched(symbol, g, args.clone()));
+            }
+            case REPLAY -> {
+                int i = graphs.replayLaunch(symbol, g, args);
+                if (i >= 0) device.patchKernel(graphs.current.graph, i, symbol, g, args);
+            }
+        }
+    }
+
+    void gemm(Gemm g) {
+        switch (graphs.mode) {
+            case EAGER -> device.gemm(g);
+            case CAPTURE -> {
+                device.gemm(g);
+                graphs.captured(g);
+            }
+            case REPLAY -> graphs.replayGemm(g);
+        }
+    }
+
+    void memsetZero(long address, long bytes) {
+        switch (graphs.mode) {
+            case EAGER -> device.memsetZero(address, bytes);
+            case CAPTURE -> {
+                device.memsetZero(address, bytes);
+                graphs.capturedMemset(address, bytes);
+            }
+            case REPLAY -> graphs.replayMemset(address, bytes);
+        }
+    }
+
+    /** Host → device; while a step is captured or replayed, held until just before its graph launches. */
+    void upload(long dst, Object array) {
+        if (graphs.mode != Mode.EAGER) {
+            graphs.uploads.add(new Object[]{dst, array});
+            return;
+        }
+        put(dst, array);
+    }
+
+    private void put(long dst, Object array) {
+        switch (array) {
+            case short[] a -> device.upload(dst, a);
+            case float[] a -> device.upload(dst, a);
+            case int[] a -> device.upload(dst, a);
+            default -> throw new IllegalArgumentException("upload of " + array.getClass());
+        }
+    }
+
+    void download(long src, short[] dst) {
+        flush();
+        device.download(src, dst);
+    }
+
+    void download(long src, float[] dst) {
+        flush();
+        device.download(src, dst);
+    }
+
+    void download(long src, int[] dst) {
+        flush();
+        device.download(src, dst);
+    }
+
+    void synchronize() {
+        flush();
+        device.synchronize();
+    }
+
+    // ---------------------------------------------------------------- repeated steps
+
+    /**
+     * {@link dev.qvlm.backend.Backend#repeatedStep} on this device: eager the first time, captured the second,
+     * replayed after; eager again (and recaptured next time) when a replay does not match its recording.
+     */
+    float[] repeated(String key, Supplier<float[]> step, Runnable reset) {
+        if (!device.canCapture() || eagerOnly || graphs.mode != Mode.EAGER) return step.get();
+        Recording r = graphs.recording(key);
+        if (r.broken != null || r.eagerRuns < 1) {
+            r.eagerRuns++;
+            return step.get();
+        }
+        boolean capture = r.graph == null;
+        if (capture && r.captures >= 8 && r.replays < 4 * r.captures) { // the steps keep changing shape
+            r.broken = r.captures + " captures for " + r.replays + " replays";
+            System.err.println("[qvlm] CUDA graphs off for " + key + ": " + r.broken);
+            return step.get();
+        }
+        graphs.start(capture ? Mode.CAPTURE : Mode.REPLAY, r);
+        if (capture) device.beginCapture();
+        try {
+            float[] out = step.get();
+            flush(); // a step that ends without a download still runs
+            if (capture) r.captures++;
+            else r.replays++;
+            return out;
+        } catch (RuntimeException e) {
+            boolean stillCapturing = graphs.mode == Mode.CAPTURE;
+            graphs.stop();
+            if (stillCapturing) {
+                try {
+                    device.destroyGraph(device.endCapture());
+                } catch (RuntimeException ignored) {
+                    // the capture was invalid anyway
+                }
+            }
+            drop(r);
+            reset.run();
+            float[] out = step.get(); // eagerly; a genuine error of the step throws again here
+            if (capture && !(e instanceof StepGraphs.Mismatch)) {
+                r.broken = e.getClass().getSimpleName() + ": " + e.getMessage();
+                System.err.println("[qvlm] CUDA graphs off for " + key + " (decode steps run op by op): " + r.broken);
+            }
+            r.eagerRuns = 1;
+            return out;
+        }
+    }
+
+    /** A captured step: ends the capture; a replayed one: checks it issued every recorded op. Then launches the graph. */
+    private void flush() {
+        Recording r = graphs.current;
+        switch (graphs.mode) {
+            case EAGER -> {
+                return;
+            }
+            case CAPTURE -> {
+                graphs.mode = Mode.REPLAY; // not capturing any more, whatever endCapture does
+                r.graph = device.endCapture();
+            }
+            case REPLAY -> graphs.checkComplete();
+        }
+        for (Object[] u : graphs.uploads) put((Long) u[0], u[1]);
+        device.launchGraph(r.graph);
+        graphs.stop();
+    }
+
+    /** Frees a recording's graph and the blocks its step held; the key captures again. */
+    private void drop(Recording r) {
+        if (r.graph != null) device.destroyGraph(r.graph);
+        else device.synchronize();
+        for (long[] b : r.blocks) memory.give(b[0]);
+        StepGraphs.clear(r);
+    }
+
+    /** Drops every graph (before the device memory is freed). */
+    void close() {
+        for (Recording r : graphs.all()) if (r.graph != null || !r.blocks.isEmpty()) drop(r);
+    }
+
+    String graphSummary() {
+        return graphs.summary();
+    }
+}
