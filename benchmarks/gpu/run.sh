@@ -17,7 +17,8 @@
 #                                the timed ms/token); bench-eager-*.json the same without CUDA graphs
 #                                (--no-graphs), bench-jcuda-*.json also with JCuda's kernel launch instead of FFM's
 #                                (-Dqvlm.cuda.launch=jcuda); jmh-decode.json: DecodeStepBench on cuda, short mode
-#   d. jmh-gemv.json             GpuGemvBench: int4 GEMV vs cuBLAS FP16 vs cuMemcpyDtoD on the 13B shapes
+#   d. jmh-gemv.json             GpuGemvBench: int4 GEMV (and at 1/2/4/8 warps per block) vs cuBLAS FP16 vs
+#                                cuMemcpyDtoD on the 13B shapes
 #   e. eval-{fp,w4}-{cuda,cpu}.json   the 1,000-question split on both devices, FP and a W4A16 g128 checkpoint made here
 #   f. quantize-cuda.*           W4A4 qvlm calibration of the bundled model with --device cuda
 #   g. bench-batch-13b.json      continuous batching's decode step on the GPU: 1/2/4/8 sequences together, FP16
@@ -72,8 +73,10 @@ JMH=("$JAVA" -cp "$BENCH_CP" org.openjdk.jmh.Main)
 # Sizes: the real run, or toy sizes for the dry run (same commands, same code paths).
 if [[ "$DRY" == 1 ]]; then
   SHAPE=tiny; EVAL_N=4; NEW=4; NEW_BATCH=4; JMH_IT=(-wi 0 -i 1 -r 200ms); GEMV_SHAPES=5120x5120; CALIB_N=2
+  GEMV_KERNELS=int4,int4-w1,f16,copy; GEMV_IT=("${JMH_IT[@]}")
 else
   SHAPE=llava-1.5-13b; EVAL_N=1000; NEW=128; NEW_BATCH=32; JMH_IT=(-wi 1 -i 3 -r 1); GEMV_SHAPES=5120x5120,13824x5120,5120x13824; CALIB_N=64
+  GEMV_KERNELS=int4,int4-w1,int4-w2,int4-w4,int4-w8,f16,copy; GEMV_IT=(-wi 1 -w 500ms -i 3 -r 500ms) # 21 trials
 fi
 
 # ---------------------------------------------------------------- steps
@@ -124,7 +127,9 @@ if [[ "$DRY" == 1 ]]; then # the same benchmark on the CPU, so the dry run prove
 fi
 
 # d. GEMV and copy bandwidth
-step jmh-gemv 90 "${JMH[@]}" GpuGemvBench -p shape="$GEMV_SHAPES" "${JMH_IT[@]}" -rf json -rff "$OUT/jmh-gemv.json"
+# int4-wN: the int4 GEMV at a fixed 1, 2, 4, 8 warps per block beside the backend's rule (which to keep)
+step jmh-gemv 150 "${JMH[@]}" GpuGemvBench -p shape="$GEMV_SHAPES" -p kernel="$GEMV_KERNELS" "${GEMV_IT[@]}" \
+  -rf json -rff "$OUT/jmh-gemv.json"
 
 # e. accuracy on both devices: FP and a W4A16 g128 checkpoint (quantized here, on the CPU: RTN needs no GPU)
 IMG="$ROOT/data/shapes-vqa/images/eval_00000.png"

@@ -3,6 +3,7 @@ package dev.qvlm.bench;
 import dev.qvlm.backend.Tensor;
 import dev.qvlm.cuda.CudaBackend;
 import dev.qvlm.cuda.CudaRuntime;
+import dev.qvlm.cuda.Int4Layout;
 import dev.qvlm.cuda.Storage;
 import dev.qvlm.model.Linear;
 import dev.qvlm.tensor.GeneratedMatrix;
@@ -25,7 +26,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The decode GEMV of one token on the LLaMA-13B projection shapes (q/k/v/o 5120×5120, gate/up 13824×5120, down
- * 5120×13824), GPU only: {@code int4} is our packed W4A16 g128 GEMV, {@code f16} is the FP16 weight through cuBLAS
+ * 5120×13824), GPU only: {@code int4} is our packed W4A16 g128 GEMV ({@code int4-wN}: the same with N warps per
+ * block instead of the backend's rule, the sweep run.sh measures), {@code f16} is the FP16 weight through cuBLAS
  * (cublasGemmEx, what {@code CudaBackend.linear} does for FP16), {@code copy} is cuMemcpyDtoD of a buffer the size
  * of the FP16 weight — the bandwidth reference (it reads and writes, so its bytes count twice). {@link GpuReport}
  * turns the JSON into weight GB/s and the share of the copy bandwidth.
@@ -59,9 +61,14 @@ public class GpuGemvBench {
         if (why != null) throw new IllegalStateException("no usable GPU: " + why);
         int[] rc = KernelFixture.parseShape(shape);
         gpu = CudaBackend.open(Storage.F16);
-        switch (kernel) {
+        String k = kernel;
+        if (kernel.startsWith("int4-w")) { // the int4 GEMV with a fixed block size: the sweep run.sh asks for
+            Int4Layout.overrideGemvWarps(Integer.parseInt(kernel.substring("int4-w".length())));
+            k = "int4";
+        }
+        switch (k) {
             case "int4", "f16" -> {
-                GeneratedMatrix m = kernel.equals("int4") ? GeneratedMatrix.q4(rc[0], rc[1], 9, 0.001f, 128, false)
+                GeneratedMatrix m = k.equals("int4") ? GeneratedMatrix.q4(rc[0], rc[1], 9, 0.001f, 128, false)
                         : GeneratedMatrix.f16(rc[0], rc[1], 9, 0.01f);
                 linear = new Linear("bench", Linear.Part.LLM, m, null);
                 float[] xv = new float[rc[1]];
@@ -74,7 +81,7 @@ public class GpuGemvBench {
                 src = gpu.allocate(rc[0], rc[1]);
                 dst = gpu.allocate(rc[0], rc[1]);
             }
-            default -> throw new IllegalArgumentException("kernel must be int4|f16|copy: " + kernel);
+            default -> throw new IllegalArgumentException("kernel must be int4|int4-wN|f16|copy: " + kernel);
         }
         gpu.synchronize();
     }
@@ -96,6 +103,7 @@ public class GpuGemvBench {
 
     @TearDown(Level.Trial)
     public void tearDown() {
+        Int4Layout.overrideGemvWarps(0);
         if (gpu != null) gpu.close();
         gpu = null;
     }

@@ -26,11 +26,9 @@ public final class GpuReport {
 
     record Gemv(int rows, int cols, String kernel, double seconds) {
         long bytes() {
-            return switch (kernel) {
-                case "int4" -> Int4Layout.deviceBytes(rows, cols, 128);
-                case "f16" -> 2L * rows * cols;
-                default -> 4L * rows * cols; // copy: read + write of an FP16 buffer of the weight's size
-            };
+            if (kernel.startsWith("int4")) return Int4Layout.deviceBytes(rows, cols, 128); // int4, int4-wN
+            return kernel.equals("f16") ? 2L * rows * cols
+                    : 4L * rows * cols; // copy: read + write of an FP16 buffer of the weight's size
         }
     }
 

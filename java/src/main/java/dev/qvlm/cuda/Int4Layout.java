@@ -146,9 +146,22 @@ public final class Int4Layout {
 
     // ------------------------------------------------------------------ launch geometry (shared with the backend)
 
-    /** Warps per block of the GEMV: about two chunks per thread, 1..{@value #MAX_WARPS}. */
+    private static volatile int warpsOverride;
+
+    /**
+     * Warps per block of the GEMV: about two chunks per thread, 1..{@value #MAX_WARPS}; or the fixed count set by
+     * {@link #overrideGemvWarps} (the kernel takes any count: its reduction order follows the block size, and the
+     * emulation reads the same count).
+     */
     public static int gemvWarps(int chunks) {
-        return Math.max(1, Math.min(MAX_WARPS, (chunks + 63) / 64));
+        int w = warpsOverride;
+        return w > 0 ? w : Math.max(1, Math.min(MAX_WARPS, (chunks + 63) / 64));
+    }
+
+    /** For the GEMV benchmark's sweep: every GEMV launch uses {@code warps} warps (1..{@value #MAX_WARPS}); 0 restores the rule. */
+    public static void overrideGemvWarps(int warps) {
+        if (warps < 0 || warps > MAX_WARPS) throw new IllegalArgumentException("GEMV warps " + warps + " outside 0.." + MAX_WARPS);
+        warpsOverride = warps;
     }
 
     /** The smallest instantiated token bucket ≥ n (1 ≤ n ≤ {@value #GEMV_MAX_TOKENS}). */

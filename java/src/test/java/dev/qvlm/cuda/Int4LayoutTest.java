@@ -178,6 +178,16 @@ class Int4LayoutTest {
         assertEquals(8, Int4Layout.bucket(5));
         assertThrows(IllegalArgumentException.class, () -> Int4Layout.bucket(9));
         assertEquals(Kernel.Q4_GEMV2, Kernel.q4Gemv(2));
+        // the benchmark's sweep: a fixed block size for every launch, then the rule again
+        try {
+            Int4Layout.overrideGemvWarps(2);
+            assertEquals(2, Int4Layout.gemvWarps(432));
+            assertEquals(new LaunchGeometry.Launch(1280, 1, 64, 0), Int4Layout.gemvLaunch(5120, 5120));
+        } finally {
+            Int4Layout.overrideGemvWarps(0);
+        }
+        assertEquals(7, Int4Layout.gemvWarps(432));
+        assertThrows(IllegalArgumentException.class, () -> Int4Layout.overrideGemvWarps(9));
     }
 
     @Test
