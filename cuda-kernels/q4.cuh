@@ -41,13 +41,70 @@ __device__ __forceinline__ void q4_dequant_word(uint32_t w, __half2 zb, __half2 
     d[3] = __hfma2(u32_as_half2(q4_lop3(w8, HI, MAGIC)), sixteenth, zodd);
 }
 
+// One chunk (32 columns) of the R rows of a tile against NT tokens: an FP32 partial per (row, token) over the 32
+// columns, then acc = fma(scale, partial, acc).
+template <int R, int NT>
+__device__ __forceinline__ void q4_gemv_chunk(float (&acc)[R][NT], const uint4 (&q)[R], const uint4 pr,
+                                              const __half* __restrict__ x, int u, int cols, int n) {
+    const uint32_t prw[R] = {pr.x, pr.y, pr.z, pr.w};
+    __half2 zb[R], zodd[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        zb[r] = __high2half2(u32_as_half2(prw[r]));                        // (1024 + z, 1024 + z)
+        zodd[r] = __hneg2(__hsub2(zb[r], __float2half2_rn(960.f)));        // -(64 + z), exact
+    }
+    float p[R][NT];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) p[r][t] = 0.f;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        uint4 xr[NT];
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            xr[t] = t < n ? __ldg(reinterpret_cast<const uint4*>(x + (int64_t)t * cols + (u << 5) + 8 * j))
+                          : make_uint4(0, 0, 0, 0);
+        __half2 d[R][4];
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const uint32_t word = j == 0 ? q[r].x : j == 1 ? q[r].y : j == 2 ? q[r].z : q[r].w;
+            q4_dequant_word(word, zb[r], zodd[r], d[r]);
+        }
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            float2 xf[NT];
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                const uint32_t xw = i == 0 ? xr[t].x : i == 1 ? xr[t].y : i == 2 ? xr[t].z : xr[t].w;
+                xf[t] = __half22float2(u32_as_half2(xw));
+            }
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                const float2 f = __half22float2(d[r][i]);
+#pragma unroll
+                for (int t = 0; t < NT; t++) {
+                    p[r][t] = fmaf(f.x, xf[t].x, p[r][t]);
+                    p[r][t] = fmaf(f.y, xf[t].y, p[r][t]);
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const float s = __low2float(u32_as_half2(prw[r]));
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[r][t] = fmaf(s, p[r][t], acc[r][t]);
+    }
+}
+
 // out[t, row] = sum_k x[t, k] * W[row, k], t < n <= NT. x: FP16 [n, cols] (row stride cols). One block per row
 // tile (grid.x = tiles), 32 * W threads (W = Int4Layout.gemvWarps(chunks) <= 8). Thread i of the block takes chunks
-// u = i, i + blockDim.x, ...: per chunk R uint4 of weights (contiguous 64 bytes), one uint4 of params and, per
+// u = i, i + blockDim.x, ..., U at a time (the loads of U chunks, then their arithmetic): per chunk R uint4 of weights (contiguous 64 bytes), one uint4 of params and, per
 // token, four uint4 of x (shared by the R rows). Per chunk and (row, token) an FP32 partial over the 32 columns,
 // then acc = fma(scale, partial, acc); warp_sum, then the block sums its warps in order through shared memory.
 // Needs cols % 32 == 0 and groupSize % 32 == 0 (a chunk lies in one group). No bias (qvlm_bias_add follows).
-template <typename T, int NT>
+template <typename T, int NT, int U>
 __device__ __forceinline__ void q4_gemv_impl(T* __restrict__ out, const __half* __restrict__ x,
                                              const uint4* __restrict__ w, const uint4* __restrict__ params, int n,
                                              int rows, int cols, int groupSize, int groups) {
@@ -61,60 +118,25 @@ __device__ __forceinline__ void q4_gemv_impl(T* __restrict__ out, const __half* 
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[r][t] = 0.f;
 
-    for (int u = threadIdx.x; u < chunks; u += blockDim.x) {
-        uint4 q[R];
+    // U chunks per round: every load of the round is issued before any is used, so a thread keeps U * 64 bytes of
+    // weights in flight instead of 64 (the loads are asm volatile: the compiler would not hoist the next chunk's),
+    // at the price of registers (sm_90, one token: 58 registers at U = 1, 128 at U = 4). Chunks are still consumed
+    // in the order u, u + blockDim.x, ..., so every U gives the same sums (and Int4Layout's emulation holds).
+    for (int u0 = threadIdx.x; u0 < chunks; u0 += U * blockDim.x) {
+        uint4 q[U][R], pr[U];
 #pragma unroll
-        for (int r = 0; r < R; r++) q[r] = q4_ld_stream(wt + (int64_t)u * R + r);
-        const uint4 pr = __ldg(pt + (u << 5) / groupSize);
-        const uint32_t prw[R] = {pr.x, pr.y, pr.z, pr.w};
-        __half2 zb[R], zodd[R];
+        for (int c = 0; c < U; c++) {
+            const int u = u0 + c * blockDim.x;
+            if (u < chunks) {
 #pragma unroll
-        for (int r = 0; r < R; r++) {
-            zb[r] = __high2half2(u32_as_half2(prw[r]));                        // (1024 + z, 1024 + z)
-            zodd[r] = __hneg2(__hsub2(zb[r], __float2half2_rn(960.f)));        // -(64 + z), exact
-        }
-        float p[R][NT];
-#pragma unroll
-        for (int r = 0; r < R; r++)
-#pragma unroll
-            for (int t = 0; t < NT; t++) p[r][t] = 0.f;
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            uint4 xr[NT];
-#pragma unroll
-            for (int t = 0; t < NT; t++)
-                xr[t] = t < n ? __ldg(reinterpret_cast<const uint4*>(x + (int64_t)t * cols + (u << 5) + 8 * j))
-                              : make_uint4(0, 0, 0, 0);
-            __half2 d[R][4];
-#pragma unroll
-            for (int r = 0; r < R; r++) {
-                const uint32_t word = j == 0 ? q[r].x : j == 1 ? q[r].y : j == 2 ? q[r].z : q[r].w;
-                q4_dequant_word(word, zb[r], zodd[r], d[r]);
-            }
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                float2 xf[NT];
-#pragma unroll
-                for (int t = 0; t < NT; t++) {
-                    const uint32_t xw = i == 0 ? xr[t].x : i == 1 ? xr[t].y : i == 2 ? xr[t].z : xr[t].w;
-                    xf[t] = __half22float2(u32_as_half2(xw));
-                }
-#pragma unroll
-                for (int r = 0; r < R; r++) {
-                    const float2 f = __half22float2(d[r][i]);
-#pragma unroll
-                    for (int t = 0; t < NT; t++) {
-                        p[r][t] = fmaf(f.x, xf[t].x, p[r][t]);
-                        p[r][t] = fmaf(f.y, xf[t].y, p[r][t]);
-                    }
-                }
+                for (int r = 0; r < R; r++) q[c][r] = q4_ld_stream(wt + (int64_t)u * R + r);
+                pr[c] = __ldg(pt + (u << 5) / groupSize);
             }
         }
 #pragma unroll
-        for (int r = 0; r < R; r++) {
-            const float s = __low2float(u32_as_half2(prw[r]));
-#pragma unroll
-            for (int t = 0; t < NT; t++) acc[r][t] = fmaf(s, p[r][t], acc[r][t]);
+        for (int c = 0; c < U; c++) {
+            const int u = u0 + c * blockDim.x;
+            if (u < chunks) q4_gemv_chunk<R, NT>(acc, q[c], pr[c], x, u, cols, n);
         }
     }
 

@@ -67,19 +67,28 @@ QVLM_KERNELS(float, f32)
 #define QVLM_Q4_GEMV(T, SUF)                                                                                         \
     extern "C" __global__ void __launch_bounds__(256) qvlm_q4_gemv1_##SUF(T* out, const __half* x, const uint4* w,  \
         const uint4* params, int n, int rows, int cols, int groupSize, int groups) {                                 \
-        q4_gemv_impl<T, 1>(out, x, w, params, n, rows, cols, groupSize, groups);                                     \
+        q4_gemv_impl<T, 1, 1>(out, x, w, params, n, rows, cols, groupSize, groups);                                     \
     }                                                                                                                \
     extern "C" __global__ void __launch_bounds__(256) qvlm_q4_gemv2_##SUF(T* out, const __half* x, const uint4* w,  \
         const uint4* params, int n, int rows, int cols, int groupSize, int groups) {                                 \
-        q4_gemv_impl<T, 2>(out, x, w, params, n, rows, cols, groupSize, groups);                                     \
+        q4_gemv_impl<T, 2, 1>(out, x, w, params, n, rows, cols, groupSize, groups);                                     \
     }                                                                                                                \
     extern "C" __global__ void __launch_bounds__(256) qvlm_q4_gemv4_##SUF(T* out, const __half* x, const uint4* w,  \
         const uint4* params, int n, int rows, int cols, int groupSize, int groups) {                                 \
-        q4_gemv_impl<T, 4>(out, x, w, params, n, rows, cols, groupSize, groups);                                     \
+        q4_gemv_impl<T, 4, 1>(out, x, w, params, n, rows, cols, groupSize, groups);                                     \
     }                                                                                                                \
     extern "C" __global__ void __launch_bounds__(256) qvlm_q4_gemv8_##SUF(T* out, const __half* x, const uint4* w,  \
         const uint4* params, int n, int rows, int cols, int groupSize, int groups) {                                 \
-        q4_gemv_impl<T, 8>(out, x, w, params, n, rows, cols, groupSize, groups);                                     \
+        q4_gemv_impl<T, 8, 1>(out, x, w, params, n, rows, cols, groupSize, groups);                                     \
+    }                                                                                                                \
+    /* one token with U = 2 or 4 chunks of loads in flight per thread (Int4Layout.overrideGemvUnroll; same sums) */  \
+    extern "C" __global__ void __launch_bounds__(256) qvlm_q4_gemv1u2_##SUF(T* out, const __half* x, const uint4* w,\
+        const uint4* params, int n, int rows, int cols, int groupSize, int groups) {                                 \
+        q4_gemv_impl<T, 1, 2>(out, x, w, params, n, rows, cols, groupSize, groups);                                  \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(256) qvlm_q4_gemv1u4_##SUF(T* out, const __half* x, const uint4* w,\
+        const uint4* params, int n, int rows, int cols, int groupSize, int groups) {                                 \
+        q4_gemv_impl<T, 1, 4>(out, x, w, params, n, rows, cols, groupSize, groups);                                  \
     }                                                                                                                \
     extern "C" __global__ void qvlm_minmax_##SUF(const T* x, long long n, float* partial) {                          \
         minmax_impl<T>(x, n, partial);                                                                               \

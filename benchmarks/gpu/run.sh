@@ -5,7 +5,8 @@
 # On the build machine (nvcc needed, no GPU): benchmarks/gpu/prepare.sh   (builds everything into .gpu/, ~56 MiB)
 # On the GPU host, from the repository root, with .gpu carried along (the device tool: carry [".gpu"]):
 #   QVLM_PACK=1 benchmarks/gpu/run.sh        # OUT is set by the device tool; QVLM_PACK keeps what comes back to
-#                                            # 4 files: summary.json, gpu-report.md, device.txt, results.tar.gz
+#                                            # 4 files: summary.json, gpu-report.md, device.txt, results.tar.gz,
+#                                            # refreshed after every step (a run cut short keeps what it did)
 # then unpack into benchmarks/results/gpu/CARD-DATE/ and commit it.
 #
 # Steps, in order, everything under $OUT (default out/gpu):
@@ -17,7 +18,7 @@
 #                                the timed ms/token); bench-eager-*.json the same without CUDA graphs
 #                                (--no-graphs), bench-jcuda-*.json also with JCuda's kernel launch instead of FFM's
 #                                (-Dqvlm.cuda.launch=jcuda); jmh-decode.json: DecodeStepBench on cuda, short mode
-#   d. jmh-gemv.json             GpuGemvBench: int4 GEMV (and at 1/2/4/8 warps per block) vs cuBLAS FP16 vs
+#   d. jmh-gemv.json             GpuGemvBench: int4 GEMV (and at 1/2/4/8 warps, 2/4 loads deep) vs cuBLAS FP16 vs
 #                                cuMemcpyDtoD on the 13B shapes
 #   e. eval-{fp,w4}-{cuda,cpu}.json   the 1,000-question split on both devices, FP and a W4A16 g128 checkpoint made here
 #   f. quantize-cuda.*           W4A4 qvlm calibration of the bundled model with --device cuda
@@ -32,6 +33,15 @@
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OUT="${OUT:-$ROOT/out/gpu}"
+# QVLM_PACK=1: the steps write to a work folder, and after every step $OUT gets a fresh results.tar.gz and
+# summary.json, so a run stopped at the device tool's time limit still brings back everything done so far (as 2 files
+# of the 8 the tool returns, not a folder of logs it would cut)
+PACK_OUT=""
+if [[ "${QVLM_PACK:-0}" == 1 ]]; then
+  mkdir -p "$OUT"
+  PACK_OUT="$OUT"
+  OUT="$(mktemp -d "${TMPDIR:-/tmp}/qvlm-gpu-work.XXXXXX")"
+fi
 G="$ROOT/.gpu"                      # made by prepare.sh
 T="${QVLM_TARGET:-$([[ -d "$G" ]] && echo "$G" || echo "$ROOT/java/target")}"
 DRY="${QVLM_DRY_RUN:-0}"
@@ -73,14 +83,34 @@ JMH=("$JAVA" -cp "$BENCH_CP" org.openjdk.jmh.Main)
 # Sizes: the real run, or toy sizes for the dry run (same commands, same code paths).
 if [[ "$DRY" == 1 ]]; then
   SHAPE=tiny; EVAL_N=4; NEW=4; NEW_BATCH=4; JMH_IT=(-wi 0 -i 1 -r 200ms); GEMV_SHAPES=5120x5120; CALIB_N=2
-  GEMV_KERNELS=int4,int4-w1,f16,copy; GEMV_IT=("${JMH_IT[@]}")
+  GEMV_KERNELS=int4,int4-w1-u4,f16,copy; GEMV_IT=("${JMH_IT[@]}")
 else
   SHAPE=llava-1.5-13b; EVAL_N=1000; NEW=128; NEW_BATCH=32; JMH_IT=(-wi 1 -i 3 -r 1); GEMV_SHAPES=5120x5120,13824x5120,5120x13824; CALIB_N=64
-  GEMV_KERNELS=int4,int4-w1,int4-w2,int4-w4,int4-w8,f16,copy; GEMV_IT=(-wi 1 -w 500ms -i 3 -r 500ms) # 21 trials
+  GEMV_KERNELS=int4,int4-w1,int4-w2,int4-w4,int4-w8,int4-u2,int4-u4,int4-w1-u4,int4-w2-u4,f16,copy # 33 trials
+  GEMV_IT=(-wi 1 -w 300ms -i 3 -r 300ms)
 fi
 
 # ---------------------------------------------------------------- steps
 SUMMARY=()
+write_summary() {
+  {
+    echo "{\"device\": \"$( (nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || true) | head -1)\","
+    echo " \"dry_run\": $([[ "$DRY" == 1 ]] && echo true || echo false), \"steps\": {"
+    for i in "${!SUMMARY[@]}"; do
+      sep=","; (( i == ${#SUMMARY[@]} - 1 )) && sep=""
+      echo "  ${SUMMARY[$i]}$sep"
+    done
+    echo "}}"
+  } > "$OUT/summary.json"
+}
+# pack: the work folder into $PACK_OUT/results.tar.gz (written aside, then renamed), with the small files beside it
+pack() {
+  [[ -n "$PACK_OUT" ]] || return 0
+  write_summary
+  tar czf "$PACK_OUT/.results.tmp" -C "$OUT" . && mv "$PACK_OUT/.results.tmp" "$PACK_OUT/results.tar.gz"
+  for f in summary.json device.txt gpu-report.md; do [[ -f "$OUT/$f" ]] && cp "$OUT/$f" "$PACK_OUT/$f"; done
+  return 0
+}
 # step NAME LIMIT_S COMMAND...: runs the command under `timeout`, output to $OUT/NAME.log, records rc and seconds.
 step() {
   local name=$1 limit=$2; shift 2
@@ -94,6 +124,7 @@ step() {
   echo "   [$name] exit $rc after ${s}s" >&2
   tail -4 "$OUT/$name.log" | sed 's/^/   | /' >&2
   SUMMARY+=("\"$name\": {\"exit\": $rc, \"seconds\": $s, \"limit\": $limit}")
+  pack
 }
 
 # a. device
@@ -127,8 +158,9 @@ if [[ "$DRY" == 1 ]]; then # the same benchmark on the CPU, so the dry run prove
 fi
 
 # d. GEMV and copy bandwidth
-# int4-wN: the int4 GEMV at a fixed 1, 2, 4, 8 warps per block beside the backend's rule (which to keep)
-step jmh-gemv 150 "${JMH[@]}" GpuGemvBench -p shape="$GEMV_SHAPES" -p kernel="$GEMV_KERNELS" "${GEMV_IT[@]}" \
+# int4-wN-uM: the int4 GEMV at a fixed 1, 2, 4, 8 warps per block and 2 or 4 chunks of loads in flight per thread,
+# beside the defaults (which to keep)
+step jmh-gemv 200 "${JMH[@]}" GpuGemvBench -p shape="$GEMV_SHAPES" -p kernel="$GEMV_KERNELS" "${GEMV_IT[@]}" \
   -rf json -rff "$OUT/jmh-gemv.json"
 
 # e. accuracy on both devices: FP and a W4A16 g128 checkpoint (quantized here, on the CPU: RTN needs no GPU)
@@ -163,21 +195,10 @@ if (( ${#reports[@]} )); then
     > "$OUT/gpu-report.md" 2> "$OUT/gpu-report.err"
 fi
 
-{
-  echo "{\"device\": \"$( (nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || true) | head -1)\","
-  echo " \"dry_run\": $([[ "$DRY" == 1 ]] && echo true || echo false), \"steps\": {"
-  for i in "${!SUMMARY[@]}"; do
-    sep=","; (( i == ${#SUMMARY[@]} - 1 )) && sep=""
-    echo "  ${SUMMARY[$i]}$sep"
-  done
-  echo "}}"
-} > "$OUT/summary.json"
+write_summary
 cat "$OUT/summary.json" >&2
-if [[ "${QVLM_PACK:-0}" == 1 ]]; then # the device tool brings back at most 8 files: one archive + the summaries
-  archive=$(mktemp "${TMPDIR:-/tmp}/qvlm-gpu.XXXXXX")
-  tar czf "$archive" -C "$OUT" . && find "$OUT" -mindepth 1 -delete && mv "$archive" "$OUT/results.tar.gz" \
-    && tar xzf "$OUT/results.tar.gz" -C "$OUT" ./summary.json ./device.txt ./gpu-report.md 2>/dev/null
-fi
+pack
+[[ -n "$PACK_OUT" ]] && rm -rf "$OUT" && OUT="$PACK_OUT"
 tests_rc=$(grep -o '"gpu-tests": {"exit": [0-9]*' "$OUT/summary.json" | grep -o '[0-9]*$')
 echo "run.sh: results in $OUT" >&2
 exit "${tests_rc:-1}"

@@ -26,8 +26,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The decode GEMV of one token on the LLaMA-13B projection shapes (q/k/v/o 5120×5120, gate/up 13824×5120, down
- * 5120×13824), GPU only: {@code int4} is our packed W4A16 g128 GEMV ({@code int4-wN}: the same with N warps per
- * block instead of the backend's rule, the sweep run.sh measures), {@code f16} is the FP16 weight through cuBLAS
+ * 5120×13824), GPU only: {@code int4} is our packed W4A16 g128 GEMV ({@code int4-wN-uM}: the same with N warps per
+ * block and M chunks of loads in flight per thread instead of the defaults, the sweep run.sh measures), {@code f16} is the FP16 weight through cuBLAS
  * (cublasGemmEx, what {@code CudaBackend.linear} does for FP16), {@code copy} is cuMemcpyDtoD of a buffer the size
  * of the FP16 weight — the bandwidth reference (it reads and writes, so its bytes count twice). {@link GpuReport}
  * turns the JSON into weight GB/s and the share of the copy bandwidth.
@@ -62,8 +62,15 @@ public class GpuGemvBench {
         int[] rc = KernelFixture.parseShape(shape);
         gpu = CudaBackend.open(Storage.F16);
         String k = kernel;
-        if (kernel.startsWith("int4-w")) { // the int4 GEMV with a fixed block size: the sweep run.sh asks for
-            Int4Layout.overrideGemvWarps(Integer.parseInt(kernel.substring("int4-w".length())));
+        if (kernel.startsWith("int4-")) { // int4-wN-uM: a fixed block size and load depth, the sweep run.sh asks for
+            for (String part : kernel.substring("int4-".length()).split("-")) {
+                int v = Integer.parseInt(part.substring(1));
+                switch (part.charAt(0)) {
+                    case 'w' -> Int4Layout.overrideGemvWarps(v);
+                    case 'u' -> Int4Layout.overrideGemvUnroll(v);
+                    default -> throw new IllegalArgumentException("kernel " + kernel + ": int4-wN-uM");
+                }
+            }
             k = "int4";
         }
         switch (k) {
@@ -104,6 +111,7 @@ public class GpuGemvBench {
     @TearDown(Level.Trial)
     public void tearDown() {
         Int4Layout.overrideGemvWarps(0);
+        Int4Layout.overrideGemvUnroll(1);
         if (gpu != null) gpu.close();
         gpu = null;
     }

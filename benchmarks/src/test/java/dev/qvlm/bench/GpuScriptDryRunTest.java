@@ -29,14 +29,15 @@ class GpuScriptDryRunTest {
             "eval-w4-cpu", "quantize-cuda", "bench-batch");
 
     @Test
-    void everyStepRunsAndTheCpuStepsProduceResults(@TempDir Path out) throws Exception {
+    void everyStepRunsAndTheCpuStepsProduceResults(@TempDir Path packed) throws Exception {
         Path testClasses = ROOT.resolve("java/target/test-classes"); // the *GpuTest classes of the library
         assertTrue(Files.isDirectory(testClasses), "build the library's tests first: " + testClasses);
         String cp = System.getProperty("java.class.path") + File.pathSeparator + testClasses;
         ProcessBuilder pb = new ProcessBuilder("bash", ROOT.resolve("benchmarks/gpu/run.sh").toString())
-                .directory(ROOT.toFile()).redirectErrorStream(true).redirectOutput(out.resolve("run.log").toFile());
+                .directory(ROOT.toFile()).redirectErrorStream(true).redirectOutput(packed.resolve("run.log").toFile());
         Map<String, String> env = pb.environment();
-        env.put("OUT", out.toString());
+        env.put("OUT", packed.toString());
+        env.put("QVLM_PACK", "1"); // as on the GPU host: an archive and the summaries come back
         env.put("QVLM_DRY_RUN", "1");
         env.put("QVLM_CUDA_REQUIRED", "false");
         env.put("QVLM_JAVA", Path.of(System.getProperty("java.home"), "bin", "java").toString());
@@ -46,10 +47,19 @@ class GpuScriptDryRunTest {
         if (!p.waitFor(400, TimeUnit.SECONDS)) {
             p.descendants().forEach(ProcessHandle::destroyForcibly);
             p.destroyForcibly();
-            fail("run.sh did not finish in 400 s:\n" + tail(out.resolve("run.log")));
+            fail("run.sh did not finish in 400 s:\n" + tail(packed.resolve("run.log")));
         }
-        String log = tail(out.resolve("run.log"));
+        String log = tail(packed.resolve("run.log"));
         assertEquals(0, p.exitValue(), "the GPU tests skip without a GPU, so the script exits 0:\n" + log);
+        try (var files = Files.list(packed)) {
+            assertEquals(List.of("device.txt", "gpu-report.md", "results.tar.gz", "run.log", "summary.json"),
+                    files.map(f -> f.getFileName().toString()).sorted().toList(), "what the device tool would bring back");
+        }
+        Path out = packed.resolve("unpacked");
+        Files.createDirectories(out);
+        assertEquals(0, new ProcessBuilder("tar", "xzf", packed.resolve("results.tar.gz").toString(), "-C", out.toString())
+                .inheritIO().start().waitFor(), "results.tar.gz unpacks");
+        assertEquals(Files.readString(packed.resolve("summary.json")), Files.readString(out.resolve("summary.json")));
 
         JsonNode steps = new ObjectMapper().readTree(out.resolve("summary.json").toFile()).path("steps");
         for (String s : STEPS) assertTrue(steps.has(s), "step " + s + " missing from summary.json:\n" + log);

@@ -158,6 +158,22 @@ public final class Int4Layout {
         return w > 0 ? w : Math.max(1, Math.min(MAX_WARPS, (chunks + 63) / 64));
     }
 
+    private static volatile int unrollOverride = 1;
+
+    /**
+     * Chunks whose weight loads a thread of the one-token GEMV issues before using any (1, 2 or 4; same sums).
+     * 1 until a card's measurements say otherwise (GpuGemvBench's int4-uN kernels).
+     */
+    public static int gemvUnroll() {
+        return unrollOverride;
+    }
+
+    /** For the GEMV benchmark's sweep and the GPU tests: 1, 2 or 4 chunks in flight per thread (1: the default). */
+    public static void overrideGemvUnroll(int unroll) {
+        if (unroll != 1 && unroll != 2 && unroll != 4) throw new IllegalArgumentException("GEMV unroll " + unroll + ": 1, 2 or 4");
+        unrollOverride = unroll;
+    }
+
     /** For the GEMV benchmark's sweep: every GEMV launch uses {@code warps} warps (1..{@value #MAX_WARPS}); 0 restores the rule. */
     public static void overrideGemvWarps(int warps) {
         if (warps < 0 || warps > MAX_WARPS) throw new IllegalArgumentException("GEMV warps " + warps + " outside 0.." + MAX_WARPS);

@@ -27,6 +27,8 @@ public enum Kernel {
     Q4_GEMV2("qvlm_q4_gemv2", true, "ppppiiiii"),
     Q4_GEMV4("qvlm_q4_gemv4", true, "ppppiiiii"),
     Q4_GEMV8("qvlm_q4_gemv8", true, "ppppiiiii"),
+    Q4_GEMV1_U2("qvlm_q4_gemv1u2", true, "ppppiiiii"),
+    Q4_GEMV1_U4("qvlm_q4_gemv1u4", true, "ppppiiiii"),
     Q4_DEQUANT("qvlm_q4_dequant", false, "pppiiii"),
     FILL_F16("qvlm_fill_f16", false, "plif"),
     FILL_Q4("qvlm_fill_q4", false, "ppiiiifi"),
@@ -37,10 +39,17 @@ public enum Kernel {
     // profiling: holds the stream (see CudaBackend.profileOps)
     SPIN("qvlm_spin", false, "l");
 
-    /** The GEMV entry point for a call with n tokens (1..8): the smallest bucket that holds them. */
+    /**
+     * The GEMV entry point for a call with n tokens (1..8): the smallest bucket that holds them; for one token, the
+     * variant with {@link Int4Layout#gemvUnroll} chunks of loads in flight per thread.
+     */
     public static Kernel q4Gemv(int n) {
         return switch (Int4Layout.bucket(n)) {
-            case 1 -> Q4_GEMV1;
+            case 1 -> switch (Int4Layout.gemvUnroll()) {
+                case 2 -> Q4_GEMV1_U2;
+                case 4 -> Q4_GEMV1_U4;
+                default -> Q4_GEMV1;
+            };
             case 2 -> Q4_GEMV2;
             case 4 -> Q4_GEMV4;
             default -> Q4_GEMV8;

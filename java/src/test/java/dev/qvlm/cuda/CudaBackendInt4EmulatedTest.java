@@ -36,9 +36,19 @@ class CudaBackendInt4EmulatedTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"F16, 1, qvlm_q4_gemv1_f16", "F16, 3, qvlm_q4_gemv4_f16", "F32, 8, qvlm_q4_gemv8_f32",
-            "F16, 12, qvlm_q4_dequant", "F32, 20, qvlm_q4_dequant"})
-    void q4LinearUsesTheKernelForItsTokenCount(Storage s, int n, String kernel) {
+    @CsvSource({"F16, 1, qvlm_q4_gemv1_f16, 1", "F16, 3, qvlm_q4_gemv4_f16, 1", "F32, 8, qvlm_q4_gemv8_f32, 1",
+            "F16, 12, qvlm_q4_dequant, 1", "F32, 20, qvlm_q4_dequant, 1",
+            "F16, 1, qvlm_q4_gemv1u4_f16, 4", "F32, 1, qvlm_q4_gemv1u2_f32, 2", "F16, 2, qvlm_q4_gemv2_f16, 4"})
+    void q4LinearUsesTheKernelForItsTokenCount(Storage s, int n, String kernel, int unroll) {
+        Int4Layout.overrideGemvUnroll(unroll); // the one-token variants with more loads in flight: the same sums
+        try {
+            q4Linear(s, n, kernel);
+        } finally {
+            Int4Layout.overrideGemvUnroll(1);
+        }
+    }
+
+    private void q4Linear(Storage s, int n, String kernel) {
         EmulatedDevice dev = new EmulatedDevice();
         Random r = new Random(n);
         int in = 256, out = 21;

@@ -257,7 +257,8 @@ final class EmulatedDevice implements Device {
         } else if (symbol.startsWith("qvlm_q4_gemv")) {
             int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
             int n = (Integer) args[4], rows = (Integer) args[5], cols = (Integer) args[6], gs = (Integer) args[7];
-            int bucket = Integer.parseInt(symbol.substring("qvlm_q4_gemv".length(), symbol.indexOf('_', 12)));
+            String tag = symbol.substring("qvlm_q4_gemv".length(), symbol.indexOf('_', 12)); // "1", "8", "1u4"
+            int bucket = Integer.parseInt(tag.contains("u") ? tag.substring(0, tag.indexOf('u')) : tag);
             if (n > bucket || Int4Layout.bucket(n) != bucket) throw new IllegalStateException(symbol + " launched for " + n + " tokens");
             if (g.gridX() != Int4Layout.tiles(rows)) throw new IllegalStateException(symbol + ": grid " + g);
             Int4Layout.Relaid m = relaid((Long) args[2], (Long) args[3], rows, cols, gs, (Integer) args[8]);

@@ -75,6 +75,26 @@ class Int4GpuTest {
         }
     }
 
+    /** The block sizes and load depths GpuGemvBench sweeps: each must give the emulation's sums (FP32 output). */
+    @ParameterizedTest
+    @CsvSource({"0, 2", "0, 4", "1, 1", "1, 4", "2, 4", "8, 1", "8, 2"})
+    void gemvVariantsMatchTheEmulation(int warps, int unroll) {
+        Q4Matrix w = Int4LayoutTest.random(11, 256, 5120, 128, false);
+        short[] xh = Int4LayoutTest.randomHalf(1, 5120);
+        Linear lin = new Linear("w", Linear.Part.LLM, w, null);
+        Int4Layout.overrideGemvWarps(warps);
+        Int4Layout.overrideGemvUnroll(unroll);
+        try {
+            float[] emu = Int4Layout.emulateGemv(Int4Layout.relayout(w, "w"), xh, 1, 0, 64);
+            Tensor y = f32.allocate(1, 256);
+            f32.linear(y, f32.upload(Half.toFloats(xh), 1, 5120), lin);
+            GpuTests.assertClose("q4 gemv warps=" + warps + " unroll=" + unroll + " vs emulation", emu, f32.download(y), 1e-6);
+        } finally {
+            Int4Layout.overrideGemvWarps(0);
+            Int4Layout.overrideGemvUnroll(1);
+        }
+    }
+
     @Test
     void fillsMatchGeneratedMatrix() {
         GeneratedMatrix f = GeneratedMatrix.f16(33, 96, 4, 0.5f), q = GeneratedMatrix.q4(33, 256, 5, 0.01f, 128, false);
