@@ -179,13 +179,13 @@ for dev in cuda cpu; do
 done
 rm -rf "$OUT/w4a16g128/model.safetensors" # keep the report and config, not the weights
 
-# f. calibration with the GPU
-step quantize-cuda 120 "${QVLM[@]}" quantize --model models/tiny-llava-shapes --calib data/shapes-vqa/calib.jsonl \
-  --calib-samples "$CALIB_N" --method qvlm --wbits 4 --abits 4 --device cuda --report "$OUT/quantize-cuda.json"
-
 # g. continuous batching on the GPU: decode steps of 1, 2, 4, 8 sequences in one forward pass (issue 11)
 step bench-batch 120 "${QVLM[@]}" bench --synthetic "$SHAPE" --device cuda --wbits 16,4 --prompt-tokens 16 --image-tokens 0 \
   --new-tokens "$NEW_BATCH" --batch 2,4,8 --batch-repeat 3 --out "$OUT/bench-batch-$SHAPE.json"
+
+# f. calibration with the GPU
+step quantize-cuda 120 "${QVLM[@]}" quantize --model models/tiny-llava-shapes --calib data/shapes-vqa/calib.jsonl \
+  --calib-samples "$CALIB_N" --method qvlm --wbits 4 --abits 4 --device cuda --report "$OUT/quantize-cuda.json"
 
 # the JMH tables
 reports=()
