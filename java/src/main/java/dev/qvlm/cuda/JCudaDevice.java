@@ -87,11 +87,21 @@ final class JCudaDevice implements Device {
             smCount = v[0];
             cuMemAlloc(cublasWorkspace, Cublas.WORKSPACE_BYTES);
             cublas = new Cublas(stream.address(), cublasWorkspace.address());
-            ffm = "jcuda".equals(System.getProperty("qvlm.cuda.launch")) ? null : new FfmLauncher();
-            graphs = StepGraphs.enabled() ? new DriverGraphs() : null;
+            ffm = "jcuda".equals(System.getProperty("qvlm.cuda.launch")) ? null : optional("FFM kernel launch", FfmLauncher::new);
+            graphs = StepGraphs.enabled() ? optional("CUDA graphs", DriverGraphs::new) : null;
         } catch (RuntimeException e) {
             cuDevicePrimaryCtxRelease(device);
             throw e;
+        }
+    }
+
+    /** A driver binding that is a speed-up, not a need: without it (a symbol missing), one line and the plain path. */
+    private static <T> T optional(String what, java.util.function.Supplier<T> make) {
+        try {
+            return make.get();
+        } catch (RuntimeException e) {
+            System.err.println("[qvlm] " + what + " unavailable (" + e.getMessage() + "); continuing without");
+            return null;
         }
     }
 
