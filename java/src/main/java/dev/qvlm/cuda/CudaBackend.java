@@ -5,13 +5,9 @@ import dev.qvlm.backend.Backend;
 import dev.qvlm.backend.Tensor;
 import dev.qvlm.config.Activation;
 import dev.qvlm.model.Linear;
-import dev.qvlm.quant.Q4Matrix;
-import dev.qvlm.tensor.GeneratedMatrix;
 import dev.qvlm.tensor.Matrix;
 
-import java.util.IdentityHashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * The LLaVA forward pass on an NVIDIA GPU: activations in device memory ({@link Storage}, FP16 by default), weights
@@ -38,12 +34,8 @@ public final class CudaBackend implements Backend {
     /** Every op's device calls: eager, or captured / replayed as a CUDA graph (decode steps). */
     private final OpStream ops;
     private final Storage storage;
-    private final Map<Matrix, Long> matrices = new IdentityHashMap<>();
-    private final Map<float[], Long> vectors = new IdentityHashMap<>();
-    private final Map<Matrix, Q4Weights> q4 = new IdentityHashMap<>();
-
-    /** A 4-bit weight on the device in the {@link Int4Layout} layout. */
-    record Q4Weights(long words, long params, int rows, int cols, int groupSize, int groups, long bytes) {}
+    /** Weights on the device, uploaded on first use and kept by identity until {@link #close}. */
+    private final DeviceWeights weights;
     private final int smCount;
     private boolean closed;
 
@@ -63,6 +55,7 @@ public final class CudaBackend implements Backend {
         this.storage = storage;
         this.memory = new DeviceMemory(this.device);
         this.ops = new OpStream(this.device, memory);
+        this.weights = new DeviceWeights(ops, memory, device.smCount());
         this.smCount = device.smCount();
     }
 
@@ -202,78 +195,15 @@ public final class CudaBackend implements Backend {
 
     // ---------------------------------------------------------------- weights (uploaded once, by identity)
 
-    /** Rows per upload chunk: about 16 MiB of FP16 at a time, so huge matrices never need one giant host array. */
-    static int uploadChunkRows(int cols) {
-        return Math.max(1, (8 << 20) / Math.max(1, cols));
-    }
-
-    private long matrix(Matrix m, String what) {
-        Long a = matrices.get(m);
-        if (a != null) return a;
-        long addr = memory.allocPermanent((long) m.rows() * m.cols() * 2);
-        if (m instanceof GeneratedMatrix g && g.format() == GeneratedMatrix.Format.F16) { // made in place, no host copy
-            long n = (long) m.rows() * m.cols();
-            launch(Kernel.FILL_F16, elementwise(n), addr, n, g.seed(), g.amp());
-            matrices.put(m, addr);
-            return addr;
-        }
-        if (m instanceof GeneratedMatrix g) m = g.materialize(); // a Q4 shape the kernels do not take: FP16 from the host
-        int step = uploadChunkRows(m.cols());
-        for (int r = 0; r < m.rows(); r += step) {
-            int count = Math.min(step, m.rows() - r);
-            ops.upload(addr + (long) r * m.cols() * 2, Half.rows(m, r, count, what));
-        }
-        matrices.put(m, addr);
-        return addr;
-    }
-
-    /** Whether the linear's weight runs through the int4 kernels. */
-    static boolean isQ4(Matrix m) {
-        if (m instanceof Q4Matrix q) return Int4Layout.supported(q);
-        return m instanceof GeneratedMatrix g && g.format() == GeneratedMatrix.Format.Q4 && Int4Layout.supported(g.cols(), g.groupSize());
-    }
-
-    /** The 4-bit weight on the device, re-laid and uploaded (or, for generated weights, filled) on first use. */
-    Q4Weights q4(Matrix m, String what) {
-        Q4Weights w = q4.get(m);
-        if (w != null) return w;
-        int rows = m.rows(), cols = m.cols();
-        if (m instanceof Q4Matrix qm) {
-            Int4Layout.Relaid r = Int4Layout.relayout(qm, what);
-            long words = memory.allocPermanent(r.wordBytes()), params = memory.allocPermanent(r.paramBytes());
-            ops.upload(words, r.words());
-            ops.upload(params, r.params());
-            w = new Q4Weights(words, params, rows, cols, r.groupSize(), r.groups(), r.bytes());
-        } else {
-            GeneratedMatrix g = (GeneratedMatrix) m;
-            long nw = Int4Layout.wordCount(rows, cols), np = Int4Layout.paramCount(rows, cols, g.groupSize());
-            long words = memory.allocPermanent(4 * nw), params = memory.allocPermanent(4 * np);
-            launch(Kernel.FILL_Q4, elementwise(nw), words, params, rows, cols, g.groupSize(), g.seed(), g.amp(),
-                    g.symmetric() ? 1 : 0);
-            w = new Q4Weights(words, params, rows, cols, g.groupSize(), g.groups(), 4 * (nw + np));
-        }
-        q4.put(m, w);
-        return w;
-    }
-
     /** Device bytes of a weight as this backend stores it (FP16 dense, or the int4 layout); uploads it if needed. */
     public synchronized long weightBytes(Matrix m) {
-        return isQ4(m) ? q4(m, "weight").bytes() : 2L * m.rows() * m.cols();
+        return DeviceWeights.isQ4(m) ? weights.q4(m, "weight").bytes() : 2L * m.rows() * m.cols();
     }
 
     /** Makes sure a weight is on the device (uploaded, re-laid or filled), so that later timings exclude it. */
     public synchronized void prepare(Matrix m, String what) {
-        if (isQ4(m)) q4(m, what);
-        else matrix(m, what);
-    }
-
-    private long vector(float[] v) {
-        Long a = vectors.get(v);
-        if (a != null) return a;
-        long addr = memory.allocPermanent(4L * v.length);
-        ops.upload(addr, v.clone());
-        vectors.put(v, addr);
-        return addr;
+        if (DeviceWeights.isQ4(m)) weights.q4(m, what);
+        else weights.matrix(m, what);
     }
 
     // ---------------------------------------------------------------- ops
@@ -296,7 +226,7 @@ public final class CudaBackend implements Backend {
             if (ids[i] < 0 || ids[i] >= table.rows())
                 throw new IndexOutOfBoundsException("embed: id " + ids[i] + " at " + i + " outside 0.." + (table.rows() - 1));
         if (ids.length == 0) return;
-        long w = matrix(table, "embedding table");
+        long w = weights.matrix(table, "embedding table");
         long idBuf = ops.take(4L * ids.length);
         ops.upload(idBuf, ids.clone());
         launch(Kernel.EMBED, LaunchGeometry.embed(ids.length, table.cols()), o.address(), w, idBuf, ids.length,
@@ -318,11 +248,11 @@ public final class CudaBackend implements Backend {
             q.apply(h, 0, x.rows(), x.cols());
             input = (CudaTensor) upload(h, x.rows(), x.cols());
         }
-        if (isQ4(w.weight())) {
+        if (DeviceWeights.isQ4(w.weight())) {
             linearQ4(o, input, w);
             return;
         }
-        long wAddr = matrix(w.weight(), w.name());
+        long wAddr = weights.matrix(w.weight(), w.name());
         if (storage == Storage.F16) {
             ops.gemm(Gemm.linear(x.rows(), w.in(), w.out(), wAddr, input.address(), Gemm.CUDA_R_16F, o.address(), Gemm.CUDA_R_16F));
         } else { // cuBLAS wants A and B of one type: round the FP32 input to FP16, keep the FP32 output
@@ -332,12 +262,12 @@ public final class CudaBackend implements Backend {
             ops.give(half);
         }
         if (w.bias() != null)
-            launch(Kernel.BIAS_ADD, elementwise(o.size()), o.address(), vector(w.bias()), o.rows(), o.cols());
+            launch(Kernel.BIAS_ADD, elementwise(o.size()), o.address(), weights.vector(w.bias()), o.rows(), o.cols());
     }
 
     /** out = in · Wᵀ (+ bias) with 4-bit W: the GEMV for ≤ 8 tokens, else dequantise + GemmEx (see the class comment). */
     private void linearQ4(CudaTensor o, CudaTensor input, Linear lin) {
-        Q4Weights w = q4(lin.weight(), lin.name());
+        DeviceWeights.Q4 w = weights.q4(lin.weight(), lin.name());
         int n = input.rows();
         long half = 0, x = input.address();
         if (storage == Storage.F32) { // the kernels and cuBLAS take FP16 activations, as the dense path does
@@ -358,7 +288,7 @@ public final class CudaBackend implements Backend {
         }
         if (half != 0) ops.give(half);
         if (lin.bias() != null)
-            launch(Kernel.BIAS_ADD, elementwise(o.size()), o.address(), vector(lin.bias()), o.rows(), o.cols());
+            launch(Kernel.BIAS_ADD, elementwise(o.size()), o.address(), weights.vector(lin.bias()), o.rows(), o.cols());
     }
 
     private static Object[] checked(Kernel k, Object... args) {
@@ -372,7 +302,7 @@ public final class CudaBackend implements Backend {
         if (o.size() != x.size() || o.cols() != x.cols() || gamma.length != x.cols())
             throw new IllegalArgumentException("rmsNorm: " + x + " -> " + o + " with gamma of " + gamma.length);
         if (x.rows() == 0) return;
-        launch(Kernel.RMSNORM, LaunchGeometry.perRow(x.rows(), x.cols()), o.address(), x.address(), vector(gamma),
+        launch(Kernel.RMSNORM, LaunchGeometry.perRow(x.rows(), x.cols()), o.address(), x.address(), weights.vector(gamma),
                 x.rows(), x.cols(), eps);
     }
 
@@ -382,8 +312,8 @@ public final class CudaBackend implements Backend {
         if (o.size() != x.size() || o.cols() != x.cols() || gamma.length != x.cols() || beta.length != x.cols())
             throw new IllegalArgumentException("layerNorm: " + x + " -> " + o);
         if (x.rows() == 0) return;
-        launch(Kernel.LAYERNORM, LaunchGeometry.perRow(x.rows(), x.cols()), o.address(), x.address(), vector(gamma),
-                vector(beta), x.rows(), x.cols(), eps);
+        launch(Kernel.LAYERNORM, LaunchGeometry.perRow(x.rows(), x.cols()), o.address(), x.address(), weights.vector(gamma),
+                weights.vector(beta), x.rows(), x.cols(), eps);
     }
 
     @Override
@@ -569,9 +499,7 @@ public final class CudaBackend implements Backend {
         try {
             memory.close();
         } finally {
-            matrices.clear();
-            vectors.clear();
-            q4.clear();
+            weights.clear();
             device.close();
         }
     }

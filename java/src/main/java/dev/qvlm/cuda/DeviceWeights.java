@@ -1,0 +1,107 @@
+package dev.qvlm.cuda;
+
+import dev.qvlm.quant.Q4Matrix;
+import dev.qvlm.tensor.GeneratedMatrix;
+import dev.qvlm.tensor.Matrix;
+
+import java.util.IdentityHashMap;
+import java.util.Map;
+
+/**
+ * The weights of {@link CudaBackend}'s ops on the device, put there on first use and kept by identity of the model
+ * object until {@link #clear} (the backend's close): dense matrices as FP16, 4-bit ones ({@link Q4Matrix}, or a
+ * {@link GeneratedMatrix} in Q4 format) re-laid once into the {@link Int4Layout} layout, vectors (norm gammas and
+ * betas, biases) as FP32. Generated (synthetic) weights are filled on the device by a kernel, never through the host.
+ */
+final class DeviceWeights {
+    /** A 4-bit weight on the device in the {@link Int4Layout} layout. */
+    record Q4(long words, long params, int rows, int cols, int groupSize, int groups, long bytes) {}
+
+    private final OpStream ops;
+    private final DeviceMemory memory;
+    private final int smCount;
+    private final Map<Matrix, Long> matrices = new IdentityHashMap<>();
+    private final Map<float[], Long> vectors = new IdentityHashMap<>();
+    private final Map<Matrix, Q4> q4 = new IdentityHashMap<>();
+
+    DeviceWeights(OpStream ops, DeviceMemory memory, int smCount) {
+        this.ops = ops;
+        this.memory = memory;
+        this.smCount = smCount;
+    }
+
+    /** Rows per upload chunk: about 16 MiB of FP16 at a time, so huge matrices never need one giant host array. */
+    static int uploadChunkRows(int cols) {
+        return Math.max(1, (8 << 20) / Math.max(1, cols));
+    }
+
+    /** Whether the linear's weight runs through the int4 kernels. */
+    static boolean isQ4(Matrix m) {
+        if (m instanceof Q4Matrix q) return Int4Layout.supported(q);
+        return m instanceof GeneratedMatrix g && g.format() == GeneratedMatrix.Format.Q4 && Int4Layout.supported(g.cols(), g.groupSize());
+    }
+
+    private void fill(Kernel k, long n, Object... args) {
+        k.check(args);
+        ops.launch(k.symbol(Storage.F16), LaunchGeometry.elementwise(n, smCount), args);
+    }
+
+    /** The FP16 copy of a dense weight (a 4-bit one the kernels do not take is dequantised on the host). */
+    long matrix(Matrix m, String what) {
+        Long a = matrices.get(m);
+        if (a != null) return a;
+        long addr = memory.allocPermanent((long) m.rows() * m.cols() * 2);
+        if (m instanceof GeneratedMatrix g && g.format() == GeneratedMatrix.Format.F16) { // made in place, no host copy
+            long n = (long) m.rows() * m.cols();
+            fill(Kernel.FILL_F16, n, addr, n, g.seed(), g.amp());
+        } else {
+            Matrix src = m instanceof GeneratedMatrix g ? g.materialize() : m; // a Q4 shape the kernels do not take
+            int step = uploadChunkRows(src.cols());
+            for (int r = 0; r < src.rows(); r += step) {
+                int count = Math.min(step, src.rows() - r);
+                ops.upload(addr + (long) r * src.cols() * 2, Half.rows(src, r, count, what));
+            }
+        }
+        matrices.put(m, addr); // by the caller's object, so the next call finds it
+        return addr;
+    }
+
+    /** The 4-bit weight on the device, re-laid and uploaded (or, for generated weights, filled) on first use. */
+    Q4 q4(Matrix m, String what) {
+        Q4 w = q4.get(m);
+        if (w != null) return w;
+        int rows = m.rows(), cols = m.cols();
+        if (m instanceof Q4Matrix qm) {
+            Int4Layout.Relaid r = Int4Layout.relayout(qm, what);
+            long words = memory.allocPermanent(r.wordBytes()), params = memory.allocPermanent(r.paramBytes());
+            ops.upload(words, r.words());
+            ops.upload(params, r.params());
+            w = new Q4(words, params, rows, cols, r.groupSize(), r.groups(), r.bytes());
+        } else {
+            GeneratedMatrix g = (GeneratedMatrix) m;
+            long nw = Int4Layout.wordCount(rows, cols), np = Int4Layout.paramCount(rows, cols, g.groupSize());
+            long words = memory.allocPermanent(4 * nw), params = memory.allocPermanent(4 * np);
+            fill(Kernel.FILL_Q4, nw, words, params, rows, cols, g.groupSize(), g.seed(), g.amp(), g.symmetric() ? 1 : 0);
+            w = new Q4(words, params, rows, cols, g.groupSize(), g.groups(), 4 * (nw + np));
+        }
+        q4.put(m, w);
+        return w;
+    }
+
+    /** An FP32 vector on the device. */
+    long vector(float[] v) {
+        Long a = vectors.get(v);
+        if (a != null) return a;
+        long addr = memory.allocPermanent(4L * v.length);
+        ops.upload(addr, v.clone());
+        vectors.put(v, addr);
+        return addr;
+    }
+
+    /** Forgets every weight (their memory is freed with the backend's). */
+    void clear() {
+        matrices.clear();
+        vectors.clear();
+        q4.clear();
+    }
+}
