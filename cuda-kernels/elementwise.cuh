@@ -41,3 +41,15 @@ template <typename T>
 __device__ __forceinline__ void copy_impl(T* dst, const T* src, int64_t n) {
     QVLM_GRID_STRIDE(i, n) dst[i] = src[i];
 }
+
+// Static per-tensor fake quantisation of a linear's input (ActQuantizer STATIC_TENSOR, Uniform.code / value):
+// out = (clamp(rint(x / scale) + zero, 0, maxCode) - zero) * scale, each step rounded in FP32 as the Java code does
+// (the _rn intrinsics keep nvcc from contracting it into an FMA). NaN becomes code 0, as Java's (int) cast makes it.
+template <typename T>
+__device__ __forceinline__ void fake_quant_impl(T* out, const T* in, int64_t n, float scale, float zero, float maxCode) {
+    QVLM_GRID_STRIDE(i, n) {
+        const float q = __fadd_rn(rintf(__fdiv_rn(ld(in, i), scale)), zero);
+        const float c = fminf(fmaxf(q, 0.f), maxCode);
+        st(out, i, __fmul_rn(__fsub_rn(c, zero), scale));
+    }
+}

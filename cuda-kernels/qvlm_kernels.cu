@@ -33,6 +33,10 @@
         gated_act_impl<T>(gate, up, n, act);                                                                         \
     }                                                                                                                \
     extern "C" __global__ void qvlm_copy_##SUF(T* dst, const T* src, long long n) { copy_impl<T>(dst, src, n); }   \
+    extern "C" __global__ void qvlm_fake_quant_##SUF(T* out, const T* in, long long n, float scale, float zero,       \
+                                                     float maxCode) {                                                 \
+        fake_quant_impl<T>(out, in, n, scale, zero, maxCode);                                                        \
+    }                                                                                                                \
     extern "C" __global__ void qvlm_rope_##SUF(T* x, int rows, int rowStride, int heads, int headDim, int startPos, \
                                                double theta) {                                                        \
         rope_impl<T>(x, rows, rowStride, heads, headDim, startPos, theta);                                           \

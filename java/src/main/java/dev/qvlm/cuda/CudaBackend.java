@@ -5,6 +5,7 @@ import dev.qvlm.backend.Backend;
 import dev.qvlm.backend.Tensor;
 import dev.qvlm.config.Activation;
 import dev.qvlm.model.Linear;
+import dev.qvlm.quant.ActQuantizer;
 import dev.qvlm.tensor.Matrix;
 
 import java.util.List;
@@ -16,8 +17,8 @@ import java.util.List;
  * are those of {@link dev.qvlm.cpu.CpuBackend}, the reference the GPU tests compare against.
  *
  * <p>Weight vectors (norm gammas and betas, biases) stay FP32 on the device: they are tiny and this keeps the
- * norms exact. Linears with an input quantizer (fake-quantized activations) take a host round trip: the quantizer
- * is Java code; a device version belongs with the 4-bit kernels.
+ * norms exact. A linear's static per-tensor input quantizer (W4A4 and friends) runs on the device (qvlm_fake_quant,
+ * the Java formula step by step); dynamic ones (per token, per tensor) take a host round trip.
  *
  * <p>4-bit weights ({@link Q4Matrix}, or a {@link GeneratedMatrix} in Q4 format) are re-laid once at upload
  * ({@link Int4Layout}) and stay 4-bit on the device: up to {@value Int4Layout#GEMV_MAX_TOKENS} tokens run the W4A16
@@ -243,11 +244,25 @@ public final class CudaBackend implements Backend {
         if (x.rows() == 0) return;
         Linear.InputQuantizer q = w.inputQuantizer();
         CudaTensor input = x;
-        if (q != null) { // host round trip: the quantizer is Java code (see the class comment)
+        long quantized = 0;
+        if (q instanceof ActQuantizer aq && aq.isStatic()) { // W4A4 and friends: on the device, into scratch
+            quantized = ops.take(x.bytes());
+            launch(Kernel.FAKE_QUANT, elementwise(x.size()), quantized, x.address(), x.size(), aq.scale(),
+                    (float) aq.zeroPoint(), (float) aq.args().maxCode());
+            input = new CudaTensor(this, new DeviceMemory.Allocation(quantized, x.bytes()), 0, x.rows(), x.cols(), storage);
+        } else if (q != null) { // dynamic ranges: a host round trip (the quantizer is Java code)
             float[] h = download(x);
             q.apply(h, 0, x.rows(), x.cols());
             input = (CudaTensor) upload(h, x.rows(), x.cols());
         }
+        try {
+            linearOf(o, x, input, w);
+        } finally {
+            if (quantized != 0) ops.give(quantized);
+        }
+    }
+
+    private void linearOf(CudaTensor o, CudaTensor x, CudaTensor input, Linear w) {
         if (DeviceWeights.isQ4(w.weight())) {
             linearQ4(o, input, w);
             return;
@@ -415,6 +430,14 @@ public final class CudaBackend implements Backend {
         memory.give(src);
         memory.give(dst);
         return out;
+    }
+
+    /** A static activation quantizer's fake quantisation of {@code values}, on the device (for tests). */
+    synchronized float[] fakeQuantOnDevice(float[] values, ActQuantizer q) {
+        Tensor x = upload(values, 1, values.length), y = uninitialized(1, values.length);
+        launch(Kernel.FAKE_QUANT, elementwise(values.length), c(y).address(), c(x).address(), (long) values.length,
+                q.scale(), (float) q.zeroPoint(), (float) q.args().maxCode());
+        return download(y);
     }
 
     /** FP16 bits → FP32 through the device's conversion kernel. */

@@ -15,6 +15,7 @@ public enum Kernel {
     ACT("qvlm_act", true, "pli"),
     GATED_ACT("qvlm_gated_act", true, "ppli"),
     COPY("qvlm_copy", true, "ppl"),
+    FAKE_QUANT("qvlm_fake_quant", true, "pplfff"),
     ROPE("qvlm_rope", true, "piiiiid"),
     ATTN_PREFILL("qvlm_attn_prefill", true, "ppppiiiiiiifiiii"),
     ATTN_SPLIT("qvlm_attn_split", true, "ppppppiiiiiiifiiiii"),

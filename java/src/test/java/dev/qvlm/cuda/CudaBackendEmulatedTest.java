@@ -5,11 +5,14 @@ import dev.qvlm.backend.Tensor;
 import dev.qvlm.config.Activation;
 import dev.qvlm.cpu.CpuBackend;
 import dev.qvlm.model.Linear;
+import dev.qvlm.quant.ActQuantizer;
+import dev.qvlm.quant.QuantArgs;
 import dev.qvlm.tensor.F32Matrix;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
+import java.util.List;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -53,6 +56,54 @@ class CudaBackendEmulatedTest {
             assertThrows(IndexOutOfBoundsException.class, () -> b.view(t, 4, 2));
             assertThrows(IllegalArgumentException.class, () -> b.copy(t, z));
             assertThrows(IllegalArgumentException.class, () -> b.add(t, new CpuBackend().allocate(5, 7)));
+        }
+    }
+
+    /** A static activation quantizer runs on the device (no download, no upload) and gives the CPU's linear. */
+    @ParameterizedTest
+    @EnumSource(Storage.class)
+    void staticInputQuantizersRunOnTheDevice(Storage s) {
+        EmulatedDevice dev = new EmulatedDevice();
+        Random r = new Random(5);
+        int rows = 3, in = 40, out = 7;
+        float[] w = f16(rand(r, out * in)), x = f16(rand(r, rows * in));
+        Linear lin = new Linear("test.proj", Linear.Part.LLM, new F32Matrix(out, in, w), null);
+        lin.setInputQuantizer(ActQuantizer.staticPerTensor(new QuantArgs(4, false, QuantArgs.Granularity.TENSOR, 0), -1.7f, 2.1f));
+        CpuBackend cpu = new CpuBackend();
+        Tensor ref = cpu.allocate(rows, out);
+        cpu.linear(ref, cpu.upload(x, rows, in), lin);
+        try (CudaBackend b = new CudaBackend(dev, s)) {
+            Tensor xin = b.upload(x, rows, in), y = b.allocate(rows, out);
+            b.linear(y, xin, lin); // weights upload on first use
+            CudaBackend.DeviceCalls c0 = b.deviceCalls();
+            b.linear(y, xin, lin);
+            CudaBackend.DeviceCalls d = b.deviceCalls().minus(c0);
+            assertEquals(0, d.waitCalls(), "no download: the quantizer ran on the device");
+            assertTrue(dev.launches.stream().anyMatch(l -> l.symbol().equals("qvlm_fake_quant_" + s.suffix())));
+            float[] got = b.download(y), want = cpu.download(ref);
+            // the same codes; the GEMM then takes FP16 inputs (code · scale rounded to FP16, both storages) and the
+            // F16 storage rounds the output once more
+            for (int i = 0; i < want.length; i++)
+                assertEquals(want[i], got[i], 3e-3 * Math.max(1, Math.abs(want[i])), "output " + i);
+            assertArrayEquals(x, f16(b.download(xin)), "the input itself is left alone");
+        }
+    }
+
+    /** The kernel's formula (as the emulated device runs it, step by step in FP32) is ActQuantizer's, bit for bit. */
+    @Test
+    void fakeQuantFormulaIsTheJavaQuantizers() {
+        Random r = new Random(9);
+        for (QuantArgs a : List.of(new QuantArgs(4, false, QuantArgs.Granularity.TENSOR, 0),
+                new QuantArgs(4, true, QuantArgs.Granularity.TENSOR, 0), new QuantArgs(8, false, QuantArgs.Granularity.TENSOR, 0))) {
+            ActQuantizer q = ActQuantizer.staticPerTensor(a, -1.3f, 2.9f);
+            float[] x = new float[4099];
+            for (int i = 0; i < x.length; i++) x[i] = (float) (r.nextGaussian() * 3);
+            x[1] = q.scale() * 1.5f;
+            float[] want = x.clone();
+            q.apply(want, 0, 1, want.length);
+            try (CudaBackend b = new CudaBackend(new EmulatedDevice(), Storage.F32)) {
+                assertArrayEquals(want, b.fakeQuantOnDevice(x, q), q.toString());
+            }
         }
     }
 

@@ -245,6 +245,15 @@ final class EmulatedDevice implements Device {
             byte[] tmp = new byte[Math.toIntExact(n * bytes)];
             at(src, tmp.length).get(tmp);
             at(dst, tmp.length).put(tmp);
+        } else if (symbol.startsWith("qvlm_fake_quant_")) { // elementwise.cuh's fake_quant_impl, step by step in FP32
+            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
+            long out = (Long) args[0], in = (Long) args[1], n = (Long) args[2];
+            float scale = (Float) args[3], zero = (Float) args[4], maxCode = (Float) args[5];
+            for (long i = 0; i < n; i++) {
+                float q = (float) Math.rint(read(in, i, type) / scale) + zero;
+                float c = Math.min(Math.max(q, 0f), maxCode);
+                write(out, i, type, (c - zero) * scale);
+            }
         } else if (symbol.startsWith("qvlm_bias_add_")) {
             int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
             long out = (Long) args[0], bias = (Long) args[1];
