@@ -76,8 +76,8 @@ final class Cublas implements AutoCloseable {
         SymbolLookup lib = p.getNameCount() == 1 ? SymbolLookup.libraryLookup(library, arena) : SymbolLookup.libraryLookup(p, arena);
         MethodHandle create = bind(lib, "cublasCreate_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         MethodHandle setStream = bind(lib, "cublasSetStream_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
-        MethodHandle setWorkspace = bind(lib, "cublasSetWorkspace_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS,
-                ValueLayout.JAVA_LONG));
+        MethodHandle setWorkspace = lib.find("cublasSetWorkspace_v2").map(f -> LINKER.downcallHandle(f,
+                FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ValueLayout.JAVA_LONG))).orElse(null);
         gemmEx = bind(lib, "cublasGemmEx", FunctionDescriptor.of(JAVA_INT,
                 ADDRESS, JAVA_INT, JAVA_INT,           // handle, transa, transb
                 JAVA_INT, JAVA_INT, JAVA_INT,          // m, n, k
@@ -95,8 +95,9 @@ final class Cublas implements AutoCloseable {
             check("cublasCreate_v2", (int) create.invokeExact(hp));
             handle = hp.get(ADDRESS, 0);
             check("cublasSetStream_v2", (int) setStream.invokeExact(handle, MemorySegment.ofAddress(stream)));
-            check("cublasSetWorkspace_v2", (int) setWorkspace.invokeExact(handle, MemorySegment.ofAddress(workspace),
-                    WORKSPACE_BYTES));
+            if (setWorkspace != null) // cuBLAS's own default otherwise (graphs may then fail to capture, and fall back)
+                check("cublasSetWorkspace_v2", (int) setWorkspace.invokeExact(handle, MemorySegment.ofAddress(workspace),
+                        WORKSPACE_BYTES));
         } catch (Throwable t) {
             throw rethrow(t);
         }
