@@ -24,6 +24,13 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * The caller will not run this weight again (a quantization candidate that lost): a device that keeps its own
+     * copy of each weight it has seen frees it now. Without this, a search over clipping candidates would hold every
+     * candidate of every layer on the GPU. Default: nothing to free.
+     */
+    default void release(dev.qvlm.tensor.Matrix weight) {}
+
+    /**
      * Runs {@code step}, one of a series of steps that issue the same operations each time except for positions and
      * lengths (decode steps), ending with a download of its result. A device may record the operations once and
      * replay the recording (the CUDA backend: a CUDA graph, its kernel arguments patched per step), so the step's

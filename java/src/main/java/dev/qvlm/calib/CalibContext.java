@@ -37,7 +37,7 @@ final class CalibContext {
         this.st = settings;
         this.log = log == null ? s -> {} : log;
         for (Linear l : model.weights().linears())
-            if (st.scope().contains(l.part())) states.put(l, new LinearState(l, st));
+            if (st.scope().contains(l.part())) states.put(l, new LinearState(l, st, backend::release));
     }
 
     List<LinearState> statesOf(Unit u) {

@@ -34,7 +34,15 @@ final class LinearState {
     float[] clipLimit;
     private final Map<Double, QuantizedWeight> weights = new HashMap<>();
 
+    /** Told of every candidate weight dropped, so a device frees its copy ({@link dev.qvlm.backend.Backend#release}). */
+    private final java.util.function.Consumer<Matrix> released;
+
     LinearState(Linear linear, QuantSettings settings) {
+        this(linear, settings, m -> {});
+    }
+
+    LinearState(Linear linear, QuantSettings settings, java.util.function.Consumer<Matrix> released) {
+        this.released = released;
         this.linear = linear;
         this.original = linear.weight();
         this.settings = settings;
@@ -95,6 +103,7 @@ final class LinearState {
     /** Forgets every weight matrix and frees the packed ones (the linear falls back to its full-precision weight). */
     private void dropMatrices() {
         if (matrices.containsValue(linear.weight())) linear.setWeight(original);
+        matrices.values().forEach(released);
         arenas.values().forEach(Arena::close);
         arenas.clear();
         matrices.clear();
@@ -144,7 +153,11 @@ final class LinearState {
      * recomputes them, identically, when the checkpoint is saved.
      */
     synchronized void keepOnlyChosen() {
-        matrices.keySet().removeIf(k -> k != wClip);
+        matrices.entrySet().removeIf(e -> {
+            if (e.getKey() == wClip) return false;
+            released.accept(e.getValue());
+            return true;
+        });
         arenas.entrySet().removeIf(e -> {
             if (e.getKey() == wClip) return false;
             e.getValue().close();

@@ -201,6 +201,14 @@ public final class CudaBackend implements Backend {
         return DeviceWeights.isQ4(m) ? weights.q4(m, "weight").bytes() : 2L * m.rows() * m.cols();
     }
 
+    /** Frees the device copy of a weight the caller is done with (a losing quantization candidate). */
+    @Override
+    public synchronized void release(Matrix m) {
+        c0();
+        ops.dropGraphs(); // a recorded step could hold the weight's address; it records again next time
+        weights.release(m);
+    }
+
     /** Makes sure a weight is on the device (uploaded, re-laid or filled), so that later timings exclude it. */
     public synchronized void prepare(Matrix m, String what) {
         if (DeviceWeights.isQ4(m)) weights.q4(m, what);

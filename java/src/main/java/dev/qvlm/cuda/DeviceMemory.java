@@ -50,7 +50,8 @@ final class DeviceMemory implements AutoCloseable {
     private final TreeMap<Long, ArrayDeque<Long>> free = new TreeMap<>();
     private final ReferenceQueue<Allocation> unreachable = new ReferenceQueue<>();
     private final Set<BlockRef> tracked = new HashSet<>();
-    private final Set<Long> permanent = new HashSet<>();
+    /** Weights: address → bytes, until {@link #freePermanent} or {@link #close}. */
+    private final Map<Long, Long> permanent = new java.util.HashMap<>();
     private long pooledBytes, liveBytes, permanentBytes, peakBytes;
     private boolean closed;
 
@@ -67,9 +68,18 @@ final class DeviceMemory implements AutoCloseable {
 
     long allocPermanent(long bytes) {
         long a = fresh(bytes);
-        permanent.add(a);
+        permanent.put(a, bytes);
         permanentBytes += bytes;
         return a;
+    }
+
+    /** Frees a weight's block now (cuMemFree waits for the work that may still read it). */
+    void freePermanent(long address) {
+        check();
+        Long bytes = permanent.remove(address);
+        if (bytes == null) throw new IllegalArgumentException(String.format("0x%x is not a weight of this pool", address));
+        permanentBytes -= bytes;
+        device.free(address);
     }
 
     Allocation allocTracked(long bytes) {
@@ -182,7 +192,7 @@ final class DeviceMemory implements AutoCloseable {
         closed = true;
         trim();
         for (long a : sizes.keySet()) device.free(a);
-        for (long a : permanent) device.free(a);
+        for (long a : permanent.keySet()) device.free(a);
         sizes.clear();
         permanent.clear();
         tracked.clear();

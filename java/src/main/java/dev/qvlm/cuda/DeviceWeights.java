@@ -98,6 +98,18 @@ final class DeviceWeights {
         return addr;
     }
 
+    /** Frees the device copy of a weight, if there is one (Backend.release); true if there was. */
+    boolean release(Matrix m) {
+        Long a = matrices.remove(m);
+        if (a != null) memory.freePermanent(a);
+        Q4 w = q4.remove(m);
+        if (w != null) {
+            memory.freePermanent(w.words());
+            memory.freePermanent(w.params());
+        }
+        return a != null || w != null;
+    }
+
     /** Forgets every weight (their memory is freed with the backend's). */
     void clear() {
         matrices.clear();

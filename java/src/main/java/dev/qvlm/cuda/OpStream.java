@@ -200,9 +200,15 @@ final class OpStream {
         StepGraphs.clear(r);
     }
 
+    /** Drops every graph: the next step of each key is captured again. */
+    void dropGraphs() {
+        if (graphs.mode != Mode.EAGER) throw new IllegalStateException("graphs dropped during a captured or replayed step");
+        for (Recording r : graphs.all()) if (r.graph != null || !r.blocks.isEmpty()) drop(r);
+    }
+
     /** Drops every graph (before the device memory is freed). */
     void close() {
-        for (Recording r : graphs.all()) if (r.graph != null || !r.blocks.isEmpty()) drop(r);
+        dropGraphs();
     }
 
     String graphSummary() {

@@ -18,13 +18,48 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** The search on the bundled model: blocks tile each stack, the search never ends worse than min–max. */
 class CalibratorTest {
     static QuantReport run(Method m, boolean separate) {
+        return run(m, separate, new CpuBackend());
+    }
+
+    static QuantReport run(Method m, boolean separate, dev.qvlm.backend.Backend backend) {
         QuantSettings st = new QuantSettings(m, QuantArgs.perChannel(4, false), QuantArgs.perTensor(4, false), false,
                 EnumSet.of(Linear.Part.VISION, Linear.Part.PROJECTOR, Linear.Part.LLM), QuantSettings.PAPER_GRID,
                 Double.NaN, 3, 1, 125, 4, separate, 2);
-        try (Llava llava = Llava.open(TestPaths.tinyModel(), new CpuBackend())) {
+        try (Llava llava = Llava.open(TestPaths.tinyModel(), backend)) {
             List<CalibSample> s = CalibData.load(llava, TestPaths.data().resolve("calib.jsonl"), 4, 0);
             return new Calibrator(llava.model(), st, s, false, null).run();
         }
+    }
+
+    /** Losing candidates are released to the backend (a GPU frees its copies), and never a weight the model keeps. */
+    @Test
+    void losingCandidatesAreReleasedToTheBackend() {
+        CpuBackend cpu = new CpuBackend();
+        List<dev.qvlm.tensor.Matrix> released = new ArrayList<>();
+        List<dev.qvlm.tensor.Matrix> kept = new ArrayList<>();
+        dev.qvlm.backend.Backend recording = (dev.qvlm.backend.Backend) java.lang.reflect.Proxy.newProxyInstance(
+                dev.qvlm.backend.Backend.class.getClassLoader(), new Class<?>[]{dev.qvlm.backend.Backend.class}, (p, m, a) -> {
+                    if (m.getName().equals("release")) {
+                        released.add((dev.qvlm.tensor.Matrix) a[0]);
+                        return null;
+                    }
+                    if (m.getName().equals("close")) return null;
+                    try {
+                        return m.invoke(cpu, a);
+                    } catch (java.lang.reflect.InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
+        QuantSettings st = new QuantSettings(Method.QVLM, QuantArgs.perChannel(4, false), QuantArgs.perTensor(4, false), false,
+                EnumSet.of(Linear.Part.LLM), QuantSettings.PAPER_GRID, Double.NaN, 3, 1, 125, 4, false, 2);
+        try (Llava llava = Llava.open(TestPaths.tinyModel(), recording)) {
+            List<CalibSample> s = CalibData.load(llava, TestPaths.data().resolve("calib.jsonl"), 4, 0);
+            new Calibrator(llava.model(), st, s, false, null).run();
+            for (Linear l : llava.model().weights().linears()) if (l.part() == Linear.Part.LLM) kept.add(l.weight());
+        }
+        assertTrue(released.size() > kept.size(), released.size() + " candidates released for " + kept.size() + " linears");
+        for (dev.qvlm.tensor.Matrix m : kept)
+            assertTrue(released.stream().noneMatch(r -> r == m), "a weight the model runs with was released");
     }
 
     @Test

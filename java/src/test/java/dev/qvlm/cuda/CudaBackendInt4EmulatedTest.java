@@ -10,6 +10,7 @@ import dev.qvlm.tensor.Matrix;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.EnumSource;
 
 import java.util.List;
 import java.util.Random;
@@ -73,6 +74,31 @@ class CudaBackendInt4EmulatedTest {
             b.linear(y, xin, lin);
             assertEquals(allocs, dev.allocations, "weights re-laid and uploaded once");
             assertEquals(Int4Layout.deviceBytes(out, in, 128), b.weightBytes(w));
+        }
+    }
+
+    /** Backend.release frees a weight's device copy at once (a losing candidate of the search); using it again uploads it again. */
+    @ParameterizedTest
+    @EnumSource(Storage.class)
+    void releasedWeightsLeaveTheDevice(Storage s) {
+        EmulatedDevice dev = new EmulatedDevice();
+        Q4Matrix q = Int4LayoutTest.random(4, 21, 256, 128, false);
+        dev.qvlm.tensor.Matrix f = new dev.qvlm.tensor.F32Matrix(21, 256, new float[21 * 256]);
+        try (CudaBackend b = new CudaBackend(dev, s)) {
+            long before = dev.live;
+            b.prepare(q, "q");
+            b.prepare(f, "f");
+            long held = dev.live - before;
+            assertEquals(Int4Layout.deviceBytes(21, 256, 128) + 2L * 21 * 256, held, "int4 words + params, FP16 dense");
+            int frees = dev.frees;
+            b.release(q);
+            b.release(f);
+            assertEquals(frees + 3, dev.frees, "words, params and the FP16 copy freed");
+            assertEquals(before, dev.live);
+            b.release(q); // already gone: nothing to do
+            assertEquals(frees + 3, dev.frees);
+            b.prepare(q, "q");
+            assertEquals(before + Int4Layout.deviceBytes(21, 256, 128), dev.live, "uploaded again on next use");
         }
     }
 
