@@ -21,7 +21,8 @@
 #   d. jmh-gemv.json             GpuGemvBench: int4 GEMV (and at 1/2/4/8 warps, 2/4 loads deep) vs cuBLAS FP16 vs
 #                                cuMemcpyDtoD on the 13B shapes
 #   e. eval-{fp,w4}-{cuda,cpu}.json   the 1,000-question split on both devices, FP and a W4A16 g128 checkpoint made here
-#   f. quantize-cuda.*           W4A4 qvlm calibration of the bundled model with --device cuda
+#   f. quantize-cuda.*           W4A4 qvlm calibration of the bundled model with --device cuda (FP32 weights and
+#                                GEMMs), quantize-cpu.* the same on the CPU, quantize-compare.json the two side by side
 #   g. bench-batch-13b.json      continuous batching's decode step on the GPU: 1/2/4/8 sequences together, FP16
 #                                and W4A16, round-robin (`qvlm bench --batch 2,4,8`; issue 11's GPU curve)
 #   gpu-report.md                the JMH tables (GB/s, % of copy bandwidth, ms/token, W4 / FP16)
@@ -183,9 +184,16 @@ rm -rf "$OUT/w4a16g128/model.safetensors" # keep the report and config, not the 
 step bench-batch 120 "${QVLM[@]}" bench --synthetic "$SHAPE" --device cuda --wbits 16,4 --prompt-tokens 16 --image-tokens 0 \
   --new-tokens "$NEW_BATCH" --batch 2,4,8 --batch-repeat 3 --out "$OUT/bench-batch-$SHAPE.json"
 
-# f. calibration with the GPU
+# f. calibration with the GPU (FP32 weights and GEMMs: CudaBackend.openExact), then the same on the CPU, and the two
+# compared: blocks, relMSE, chosen percentiles
 step quantize-cuda 120 "${QVLM[@]}" quantize --model models/tiny-llava-shapes --calib data/shapes-vqa/calib.jsonl \
   --calib-samples "$CALIB_N" --method qvlm --wbits 4 --abits 4 --device cuda --report "$OUT/quantize-cuda.json"
+step quantize-cpu 120 "${QVLM[@]}" quantize --model models/tiny-llava-shapes --calib data/shapes-vqa/calib.jsonl \
+  --calib-samples "$CALIB_N" --method qvlm --wbits 4 --abits 4 --device cpu --report "$OUT/quantize-cpu.json"
+if [[ -s "$OUT/quantize-cuda.json" && -s "$OUT/quantize-cpu.json" ]]; then
+  step quantize-compare 30 python3 "$ROOT/benchmarks/gpu/compare_calib.py" "$OUT/quantize-cuda.json" "$OUT/quantize-cpu.json" \
+    "$OUT/quantize-compare.json"
+fi
 
 # the JMH tables
 reports=()

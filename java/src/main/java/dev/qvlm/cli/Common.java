@@ -32,10 +32,13 @@ public final class Common {
 
     /**
      * The backend on the exact FP32-activation path whatever --int8-activations says: for calibration, the
-     * quantization search, and reference models.
+     * quantization search, and reference models; on the GPU, FP32 activations, weights and GEMMs.
      */
     public Backend exactBackend() {
-        return backend(false);
+        if (!device.equals("cuda") && !device.equals("gpu")) return backend(false);
+        cpu.apply();
+        if (noGraphs) System.setProperty("qvlm.cuda.graphs", "false");
+        return CudaBackend.openExact(); // FP32 weights and GEMMs: the search's choices then follow the CPU's
     }
 
     /** Refuses --int8-activations in a command that only runs the exact path (quantize, compare). */

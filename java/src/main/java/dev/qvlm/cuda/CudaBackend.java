@@ -46,23 +46,40 @@ public final class CudaBackend implements Backend {
     }
 
     public static CudaBackend open(Storage storage) {
+        return open(storage, false);
+    }
+
+    /**
+     * The calibration's backend: FP32 activations, FP32 weights (4-bit ones decoded exactly) and FP32 GEMMs, so the
+     * quantization search sees the CPU's numbers up to summation order (twice the weight memory of FP16).
+     */
+    public static CudaBackend openExact() {
+        return open(Storage.F32, true);
+    }
+
+    private static CudaBackend open(Storage storage, boolean exact) {
         String why = CudaRuntime.probe();
         if (why != null) throw new QvlmException("--device cuda: " + why + "; use --device cpu");
-        return new CudaBackend(new JCudaDevice(CudaRuntime.ordinal(), Fatbin.load()), storage);
+        return new CudaBackend(new JCudaDevice(CudaRuntime.ordinal(), Fatbin.load()), storage, exact);
     }
 
     CudaBackend(Device device, Storage storage) {
+        this(device, storage, false);
+    }
+
+    CudaBackend(Device device, Storage storage, boolean exact) {
+        if (exact && storage != Storage.F32) throw new IllegalArgumentException("exact linears need FP32 activations");
         this.device = new CountingDevice(device);
         this.storage = storage;
         this.memory = new DeviceMemory(this.device);
         this.ops = new OpStream(this.device, memory);
-        this.weights = new DeviceWeights(ops, memory, device.smCount());
+        this.weights = new DeviceWeights(ops, memory, device.smCount(), exact);
         this.smCount = device.smCount();
     }
 
     @Override
     public String name() {
-        return "cuda (" + device.name() + ", " + storage.suffix() + " activations)";
+        return "cuda (" + device.name() + ", " + storage.suffix() + " activations" + (weights.exact() ? ", FP32 weights" : "") + ")";
     }
 
     public Storage storage() {
@@ -198,6 +215,7 @@ public final class CudaBackend implements Backend {
 
     /** Device bytes of a weight as this backend stores it (FP16 dense, or the int4 layout); uploads it if needed. */
     public synchronized long weightBytes(Matrix m) {
+        if (weights.exact()) return 4L * m.rows() * m.cols();
         return DeviceWeights.isQ4(m) ? weights.q4(m, "weight").bytes() : 2L * m.rows() * m.cols();
     }
 
@@ -211,7 +229,8 @@ public final class CudaBackend implements Backend {
 
     /** Makes sure a weight is on the device (uploaded, re-laid or filled), so that later timings exclude it. */
     public synchronized void prepare(Matrix m, String what) {
-        if (DeviceWeights.isQ4(m)) weights.q4(m, what);
+        if (weights.exact()) weights.matrix32(m, what);
+        else if (DeviceWeights.isQ4(m)) weights.q4(m, what);
         else weights.matrix(m, what);
     }
 
@@ -271,14 +290,17 @@ public final class CudaBackend implements Backend {
     }
 
     private void linearOf(CudaTensor o, CudaTensor x, CudaTensor input, Linear w) {
-        if (DeviceWeights.isQ4(w.weight())) {
+        if (weights.runsQ4(w.weight())) {
             linearQ4(o, input, w);
             return;
         }
-        long wAddr = weights.matrix(w.weight(), w.name());
-        if (storage == Storage.F16) {
+        if (weights.exact()) { // FP32 x FP32 -> FP32 (CUBLAS_COMPUTE_32F, no TF32): the CPU's products
+            ops.gemm(Gemm.linear32(x.rows(), w.in(), w.out(), weights.matrix32(w.weight(), w.name()), input.address(), o.address()));
+        } else if (storage == Storage.F16) {
+            long wAddr = weights.matrix(w.weight(), w.name());
             ops.gemm(Gemm.linear(x.rows(), w.in(), w.out(), wAddr, input.address(), Gemm.CUDA_R_16F, o.address(), Gemm.CUDA_R_16F));
         } else { // cuBLAS wants A and B of one type: round the FP32 input to FP16, keep the FP32 output
+            long wAddr = weights.matrix(w.weight(), w.name());
             long half = ops.take(2 * input.size());
             launch(Kernel.F32_TO_F16, elementwise(input.size()), half, input.address(), input.size());
             ops.gemm(Gemm.linear(x.rows(), w.in(), w.out(), wAddr, half, Gemm.CUDA_R_16F, o.address(), Gemm.CUDA_R_32F));

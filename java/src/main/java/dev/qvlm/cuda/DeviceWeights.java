@@ -20,14 +20,45 @@ final class DeviceWeights {
     private final OpStream ops;
     private final DeviceMemory memory;
     private final int smCount;
+    /** FP32 copies of every linear's weight, 4-bit ones decoded (the calibration's exact path); see {@link #exact}. */
+    private final boolean exact;
+    private final Map<Matrix, Long> matrices32 = new IdentityHashMap<>();
     private final Map<Matrix, Long> matrices = new IdentityHashMap<>();
     private final Map<float[], Long> vectors = new IdentityHashMap<>();
     private final Map<Matrix, Q4> q4 = new IdentityHashMap<>();
 
-    DeviceWeights(OpStream ops, DeviceMemory memory, int smCount) {
+    DeviceWeights(OpStream ops, DeviceMemory memory, int smCount, boolean exact) {
         this.ops = ops;
         this.memory = memory;
         this.smCount = smCount;
+        this.exact = exact;
+    }
+
+    /**
+     * Whether linears run on FP32 weights (every weight, 4-bit ones decoded on the host to their exact FP32 values) and
+     * FP32 GEMMs: the CPU's arithmetic up to summation order, for calibration, whose choices between near-equal
+     * candidates flip with FP16 rounding (the bundled model's W4A4 search on an H200 in FP16 matched the CPU's blocks
+     * but only 32 of its 48 percentiles).
+     */
+    boolean exact() {
+        return exact;
+    }
+
+    /** A linear's weight as FP32 [rows, cols] on the device (the exact path). */
+    long matrix32(Matrix m, String what) {
+        Long a = matrices32.get(m);
+        if (a != null) return a;
+        long addr = memory.allocPermanent(4L * m.rows() * m.cols());
+        Matrix src = m instanceof GeneratedMatrix g ? g.materialize() : m;
+        int step = Math.max(1, uploadChunkRows(src.cols()) / 2);
+        for (int r = 0; r < src.rows(); r += step) {
+            int count = Math.min(step, src.rows() - r);
+            float[] rows = new float[count * src.cols()];
+            for (int i = 0; i < count; i++) src.rowToFloat(r + i, rows, i * src.cols());
+            ops.upload(addr + 4L * r * src.cols(), rows);
+        }
+        matrices32.put(m, addr);
+        return addr;
     }
 
     /** Rows per upload chunk: about 16 MiB of FP16 at a time, so huge matrices never need one giant host array. */
@@ -36,6 +67,10 @@ final class DeviceWeights {
     }
 
     /** Whether the linear's weight runs through the int4 kernels. */
+    boolean runsQ4(Matrix m) {
+        return !exact && isQ4(m);
+    }
+
     static boolean isQ4(Matrix m) {
         if (m instanceof Q4Matrix q) return Int4Layout.supported(q);
         return m instanceof GeneratedMatrix g && g.format() == GeneratedMatrix.Format.Q4 && Int4Layout.supported(g.cols(), g.groupSize());
@@ -100,19 +135,21 @@ final class DeviceWeights {
 
     /** Frees the device copy of a weight, if there is one (Backend.release); true if there was. */
     boolean release(Matrix m) {
-        Long a = matrices.remove(m);
+        Long a = matrices.remove(m), a32 = matrices32.remove(m);
         if (a != null) memory.freePermanent(a);
+        if (a32 != null) memory.freePermanent(a32);
         Q4 w = q4.remove(m);
         if (w != null) {
             memory.freePermanent(w.words());
             memory.freePermanent(w.params());
         }
-        return a != null || w != null;
+        return a != null || a32 != null || w != null;
     }
 
     /** Forgets every weight (their memory is freed with the backend's). */
     void clear() {
         matrices.clear();
+        matrices32.clear();
         vectors.clear();
         q4.clear();
     }

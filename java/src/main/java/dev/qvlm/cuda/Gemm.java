@@ -20,4 +20,9 @@ public record Gemm(int transA, int transB, int m, int n, int k, long a, int aTyp
     public static Gemm linear(int rows, int in, int out, long w, long x, int xType, long y, int yType) {
         return new Gemm(OP_T, OP_N, out, rows, in, w, CUDA_R_16F, in, x, xType, in, y, yType, out);
     }
+
+    /** {@link #linear} with an FP32 weight, input and output (the calibration's exact path). */
+    public static Gemm linear32(int rows, int in, int out, long w, long x, long y) {
+        return new Gemm(OP_T, OP_N, out, rows, in, w, CUDA_R_32F, in, x, CUDA_R_32F, in, y, CUDA_R_32F, out);
+    }
 }

@@ -4,7 +4,9 @@ import dev.qvlm.backend.Tensor;
 import dev.qvlm.cpu.CpuBackend;
 import dev.qvlm.cpu.Matmul;
 import dev.qvlm.model.Linear;
+import dev.qvlm.quant.ActQuantizer;
 import dev.qvlm.quant.Q4Matrix;
+import dev.qvlm.quant.QuantArgs;
 import dev.qvlm.tensor.GeneratedMatrix;
 import dev.qvlm.tensor.Matrix;
 import org.junit.jupiter.api.Test;
@@ -75,6 +77,35 @@ class CudaBackendInt4EmulatedTest {
             assertEquals(allocs, dev.allocations, "weights re-laid and uploaded once");
             assertEquals(Int4Layout.deviceBytes(out, in, 128), b.weightBytes(w));
         }
+    }
+
+    /**
+     * The calibration's exact path: FP32 weights (a 4-bit one decoded to its exact values), FP32 activations
+     * quantized on the device, one FP32 GEMM: the CPU's linear up to summation order.
+     */
+    @Test
+    void exactLinearsAreTheCpusUpToSummationOrder() {
+        EmulatedDevice dev = new EmulatedDevice();
+        Random r = new Random(6);
+        int n = 12, in = 256, out = 21;
+        Q4Matrix w = Int4LayoutTest.random(7, out, in, 128, false);
+        float[] bias = halfRand(r, out), x = new float[n * in];
+        for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian(); // not FP16-representable
+        Linear lin = new Linear("model.layers.0.mlp.up_proj", Linear.Part.LLM, w, bias);
+        lin.setInputQuantizer(ActQuantizer.staticPerTensor(new QuantArgs(4, false, QuantArgs.Granularity.TENSOR, 0), -2.5f, 2.2f));
+        CpuBackend cpu = new CpuBackend();
+        Tensor ref = cpu.allocate(n, out);
+        cpu.linear(ref, cpu.upload(x, n, in), lin);
+        try (CudaBackend b = new CudaBackend(dev, Storage.F32, true)) {
+            Tensor y = b.allocate(n, out);
+            b.linear(y, b.upload(x, n, in), lin);
+            assertNear(cpu.download(ref), b.download(y), 1e-5, "exact");
+            assertEquals(List.of(Gemm.CUDA_R_32F), dev.gemms.stream().map(Gemm::aType).distinct().toList(), "an FP32 GEMM");
+            assertTrue(dev.launches.stream().noneMatch(l -> l.symbol().startsWith("qvlm_q4")), "no int4 kernel");
+            assertEquals(4L * out * in, b.weightBytes(w));
+            assertTrue(b.name().contains("FP32 weights"), b.name());
+        }
+        assertThrows(IllegalArgumentException.class, () -> new CudaBackend(new EmulatedDevice(), Storage.F16, true));
     }
 
     /** Backend.release frees a weight's device copy at once (a losing candidate of the search); using it again uploads it again. */
