@@ -26,7 +26,7 @@ class GpuScriptDryRunTest {
     static final Path ROOT = Path.of(System.getProperty("qvlm.root", "..")).toAbsolutePath().normalize();
     static final List<String> STEPS = List.of("gpu-tests", "bench", "bench-eager", "bench-jcuda", "jmh-decode", "jmh-decode-cpu", "jmh-gemv",
             "quantize-w4", "generate-cuda", "eval-fp-cuda", "eval-w4-cuda", "generate-cpu", "eval-fp-cpu",
-            "eval-w4-cpu", "quantize-cuda", "quantize-cpu", "bench-batch");
+            "eval-w4-cpu", "quantize-cuda", "quantize-cpu", "calib-13b-extrapolate", "bench-batch");
 
     @Test
     void everyStepRunsAndTheCpuStepsProduceResults(@TempDir Path packed) throws Exception {
@@ -63,7 +63,7 @@ class GpuScriptDryRunTest {
 
         JsonNode steps = new ObjectMapper().readTree(out.resolve("summary.json").toFile()).path("steps");
         for (String s : STEPS) assertTrue(steps.has(s), "step " + s + " missing from summary.json:\n" + log);
-        for (String s : List.of("gpu-tests", "jmh-decode-cpu", "quantize-w4", "generate-cpu", "eval-fp-cpu", "eval-w4-cpu", "quantize-cpu"))
+        for (String s : List.of("gpu-tests", "jmh-decode-cpu", "quantize-w4", "generate-cpu", "eval-fp-cpu", "eval-w4-cpu", "quantize-cpu", "calib-13b-extrapolate"))
             assertEquals(0, steps.path(s).path("exit").asInt(), s + " failed:\n" + tail(out.resolve(s + ".log")));
 
         var found = java.util.regex.Pattern.compile("\\[\\s*(\\d+) tests found").matcher(Files.readString(out.resolve("gpu-tests.log")));

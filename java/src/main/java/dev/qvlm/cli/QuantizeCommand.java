@@ -124,6 +124,7 @@ final class QuantizeCommand implements Callable<Integer> {
         int j = jobs != null ? Math.max(1, jobs) : Runtime.getRuntime().availableProcessors();
         Evaluator.Report fp = null, qev;
         QuantReport report;
+        String gpuMemory = null;
         Double kl;
         try (Llava llava = Llava.open(model, common.exactBackend())) {
             if (veo != null) llava.model().backend().backward(); // fails now, with its reason, on a backend without backward ops
@@ -145,6 +146,10 @@ final class QuantizeCommand implements Callable<Integer> {
                 qev = r.eval();
                 kl = r.meanKl();
             }
+            if (llava.model().backend() instanceof dev.qvlm.cuda.CudaBackend gpu) {
+                gpuMemory = gpu.memoryReport();
+                System.out.println("device memory: " + gpuMemory);
+            }
         }
         String label = st.recipe();
         if (out != null && rows != null) {
@@ -157,6 +162,7 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         Map<String, Object> res = new LinkedHashMap<>();
         res.put("report", report);
+        if (gpuMemory != null) res.put("device_memory", gpuMemory);
         if (fp != null) {
             System.out.printf("%-14s %9s %10s%n", "model", "accuracy", "KL(FP||Q)");
             System.out.printf("%-14s %8.1f%% %10s%n", "fp", 100 * fp.accuracy(), "-");
