@@ -18,16 +18,16 @@
 #                                the timed ms/token); bench-eager-*.json the same without CUDA graphs
 #                                (--no-graphs), bench-jcuda-*.json also with JCuda's kernel launch instead of FFM's
 #                                (-Dqvlm.cuda.launch=jcuda); jmh-decode.json: DecodeStepBench on cuda, short mode
-#   d. jmh-gemv.json             GpuGemvBench: int4 GEMV (and at 1/2/4/8 warps, 2/4 loads deep) vs cuBLAS FP16 vs
+#   d. jmh-gemv.json             GpuGemvBench: int4 GEMV (and at 1/2 warps, 2/4 loads deep) vs cuBLAS FP16 vs
 #                                cuMemcpyDtoD on the 13B shapes
 #   e. eval-{fp,w4}-{cuda,cpu}.json   the 1,000-question split on both devices, FP and a W4A16 g128 checkpoint made here
-#   f. quantize-cuda.*           W4A4 qvlm calibration of the bundled model with --device cuda (FP32 weights and
+#   f. bench-batch-13b.json      continuous batching's decode step on the GPU: 1/2/4/8 sequences together, FP16
+#                                and W4A16, round-robin (`qvlm bench --batch 2,4,8`; issue 11's GPU curve)
+#   g. quantize-cuda.*           W4A4 qvlm calibration of the bundled model (32 samples) with --device cuda (FP32 weights and
 #                                GEMMs), quantize-cpu.* the same on the CPU, quantize-compare.json the two side by side
 #   h. quantize-13b.json, calib-13b-extrapolated.json: W4A4 qvlm calibration on the GPU of a 13B-shaped folder
-#                                capped at 4 + 3 layers and 8 samples, seconds per block, device memory, and the
+#                                capped at 4 + 3 layers and 4 samples, seconds per block, device memory, and the
 #                                total extrapolated to the whole model and 64 samples
-#   g. bench-batch-13b.json      continuous batching's decode step on the GPU: 1/2/4/8 sequences together, FP16
-#                                and W4A16, round-robin (`qvlm bench --batch 2,4,8`; issue 11's GPU curve)
 #   gpu-report.md                the JMH tables (GB/s, % of copy bandwidth, ms/token, W4 / FP16)
 #   summary.json                 exit code and seconds of every step
 #
@@ -89,9 +89,9 @@ if [[ "$DRY" == 1 ]]; then
   SHAPE=tiny; EVAL_N=4; NEW=4; NEW_BATCH=4; JMH_IT=(-wi 0 -i 1 -r 200ms); GEMV_SHAPES=5120x5120; CALIB_N=2
   GEMV_KERNELS=int4,int4-w1-u4,f16,copy; GEMV_IT=("${JMH_IT[@]}")
 else
-  SHAPE=llava-1.5-13b; EVAL_N=1000; NEW=128; NEW_BATCH=32; JMH_IT=(-wi 1 -i 3 -r 1); GEMV_SHAPES=5120x5120,13824x5120,5120x13824; CALIB_N=64
-  GEMV_KERNELS=int4,int4-w1,int4-w2,int4-w4,int4-w8,int4-u2,int4-u4,int4-w1-u4,int4-w2-u4,f16,copy # 33 trials
-  GEMV_IT=(-wi 1 -w 300ms -i 3 -r 300ms); CALIB13_N=8
+  SHAPE=llava-1.5-13b; EVAL_N=1000; NEW=128; NEW_BATCH=32; JMH_IT=(-wi 1 -i 3 -r 1); GEMV_SHAPES=5120x5120,13824x5120,5120x13824; CALIB_N=32
+  GEMV_KERNELS=int4,int4-w1,int4-w2,int4-u2,int4-u4,int4-w1-u4,f16,copy # 24 trials
+  GEMV_IT=(-wi 1 -w 300ms -i 3 -r 300ms); CALIB13_N=4
 fi
 
 # ---------------------------------------------------------------- steps
@@ -164,7 +164,7 @@ fi
 # d. GEMV and copy bandwidth
 # int4-wN-uM: the int4 GEMV at a fixed 1, 2, 4, 8 warps per block and 2 or 4 chunks of loads in flight per thread,
 # beside the defaults (which to keep)
-step jmh-gemv 200 "${JMH[@]}" GpuGemvBench -p shape="$GEMV_SHAPES" -p kernel="$GEMV_KERNELS" "${GEMV_IT[@]}" \
+step jmh-gemv 150 "${JMH[@]}" GpuGemvBench -p shape="$GEMV_SHAPES" -p kernel="$GEMV_KERNELS" "${GEMV_IT[@]}" \
   -rf json -rff "$OUT/jmh-gemv.json"
 
 # e. accuracy on both devices: FP and a W4A16 g128 checkpoint (quantized here, on the CPU: RTN needs no GPU)
@@ -183,11 +183,11 @@ for dev in cuda cpu; do
 done
 rm -rf "$OUT/w4a16g128/model.safetensors" # keep the report and config, not the weights
 
-# g. continuous batching on the GPU: decode steps of 1, 2, 4, 8 sequences in one forward pass (issue 11)
+# f. continuous batching on the GPU: decode steps of 1, 2, 4, 8 sequences in one forward pass (issue 11)
 step bench-batch 120 "${QVLM[@]}" bench --synthetic "$SHAPE" --device cuda --wbits 16,4 --prompt-tokens 16 --image-tokens 0 \
   --new-tokens "$NEW_BATCH" --batch 2,4,8 --batch-repeat 3 --out "$OUT/bench-batch-$SHAPE.json"
 
-# f. calibration with the GPU (FP32 weights and GEMMs: CudaBackend.openExact), then the same on the CPU, and the two
+# g. calibration with the GPU (FP32 weights and GEMMs: CudaBackend.openExact), then the same on the CPU, and the two
 # compared: blocks, relMSE, chosen percentiles
 step quantize-cuda 120 "${QVLM[@]}" quantize --model models/tiny-llava-shapes --calib data/shapes-vqa/calib.jsonl \
   --calib-samples "$CALIB_N" --method qvlm --wbits 4 --abits 4 --device cuda --report "$OUT/quantize-cuda.json"
