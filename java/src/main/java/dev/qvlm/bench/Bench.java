@@ -79,7 +79,7 @@ public final class Bench {
                       int decodeTokens, double decodeSeconds, long weightBytesPerToken, long weightBytesTotal,
                       double bandwidthLimit, String bandwidthMethod, long peakMemoryBytes, String peakMemoryKind,
                       long backendPeakBytes, int firstToken, List<BatchPoint> batched, long heapAllocPerToken,
-                      CudaBackend.DeviceCalls decodeCalls, OpProfile opProfile, String cudaGraphs) {
+                      CudaBackend.DeviceCalls decodeCalls, OpProfile opProfile, OpProfile prefillOpProfile, String cudaGraphs) {
         public double msPerToken() {
             return 1e3 * decodeSeconds / decodeTokens;
         }
@@ -136,6 +136,7 @@ public final class Bench {
                 o.put("wait_ms_per_token", decodeCalls.waitNanos() / 1e6 / n);
             }
             if (opProfile != null) o.put("op_profile", opProfile.json());
+            if (prefillOpProfile != null) o.put("prefill_op_profile", prefillOpProfile.json());
             if (cudaGraphs != null) o.put("cuda_graphs", cudaGraphs);
             o.put("first_token", firstToken);
             List<Map<String, Object>> bs = new ArrayList<>();
@@ -316,7 +317,7 @@ public final class Bench {
                 log.printf("[bench] WARNING: %s: the decode allocated %.0f MB of heap per token (it reads %.0f MB of weights): "
                         + "the JIT left vectors boxed in a kernel, so this speed is not the kernels'; rerun, and report it%n",
                         label, allocPerToken / 1e6, perToken / 1e6);
-            OpProfile profile = null;
+            OpProfile profile = null, prefillProfile = null;
             if (gpu != null && o.profileOps() > 0) {
                 List<List<CudaBackend.TimedOp>> steps = new ArrayList<>();
                 KvCache c = cache;
@@ -328,6 +329,14 @@ public final class Bench {
                 }
                 profile = OpProfile.of(steps, 1e3 * dec / o.newTokens());
                 log.print(profile.table(label));
+                // and one prefill of the timed prompt (vision tower included): where the time to first token goes
+                KvCache pc = model.newCache(nPrompt);
+                Tensor[] img = {null};
+                prefillProfile = OpProfile.of(List.of(gpu.profileOps(() -> {
+                    img[0] = imageTokens > 0 ? model.encodeImage(pixels) : null;
+                    model.forward(pc, prompt, img[0], false);
+                }, OpProfile.HOLD_NANOS)), 1e3 * ttft);
+                log.print(prefillProfile.table(label, "a prefill of " + nPrompt + " tokens", "prefill", "timed TTFT"));
             }
             sample.run();
             List<BatchPoint> batched = new ArrayList<>();
@@ -368,7 +377,7 @@ public final class Bench {
             }
             return new Run(label, wbits, backend.name(), load, nPrompt, ttft, o.newTokens(), dec, perToken, total, limit,
                     method, peak, kind, backendPeak, first, batched, allocPerToken, calls, profile,
-                    gpu != null ? gpu.graphSummary() : null);
+                    prefillProfile, gpu != null ? gpu.graphSummary() : null);
         }
     }
 

@@ -49,11 +49,16 @@ public record OpProfile(int steps, List<Entry> entries, double busyMsPerToken, d
         return new OpProfile(steps.size(), List.copyOf(entries), busy / n, span / n, timedMsPerToken, ops / n);
     }
 
-    /** The human-readable table: the heaviest labels first, then the totals. */
+    /** The human-readable table of decode steps: the heaviest labels first, then the totals. */
     public String table(String label) {
+        return table(label, "a decode step", "token", "timed decode");
+    }
+
+    /** The table for another kind of step (a prefill: per step, against the timed time to first token). */
+    public String table(String label, String what, String per, String timed) {
         StringBuilder b = new StringBuilder();
-        b.append(String.format("[bench] %s: GPU time of a decode step, op by op (%d steps profiled)%n", label, steps));
-        b.append(String.format("  %-44s %10s %12s %7s%n", "op", "calls/tok", "GPU ms/tok", "share"));
+        b.append(String.format("[bench] %s: GPU time of %s, op by op (%d profiled)%n", label, what, steps));
+        b.append(String.format("  %-44s %10s %12s %7s%n", "op", "calls/" + per, "GPU ms/" + per, "share"));
         int shown = 0;
         double rest = 0, restCalls = 0;
         for (Entry e : entries) {
@@ -66,9 +71,9 @@ public record OpProfile(int steps, List<Entry> entries, double busyMsPerToken, d
         }
         if (rest > 0) b.append(String.format("  %-44s %10.1f %12.3f %6.1f%%%n", "(others)", restCalls, rest,
                 100 * rest / Math.max(busyMsPerToken, 1e-12)));
-        b.append(String.format("  %d ops per token: GPU busy %.3f ms, span %.3f ms (host held back), timed decode %.3f ms/token: "
-                        + "%.0f%% of the timed step is GPU work%n", opsPerToken, busyMsPerToken, spanMsPerToken, timedMsPerToken,
-                100 * spanMsPerToken / Math.max(timedMsPerToken, 1e-12)));
+        b.append(String.format("  %d ops per %s: GPU busy %.3f ms, span %.3f ms (host held back), %s %.3f ms: "
+                        + "%.0f%% of the timed step is GPU work%n", opsPerToken, per, busyMsPerToken, spanMsPerToken, timed,
+                timedMsPerToken, 100 * spanMsPerToken / Math.max(timedMsPerToken, 1e-12)));
         return b.toString();
     }
 
