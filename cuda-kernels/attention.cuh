@@ -177,3 +177,26 @@ __device__ __forceinline__ void attn_combine_impl(T* out, const float* partAcc, 
         }
     }
 }
+
+// The softmax step of prefill attention through GEMMs (CudaBackend.attentionByGemm: S = Q·Kᵀ and O = P·V run on
+// cuBLAS): s is FP32 [rows][kvLen] with row r the scores of query t = r % n of one head; p gets softmax(scale·s) in
+// the storage type, keys past the causal limit qPos0 + t masked to 0. The CPU's formula: scores dot·scale, max,
+// exp(x − max), sum, divide. One block per row (grid-stride over rows).
+template <typename T>
+__device__ __forceinline__ void softmax_rows_impl(T* p, const float* s, int rows, int n, int kvLen, int qPos0,
+                                                  int causal, float scale) {
+    for (int r = blockIdx.x; r < rows; r += gridDim.x) {
+        const int t = r % n;
+        const int limit = causal ? min(kvLen, qPos0 + t + 1) : kvLen;
+        const float* sr = s + (int64_t)r * kvLen;
+        float m = -INFINITY;
+        for (int j = threadIdx.x; j < limit; j += blockDim.x) m = fmaxf(m, sr[j] * scale);
+        m = block_max(m);
+        float sum = 0.f;
+        for (int j = threadIdx.x; j < limit; j += blockDim.x) sum += expf(sr[j] * scale - m);
+        sum = block_sum(sum);
+        const float inv = sum > 0.f ? 1.f / sum : 0.f;
+        for (int j = threadIdx.x; j < kvLen; j += blockDim.x)
+            st(p, (int64_t)r * kvLen + j, j < limit ? expf(sr[j] * scale - m) * inv : 0.f);
+    }
+}

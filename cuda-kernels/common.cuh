@@ -57,6 +57,18 @@ __device__ __forceinline__ float block_sum(float v) {
     return warp_sum(v);
 }
 
+// Maximum over the whole block, returned to every thread (as block_sum).
+__device__ __forceinline__ float block_max(float v) {
+    __shared__ float scratch[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < warps ? scratch[lane] : -INFINITY;
+    return warp_max(v);
+}
+
 __device__ __forceinline__ float apply_act(float x, int act) {
     switch (act) {
         case QVLM_ACT_SILU: return x / (1.f + expf(-x));

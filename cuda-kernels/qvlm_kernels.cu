@@ -59,6 +59,10 @@
                                                        int heads, int headDim, int splits, int oStride) {             \
         attn_combine_impl<T>(out, partAcc, partMl, n, heads, headDim, splits, oStride);                              \
     }                                                                                                                \
+    extern "C" __global__ void qvlm_softmax_rows_##SUF(T* p, const float* s, int rows, int n, int kvLen,           \
+                                                       int qPos0, int causal, float scale) {                         \
+        softmax_rows_impl<T>(p, s, rows, n, kvLen, qPos0, causal, scale);                                            \
+    }                                                                                                                \
     extern "C" __global__ void qvlm_argmax_##SUF(const T* x, int rows, int cols, int* out) {                       \
         argmax_impl<T>(x, rows, cols, out);                                                                          \
     }

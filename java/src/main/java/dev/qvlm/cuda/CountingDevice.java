@@ -92,6 +92,12 @@ final class CountingDevice implements Device {
         enqueued(t0);
     }
 
+    @Override public void gemm(Gemm.Batched call) {
+        long t0 = System.nanoTime();
+        d.gemm(call);
+        enqueued(t0);
+    }
+
     @Override public void gemm(Gemm call) {
         long t0 = System.nanoTime();
         d.gemm(call);

@@ -18,14 +18,15 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
 /**
  * cuBLAS through the FFM API (JCublas 12.6 needs libcublas.so.12, absent from CUDA 13 hosts). The library is looked
  * up by soname, newest first ({@code libcublas.so.13}, then {@code .so.12}), on the loader path and then in the usual
- * toolkit folders. Only what the backend needs is bound: create, set stream and workspace, GemmEx, destroy.
+ * toolkit folders. Only what the backend needs is bound: create, set stream and workspace, GemmEx and its strided-batched form
+ * (attention's score and output products), destroy.
  */
 final class Cublas implements AutoCloseable {
     private static final String[] SONAMES = {"libcublas.so.13", "libcublas.so.12"};
     private static final Linker LINKER = Linker.nativeLinker();
 
     private final Arena arena = Arena.ofShared();
-    private final MethodHandle gemmEx, destroy;
+    private final MethodHandle gemmEx, gemmBatched, destroy;
     private final MemorySegment handle, one, zero;
     private final String library;
 
@@ -87,6 +88,15 @@ final class Cublas implements AutoCloseable {
                 ADDRESS,                               // beta
                 ADDRESS, JAVA_INT, JAVA_INT,           // C, Ctype, ldc
                 JAVA_INT, JAVA_INT));                  // computeType, algo
+        gemmBatched = bind(lib, "cublasGemmStridedBatchedEx", FunctionDescriptor.of(JAVA_INT,
+                ADDRESS, JAVA_INT, JAVA_INT,                       // handle, transa, transb
+                JAVA_INT, JAVA_INT, JAVA_INT,                      // m, n, k
+                ADDRESS,                                           // alpha
+                ADDRESS, JAVA_INT, JAVA_INT, ValueLayout.JAVA_LONG, // A, Atype, lda, strideA
+                ADDRESS, JAVA_INT, JAVA_INT, ValueLayout.JAVA_LONG, // B, Btype, ldb, strideB
+                ADDRESS,                                           // beta
+                ADDRESS, JAVA_INT, JAVA_INT, ValueLayout.JAVA_LONG, // C, Ctype, ldc, strideC
+                JAVA_INT, JAVA_INT, JAVA_INT));                    // batchCount, computeType, algo
         destroy = bind(lib, "cublasDestroy_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         one = arena.allocateFrom(ValueLayout.JAVA_FLOAT, 1f);
         zero = arena.allocateFrom(ValueLayout.JAVA_FLOAT, 0f);
@@ -118,6 +128,20 @@ final class Cublas implements AutoCloseable {
                     MemorySegment.ofAddress(g.b()), g.bType(), g.ldb(), zero,
                     MemorySegment.ofAddress(g.c()), g.cType(), g.ldc(), Gemm.COMPUTE_32F, Gemm.GEMM_DEFAULT);
             check("cublasGemmEx " + g, st);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    void gemm(Gemm.Batched b) {
+        Gemm g = b.g();
+        try {
+            int st = (int) gemmBatched.invokeExact(handle, g.transA(), g.transB(), g.m(), g.n(), g.k(), one,
+                    MemorySegment.ofAddress(g.a()), g.aType(), g.lda(), b.strideA(),
+                    MemorySegment.ofAddress(g.b()), g.bType(), g.ldb(), b.strideB(), zero,
+                    MemorySegment.ofAddress(g.c()), g.cType(), g.ldc(), b.strideC(), b.batch(), Gemm.COMPUTE_32F,
+                    Gemm.GEMM_DEFAULT);
+            check("cublasGemmStridedBatchedEx " + b, st);
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -37,6 +37,7 @@ public final class CudaBackend implements Backend {
     private final Storage storage;
     /** Weights on the device, uploaded on first use and kept by identity until {@link #close}. */
     private final DeviceWeights weights;
+    private final DeviceAttention attention;
     private final int smCount;
     private boolean closed;
 
@@ -74,6 +75,7 @@ public final class CudaBackend implements Backend {
         this.memory = new DeviceMemory(this.device);
         this.ops = new OpStream(this.device, memory);
         this.weights = new DeviceWeights(ops, memory, device.smCount(), exact);
+        this.attention = new DeviceAttention(ops, storage, device.smCount());
         this.smCount = device.smCount();
     }
 
@@ -406,23 +408,7 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("attention: q " + qq + ", k " + kk + ", v " + vv + ", out " + o
                     + " do not fit " + heads + "/" + kvHeads + " heads of " + headDim + " over " + kvLen + " keys");
         if (n == 0) return;
-        LaunchGeometry.AttentionPlan p = LaunchGeometry.attention(n, kvLen, heads, headDim, qPos0, causal, smCount,
-                LaunchGeometry.DEFAULT_SHARED_LIMIT);
-        int cz = causal ? 1 : 0;
-        if (p.kind() == LaunchGeometry.AttentionKind.PREFILL) {
-            launch(Kernel.ATTN_PREFILL, p.main(), o.address(), qq.address(), kk.address(), vv.address(), n, kvLen,
-                    heads, kvHeads, headDim, qPos0, cz, scale, qq.cols(), kk.cols(), o.cols(), p.keyTile());
-            return;
-        }
-        long accFloats = (long) n * heads * p.splits() * headDim;
-        long part = p.splits() > 1 ? ops.take(4 * LaunchGeometry.splitScratchFloats(n, heads, p.splits(), headDim)) : 0;
-        long partAcc = part, partMl = part == 0 ? 0 : part + 4 * accFloats;
-        launch(Kernel.ATTN_SPLIT, p.main(), o.address(), partAcc, partMl, qq.address(), kk.address(), vv.address(), n,
-                kvLen, heads, kvHeads, headDim, qPos0, cz, scale, qq.cols(), kk.cols(), o.cols(), p.splits(), p.chunk());
-        if (p.combine() != null) {
-            launch(Kernel.ATTN_COMBINE, p.combine(), o.address(), partAcc, partMl, n, heads, headDim, p.splits(), o.cols());
-            ops.give(part);
-        }
+        attention.run(o, qq, kk, vv, kvLen, heads, kvHeads, headDim, qPos0, causal, scale);
     }
 
     /** Replays decode steps as CUDA graphs (see {@link StepGraphs}); eager with -Dqvlm.cuda.graphs=false. */

@@ -38,6 +38,9 @@ interface Device extends AutoCloseable {
 
     void gemm(Gemm call);
 
+    /** cublasGemmStridedBatchedEx. */
+    void gemm(Gemm.Batched call);
+
     /** Waits until the stream is idle. */
     void synchronize();
 

@@ -25,4 +25,14 @@ public record Gemm(int transA, int transB, int m, int n, int k, long a, int aTyp
     public static Gemm linear32(int rows, int in, int out, long w, long x, long y) {
         return new Gemm(OP_T, OP_N, out, rows, in, w, CUDA_R_32F, in, x, CUDA_R_32F, in, y, CUDA_R_32F, out);
     }
+
+    /**
+     * {@code batch} GEMMs of this shape, operand i at a + i·strideA, b + i·strideB, c + i·strideC (elements):
+     * cublasGemmStridedBatchedEx. Strides of 0 with batch 1 are the plain call.
+     */
+    public record Batched(Gemm g, int batch, long strideA, long strideB, long strideC) {
+        public Batched {
+            if (batch < 1) throw new IllegalArgumentException("batch " + batch);
+        }
+    }
 }

@@ -318,6 +318,14 @@ final class JCudaDevice implements Device {
     }
 
     @Override
+    public void gemm(Gemm.Batched call) {
+        bind();
+        CUevent t0 = before();
+        cublas.gemm(call);
+        if (t0 != null) after(t0, "cublasGemmStridedBatchedEx " + call.g().m() + "x" + call.g().n() + "x" + call.g().k() + " x" + call.batch());
+    }
+
+    @Override
     public boolean canCapture() {
         return graphs != null;
     }

@@ -20,6 +20,7 @@ public enum Kernel {
     ATTN_PREFILL("qvlm_attn_prefill", true, "ppppiiiiiiifiiii"),
     ATTN_SPLIT("qvlm_attn_split", true, "ppppppiiiiiiifiiiii"),
     ATTN_COMBINE("qvlm_attn_combine", true, "pppiiiii"),
+    SOFTMAX_ROWS("qvlm_softmax_rows", true, "ppiiiiif"),
     ARGMAX("qvlm_argmax", true, "piip"),
     F32_TO_F16("qvlm_f32_to_f16", false, "ppl"),
     F16_TO_F32("qvlm_f16_to_f32", false, "ppl"),

@@ -76,6 +76,17 @@ final class OpStream {
         }
     }
 
+    void gemm(Gemm.Batched g) {
+        switch (graphs.mode) {
+            case EAGER -> device.gemm(g);
+            case CAPTURE -> {
+                device.gemm(g);
+                graphs.captured(g);
+            }
+            case REPLAY -> graphs.replayGemm(g);
+        }
+    }
+
     void memsetZero(long address, long bytes) {
         switch (graphs.mode) {
             case EAGER -> device.memsetZero(address, bytes);

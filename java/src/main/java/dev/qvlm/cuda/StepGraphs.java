@@ -44,7 +44,7 @@ final class StepGraphs {
         final String key;
         final List<long[]> blocks = new ArrayList<>(); // {address, bytes}
         final List<Launched> launches = new ArrayList<>();
-        final List<Gemm> gemms = new ArrayList<>();
+        final List<Object> gemms = new ArrayList<>(); // Gemm and Gemm.Batched, in order
         final List<long[]> memsets = new ArrayList<>();
         Device.Graph graph;
         int eagerRuns, captures, replays, patches;
@@ -98,6 +98,10 @@ final class StepGraphs {
         current.gemms.add(g);
     }
 
+    void captured(Gemm.Batched g) {
+        current.gemms.add(g);
+    }
+
     void capturedMemset(long address, long bytes) {
         current.memsets.add(new long[]{address, bytes});
     }
@@ -127,9 +131,10 @@ final class StepGraphs {
         return i;
     }
 
-    void replayGemm(Gemm g) {
+    /** A GEMM (plain or batched) must be the recorded one: cuBLAS's nodes are never patched. */
+    void replayGemm(Object g) {
         if (gemmAt >= current.gemms.size()) throw new Mismatch("more GEMMs than the capture");
-        Gemm r = current.gemms.get(gemmAt++);
+        Object r = current.gemms.get(gemmAt++);
         if (!r.equals(g)) throw new Mismatch("GEMM " + (gemmAt - 1) + " differs from the capture: " + g + " vs " + r);
     }
 

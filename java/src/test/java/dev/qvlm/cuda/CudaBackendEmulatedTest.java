@@ -10,6 +10,7 @@ import dev.qvlm.quant.QuantArgs;
 import dev.qvlm.tensor.F32Matrix;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 
 import java.util.List;
@@ -104,6 +105,38 @@ class CudaBackendEmulatedTest {
             try (CudaBackend b = new CudaBackend(new EmulatedDevice(), Storage.F32)) {
                 assertArrayEquals(want, b.fakeQuantOnDevice(x, q), q.toString());
             }
+        }
+    }
+
+    /**
+     * Prefill attention through cuBLAS (two strided-batched GEMMs over the heads and a softmax kernel) against the
+     * CPU's attention: causal and not, grouped KV heads, a query block that starts past key 0, row strides wider than
+     * the heads (views of fused tensors).
+     */
+    @ParameterizedTest
+    @CsvSource({"F32, 40, 40, 4, 2, 16, 0, true", "F32, 33, 50, 6, 3, 8, 17, true", "F32, 64, 64, 2, 2, 32, 0, false",
+            "F16, 40, 40, 4, 1, 16, 0, true", "F16, 35, 35, 2, 2, 64, 0, false"})
+    void prefillAttentionByGemmIsTheCpus(Storage s, int n, int kvLen, int heads, int kvHeads, int hd, int qPos0, boolean causal) {
+        assertTrue(DeviceAttention.byGemm(n, kvLen, heads));
+        Random r = new Random(n * 31L + kvLen);
+        int qCols = heads * hd + 8, kvCols = kvHeads * hd + 4; // wider rows: the kernels take strides
+        float[] q = f16(rand(r, n * qCols)), k = f16(rand(r, kvLen * kvCols)), v = f16(rand(r, kvLen * kvCols));
+        float scale = (float) (1 / Math.sqrt(hd));
+        CpuBackend cpu = new CpuBackend();
+        Tensor ref = cpu.allocate(n, heads * hd);
+        cpu.attention(ref, cpu.upload(q, n, qCols), cpu.upload(k, kvLen, kvCols), cpu.upload(v, kvLen, kvCols), kvLen,
+                heads, kvHeads, hd, qPos0, causal, scale);
+        EmulatedDevice dev = new EmulatedDevice();
+        try (CudaBackend b = new CudaBackend(dev, s)) {
+            Tensor out = b.allocate(n, heads * hd);
+            b.attention(out, b.upload(q, n, qCols), b.upload(k, kvLen, kvCols), b.upload(v, kvLen, kvCols), kvLen, heads,
+                    kvHeads, hd, qPos0, causal, scale);
+            float[] want = cpu.download(ref), got = b.download(out);
+            double tol = s == Storage.F16 ? 2e-3 : 2e-6; // FP16: P and the output rounded to FP16
+            for (int i = 0; i < want.length; i++)
+                assertEquals(want[i], got[i], tol * Math.max(1, Math.abs(want[i])), "element " + i);
+            assertEquals(2 * (heads / kvHeads), dev.batchedGemms.size(), "two strided batches per head offset in a group");
+            assertTrue(dev.launches.stream().noneMatch(l -> l.symbol().startsWith("qvlm_attn_prefill")));
         }
     }
 

@@ -207,6 +207,7 @@ final class EmulatedDevice implements Device {
             switch ((String) op[0]) {
                 case "launch" -> launch((String) op[1], (LaunchGeometry.Launch) op[2], (Object[]) op[3]);
                 case "gemm" -> gemm((Gemm) op[1]);
+                case "gemmBatched" -> gemm((Gemm.Batched) op[1]);
                 case "memset" -> memsetZero((Long) op[1], (Long) op[2]);
                 default -> throw new IllegalStateException((String) op[0]);
             }
@@ -245,6 +246,22 @@ final class EmulatedDevice implements Device {
             byte[] tmp = new byte[Math.toIntExact(n * bytes)];
             at(src, tmp.length).get(tmp);
             at(dst, tmp.length).put(tmp);
+        } else if (symbol.startsWith("qvlm_softmax_rows_")) { // attention.cuh's softmax_rows_impl
+            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
+            long p = (Long) args[0], sc = (Long) args[1];
+            int rows = (Integer) args[2], n = (Integer) args[3], kvLen = (Integer) args[4], qPos0 = (Integer) args[5];
+            boolean causal = (Integer) args[6] != 0;
+            float scale = (Float) args[7];
+            for (int r = 0; r < rows; r++) {
+                int t = r % n, limit = causal ? Math.min(kvLen, qPos0 + t + 1) : kvLen;
+                float m = Float.NEGATIVE_INFINITY, sum = 0;
+                for (int j = 0; j < limit; j++) m = Math.max(m, read(sc, (long) r * kvLen + j, Gemm.CUDA_R_32F) * scale);
+                for (int j = 0; j < limit; j++) sum += (float) Math.exp(read(sc, (long) r * kvLen + j, Gemm.CUDA_R_32F) * scale - m);
+                float inv = sum > 0 ? 1f / sum : 0f;
+                for (int j = 0; j < kvLen; j++)
+                    write(p, (long) r * kvLen + j, type, j < limit
+                            ? (float) Math.exp(read(sc, (long) r * kvLen + j, Gemm.CUDA_R_32F) * scale - m) * inv : 0f);
+            }
         } else if (symbol.startsWith("qvlm_fake_quant_")) { // elementwise.cuh's fake_quant_impl, step by step in FP32
             int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
             long out = (Long) args[0], in = (Long) args[1], n = (Long) args[2];
@@ -311,6 +328,26 @@ final class EmulatedDevice implements Device {
     public long[] memInfo() {
         long total = capacity == Long.MAX_VALUE ? 80L << 30 : capacity;
         return new long[]{total - live, total};
+    }
+
+    final List<Gemm.Batched> batchedGemms = new ArrayList<>();
+
+    /** cublasGemmStridedBatchedEx: the GEMM batch times, operands advanced by their strides (in elements). */
+    @Override
+    public void gemm(Gemm.Batched b) {
+        if (capture != null) {
+            capture.add(new Object[]{"gemmBatched", b});
+            return;
+        }
+        batchedGemms.add(b);
+        Gemm g = b.g();
+        int sa = g.aType() == Gemm.CUDA_R_16F ? 2 : 4, sb = g.bType() == Gemm.CUDA_R_16F ? 2 : 4, sc = g.cType() == Gemm.CUDA_R_16F ? 2 : 4;
+        for (int i = 0; i < b.batch(); i++) {
+            Gemm gi = new Gemm(g.transA(), g.transB(), g.m(), g.n(), g.k(), g.a() + sa * i * b.strideA(), g.aType(), g.lda(),
+                    g.b() + sb * i * b.strideB(), g.bType(), g.ldb(), g.c() + sc * i * b.strideC(), g.cType(), g.ldc());
+            gemm(gi);
+            gemms.removeLast(); // counted once, as the batched call
+        }
     }
 
     /** cublasGemmEx, column-major: C[m x n] = op(A)[m x k] · op(B)[k x n], FP32 accumulation, alpha 1, beta 0. */
