@@ -105,11 +105,11 @@ __device__ __forceinline__ void q4_gemv_chunk(float (&acc)[R][NT], const uint4 (
 // then acc = fma(scale, partial, acc); warp_sum, then the block sums its warps in order through shared memory.
 // Needs cols % 32 == 0 and groupSize % 32 == 0 (a chunk lies in one group). No bias (qvlm_bias_add follows).
 template <typename T, int NT, int U>
-__device__ __forceinline__ void q4_gemv_impl(T* __restrict__ out, const __half* __restrict__ x,
+__device__ __forceinline__ void q4_gemv_tile(T* __restrict__ out, const __half* __restrict__ x,
                                              const uint4* __restrict__ w, const uint4* __restrict__ params, int n,
-                                             int rows, int cols, int groupSize, int groups) {
+                                             int rows, int cols, int groupSize, int groups, int tile) {
     constexpr int R = QVLM_Q4_R;
-    const int chunks = cols >> 5, tile = blockIdx.x;
+    const int chunks = cols >> 5;
     const uint4* wt = w + (int64_t)tile * chunks * R;
     const uint4* pt = params + (int64_t)tile * groups;
     float acc[R][NT];
@@ -245,5 +245,30 @@ __device__ __forceinline__ void fill_q4_impl(uint32_t* words, uint32_t* params, 
         }
         const __half hs = __float2half_rn(s), hz = __float2half_rn(1024.f + z);
         params[i] = (uint32_t)__half_as_ushort(hs) | ((uint32_t)__half_as_ushort(hz) << 16);
+    }
+}
+
+template <typename T, int NT, int U>
+__device__ __forceinline__ void q4_gemv_impl(T* __restrict__ out, const __half* __restrict__ x,
+                                             const uint4* __restrict__ w, const uint4* __restrict__ params, int n,
+                                             int rows, int cols, int groupSize, int groups) {
+    q4_gemv_tile<T, NT, U>(out, x, w, params, n, rows, cols, groupSize, groups, blockIdx.x);
+}
+
+// Up to three GEMVs of one input in one launch (a layer's q, k, v or gate, up: same cols and group size): blocks
+// [0, t0) are matrix 0's row tiles, [t0, t0 + t1) matrix 1's, the rest matrix 2's; each tile exactly as alone.
+template <typename T, int NT, int U>
+__device__ __forceinline__ void q4_gemv_multi_impl(T* o0, T* o1, T* o2, const __half* __restrict__ x,
+                                                   const uint4* w0, const uint4* p0, const uint4* w1, const uint4* p1,
+                                                   const uint4* w2, const uint4* p2, int n, int r0, int r1, int r2,
+                                                   int cols, int groupSize, int groups) {
+    const int t0 = (r0 + QVLM_Q4_R - 1) / QVLM_Q4_R, t1 = (r1 + QVLM_Q4_R - 1) / QVLM_Q4_R;
+    int tile = blockIdx.x;
+    if (tile < t0) {
+        q4_gemv_tile<T, NT, U>(o0, x, w0, p0, n, r0, cols, groupSize, groups, tile);
+    } else if ((tile -= t0) < t1) {
+        q4_gemv_tile<T, NT, U>(o1, x, w1, p1, n, r1, cols, groupSize, groups, tile);
+    } else {
+        q4_gemv_tile<T, NT, U>(o2, x, w2, p2, n, r2, cols, groupSize, groups, tile - t1);
     }
 }

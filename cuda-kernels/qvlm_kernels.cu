@@ -98,6 +98,36 @@ QVLM_KERNELS(float, f32)
         const uint4* params, int n, int rows, int cols, int groupSize, int groups) {                                 \
         q4_gemv_impl<T, 1, 4>(out, x, w, params, n, rows, cols, groupSize, groups);                                  \
     }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(256) qvlm_q4_gemv_multi1_##SUF(T* o0, T* o1, T* o2,                 \
+        const __half* x, const uint4* w0, const uint4* p0, const uint4* w1, const uint4* p1, const uint4* w2,         \
+        const uint4* p2, int n, int r0, int r1, int r2, int cols, int groupSize, int groups) {                       \
+        q4_gemv_multi_impl<T, 1, 1>(o0, o1, o2, x, w0, p0, w1, p1, w2, p2, n, r0, r1, r2, cols, groupSize, groups); \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(256) qvlm_q4_gemv_multi1u2_##SUF(T* o0, T* o1, T* o2,               \
+        const __half* x, const uint4* w0, const uint4* p0, const uint4* w1, const uint4* p1, const uint4* w2,         \
+        const uint4* p2, int n, int r0, int r1, int r2, int cols, int groupSize, int groups) {                       \
+        q4_gemv_multi_impl<T, 1, 2>(o0, o1, o2, x, w0, p0, w1, p1, w2, p2, n, r0, r1, r2, cols, groupSize, groups); \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(256) qvlm_q4_gemv_multi1u4_##SUF(T* o0, T* o1, T* o2,               \
+        const __half* x, const uint4* w0, const uint4* p0, const uint4* w1, const uint4* p1, const uint4* w2,         \
+        const uint4* p2, int n, int r0, int r1, int r2, int cols, int groupSize, int groups) {                       \
+        q4_gemv_multi_impl<T, 1, 4>(o0, o1, o2, x, w0, p0, w1, p1, w2, p2, n, r0, r1, r2, cols, groupSize, groups); \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(256) qvlm_q4_gemv_multi2_##SUF(T* o0, T* o1, T* o2,               \
+        const __half* x, const uint4* w0, const uint4* p0, const uint4* w1, const uint4* p1, const uint4* w2,         \
+        const uint4* p2, int n, int r0, int r1, int r2, int cols, int groupSize, int groups) {                       \
+        q4_gemv_multi_impl<T, 2, 1>(o0, o1, o2, x, w0, p0, w1, p1, w2, p2, n, r0, r1, r2, cols, groupSize, groups); \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(256) qvlm_q4_gemv_multi4_##SUF(T* o0, T* o1, T* o2,               \
+        const __half* x, const uint4* w0, const uint4* p0, const uint4* w1, const uint4* p1, const uint4* w2,         \
+        const uint4* p2, int n, int r0, int r1, int r2, int cols, int groupSize, int groups) {                       \
+        q4_gemv_multi_impl<T, 4, 1>(o0, o1, o2, x, w0, p0, w1, p1, w2, p2, n, r0, r1, r2, cols, groupSize, groups); \
+    }                                                                                                                \
+    extern "C" __global__ void __launch_bounds__(256) qvlm_q4_gemv_multi8_##SUF(T* o0, T* o1, T* o2,               \
+        const __half* x, const uint4* w0, const uint4* p0, const uint4* w1, const uint4* p1, const uint4* w2,         \
+        const uint4* p2, int n, int r0, int r1, int r2, int cols, int groupSize, int groups) {                       \
+        q4_gemv_multi_impl<T, 8, 1>(o0, o1, o2, x, w0, p0, w1, p1, w2, p2, n, r0, r1, r2, cols, groupSize, groups); \
+    }                                                                                                                \
     extern "C" __global__ void qvlm_minmax_##SUF(const T* x, long long n, float* partial) {                          \
         minmax_impl<T>(x, n, partial);                                                                               \
     }

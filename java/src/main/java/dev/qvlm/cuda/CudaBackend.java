@@ -312,6 +312,54 @@ public final class CudaBackend implements Backend {
             launch(Kernel.BIAS_ADD, elementwise(o.size()), o.address(), weights.vector(w.bias()), o.rows(), o.cols());
     }
 
+    /**
+     * Two or three 4-bit linears of one input (q, k, v; gate, up) with the same columns and group size, no input
+     * quantizer, at most {@value Int4Layout#GEMV_MAX_TOKENS} tokens: one GEMV launch for all (each tile as alone);
+     * anything else one linear at a time.
+     */
+    @Override
+    public synchronized void linears(Tensor[] outs, Tensor in, Linear[] ws) {
+        CudaTensor x = c(in);
+        boolean one = ws.length >= 2 && ws.length <= 3 && x.rows() >= 1 && x.rows() <= Int4Layout.GEMV_MAX_TOKENS;
+        for (int i = 0; one && i < ws.length; i++) {
+            Linear w = ws[i];
+            one = weights.runsQ4(w.weight()) && w.inputQuantizer() == null && w.in() == x.cols()
+                    && w.weight().cols() == ws[0].weight().cols() && groupSize(w) == groupSize(ws[0])
+                    && c(outs[i]).rows() == x.rows() && c(outs[i]).cols() == w.out();
+        }
+        if (!one) {
+            for (int i = 0; i < ws.length; i++) linear(outs[i], in, ws[i]);
+            return;
+        }
+        DeviceWeights.Q4[] w = new DeviceWeights.Q4[3];
+        long[] o = new long[3];
+        int tiles = 0;
+        for (int i = 0; i < ws.length; i++) {
+            w[i] = weights.q4(ws[i].weight(), ws[i].name());
+            o[i] = c(outs[i]).address();
+            tiles += Int4Layout.tiles(w[i].rows());
+        }
+        long half = 0, xa = x.address();
+        if (storage == Storage.F32) { // FP16 activations into the kernel, as linearQ4
+            half = ops.take(2 * x.size());
+            launch(Kernel.F32_TO_F16, elementwise(x.size()), half, x.address(), x.size());
+            xa = half;
+        }
+        DeviceWeights.Q4 w0 = w[0], w1 = w[1], w2 = ws.length == 3 ? w[2] : null;
+        LaunchGeometry.Launch g = new LaunchGeometry.Launch(tiles, 1, Int4Layout.gemvLaunch(w0.rows(), w0.cols()).block(), 0);
+        launch(Kernel.q4GemvMulti(x.rows()), g, o[0], o[1], w2 == null ? 0L : o[2], xa, w0.words(), w0.params(),
+                w1.words(), w1.params(), w2 == null ? 0L : w2.words(), w2 == null ? 0L : w2.params(), x.rows(), w0.rows(),
+                w1.rows(), w2 == null ? 0 : w2.rows(), w0.cols(), w0.groupSize(), w0.groups());
+        if (half != 0) ops.give(half);
+        for (int i = 0; i < ws.length; i++)
+            if (ws[i].bias() != null)
+                launch(Kernel.BIAS_ADD, elementwise(c(outs[i]).size()), o[i], weights.vector(ws[i].bias()), x.rows(), ws[i].out());
+    }
+
+    private int groupSize(Linear w) {
+        return weights.q4(w.weight(), w.name()).groupSize();
+    }
+
     /** out = in · Wᵀ (+ bias) with 4-bit W: the GEMV for ≤ 8 tokens, else dequantise + GemmEx (see the class comment). */
     private void linearQ4(CudaTensor o, CudaTensor input, Linear lin) {
         DeviceWeights.Q4 w = weights.q4(lin.weight(), lin.name());

@@ -31,6 +31,13 @@ public enum Kernel {
     Q4_GEMV8("qvlm_q4_gemv8", true, "ppppiiiii"),
     Q4_GEMV1_U2("qvlm_q4_gemv1u2", true, "ppppiiiii"),
     Q4_GEMV1_U4("qvlm_q4_gemv1u4", true, "ppppiiiii"),
+    // up to three GEMVs of one input in one launch (q, k, v; gate, up)
+    Q4_GEMV_MULTI1("qvlm_q4_gemv_multi1", true, "ppppppppppiiiiiii"),
+    Q4_GEMV_MULTI1_U2("qvlm_q4_gemv_multi1u2", true, "ppppppppppiiiiiii"),
+    Q4_GEMV_MULTI1_U4("qvlm_q4_gemv_multi1u4", true, "ppppppppppiiiiiii"),
+    Q4_GEMV_MULTI2("qvlm_q4_gemv_multi2", true, "ppppppppppiiiiiii"),
+    Q4_GEMV_MULTI4("qvlm_q4_gemv_multi4", true, "ppppppppppiiiiiii"),
+    Q4_GEMV_MULTI8("qvlm_q4_gemv_multi8", true, "ppppppppppiiiiiii"),
     Q4_DEQUANT("qvlm_q4_dequant", false, "pppiiii"),
     FILL_F16("qvlm_fill_f16", false, "plif"),
     FILL_Q4("qvlm_fill_q4", false, "ppiiiifi"),
@@ -79,6 +86,20 @@ public enum Kernel {
 
     public String signature() {
         return signature;
+    }
+
+    /** The multi-matrix GEMV entry point for n tokens (1..8), as {@link #q4Gemv}. */
+    public static Kernel q4GemvMulti(int n) {
+        return switch (Int4Layout.bucket(n)) {
+            case 1 -> switch (Int4Layout.gemvUnroll()) {
+                case 2 -> Q4_GEMV_MULTI1_U2;
+                case 4 -> Q4_GEMV_MULTI1_U4;
+                default -> Q4_GEMV_MULTI1;
+            };
+            case 2 -> Q4_GEMV_MULTI2;
+            case 4 -> Q4_GEMV_MULTI4;
+            default -> Q4_GEMV_MULTI8;
+        };
     }
 
     /** Every symbol the backend may load. */

@@ -108,6 +108,49 @@ class CudaBackendInt4EmulatedTest {
         assertThrows(IllegalArgumentException.class, () -> new CudaBackend(new EmulatedDevice(), Storage.F16, true));
     }
 
+    /** q, k, v (or gate, up) of 4-bit weights in one GEMV launch: each output exactly what its own linear gives. */
+    @ParameterizedTest
+    @CsvSource({"F16, 1, 3", "F32, 1, 2", "F16, 3, 3", "F32, 8, 2"})
+    void linearsOfOneInputShareOneLaunch(Storage s, int n, int count) {
+        Random r = new Random(n * 10 + count);
+        int in = 256;
+        int[] rows = {21, 8, 13};
+        Linear[] ws = new Linear[count];
+        for (int i = 0; i < count; i++)
+            ws[i] = new Linear("model.layers.0.w" + i, Linear.Part.LLM, Int4LayoutTest.random(30 + i, rows[i], in, 128, i == 1),
+                    i == 2 ? halfRand(r, rows[i]) : null);
+        float[] x = halfRand(r, n * in);
+        EmulatedDevice alone = new EmulatedDevice(), fused = new EmulatedDevice();
+        try (CudaBackend a = new CudaBackend(alone, s); CudaBackend b = new CudaBackend(fused, s)) {
+            Tensor xa = a.upload(x, n, in), xb = b.upload(x, n, in);
+            Tensor[] oa = new Tensor[count], ob = new Tensor[count];
+            for (int i = 0; i < count; i++) {
+                oa[i] = a.allocate(n, rows[i]);
+                ob[i] = b.allocate(n, rows[i]);
+                a.linear(oa[i], xa, ws[i]);
+            }
+            b.linears(ob, xb, ws);
+            for (int i = 0; i < count; i++) assertArrayEquals(a.download(oa[i]), b.download(ob[i]), "output " + i);
+            List<String> q4 = fused.launches.stream().map(EmulatedDevice.Launched::symbol).filter(x1 -> x1.startsWith("qvlm_q4")).toList();
+            assertEquals(1, q4.size(), q4.toString());
+            assertTrue(q4.getFirst().startsWith("qvlm_q4_gemv_multi"), q4.toString());
+        }
+    }
+
+    @Test
+    void linearsThatCannotShareALaunchRunOneByOne() {
+        EmulatedDevice dev = new EmulatedDevice();
+        Random r = new Random(3);
+        Linear q4 = new Linear("a", Linear.Part.LLM, Int4LayoutTest.random(1, 16, 256, 128, false), null);
+        Linear dense = new Linear("b", Linear.Part.LLM, new dev.qvlm.tensor.F32Matrix(16, 256, halfRand(r, 16 * 256)), null);
+        try (CudaBackend b = new CudaBackend(dev, Storage.F16)) {
+            Tensor x = b.upload(halfRand(r, 256), 1, 256);
+            b.linears(new Tensor[]{b.allocate(1, 16), b.allocate(1, 16)}, x, new Linear[]{q4, dense});
+            assertTrue(dev.launches.stream().noneMatch(l -> l.symbol().startsWith("qvlm_q4_gemv_multi")));
+            assertEquals(1, dev.gemms.size(), "the dense one through cuBLAS");
+        }
+    }
+
     /** Backend.release frees a weight's device copy at once (a losing candidate of the search); using it again uploads it again. */
     @ParameterizedTest
     @EnumSource(Storage.class)

@@ -280,6 +280,21 @@ final class EmulatedDevice implements Device {
         } else if (symbol.equals("qvlm_f32_to_f16")) {
             long out = (Long) args[0], in = (Long) args[1], n = (Long) args[2];
             for (long i = 0; i < n; i++) write(out, i, Gemm.CUDA_R_16F, read(in, i, Gemm.CUDA_R_32F));
+        } else if (symbol.startsWith("qvlm_q4_gemv_multi")) { // each matrix's tiles as its own GEMV
+            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
+            int n = (Integer) args[10], cols = (Integer) args[14], gs = (Integer) args[15], groups = (Integer) args[16];
+            int tiles = 0;
+            short[] x = new short[n * cols];
+            download((Long) args[3], x);
+            for (int m = 0; m < 3; m++) {
+                int rows = (Integer) args[11 + m];
+                if (rows == 0) continue;
+                tiles += Int4Layout.tiles(rows);
+                Int4Layout.Relaid w = relaid((Long) args[4 + 2 * m], (Long) args[5 + 2 * m], rows, cols, gs, groups);
+                float[] y = Int4Layout.emulateGemv(w, x, n);
+                for (int i = 0; i < y.length; i++) write((Long) args[m], i, type, y[i]);
+            }
+            if (g.gridX() != tiles) throw new IllegalStateException(symbol + ": grid " + g + " for " + tiles + " tiles");
         } else if (symbol.startsWith("qvlm_q4_gemv")) {
             int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
             int n = (Integer) args[4], rows = (Integer) args[5], cols = (Integer) args[6], gs = (Integer) args[7];

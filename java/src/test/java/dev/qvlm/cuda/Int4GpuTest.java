@@ -75,6 +75,26 @@ class Int4GpuTest {
         }
     }
 
+    /** q, k, v in one launch (qvlm_q4_gemv_multi*) give each linear's own GEMV, bit for bit (FP32 output). */
+    @ParameterizedTest
+    @CsvSource({"1", "3", "8"})
+    void linearsInOneLaunchEqualLinearsAlone(int n) {
+        int in = 5120;
+        Linear[] ws = new Linear[3];
+        for (int i = 0; i < 3; i++)
+            ws[i] = new Linear("w" + i, Linear.Part.LLM, Int4LayoutTest.random(40 + i, i == 1 ? 1024 : 5120, in, 128, i == 2), null);
+        float[] x = Half.toFloats(Int4LayoutTest.randomHalf(n, n * in));
+        Tensor xin = f32.upload(x, n, in);
+        Tensor[] fused = new Tensor[3];
+        for (int i = 0; i < 3; i++) fused[i] = f32.allocate(n, ws[i].out());
+        f32.linears(fused, xin, ws);
+        for (int i = 0; i < 3; i++) {
+            Tensor alone = f32.allocate(n, ws[i].out());
+            f32.linear(alone, xin, ws[i]);
+            assertArrayEquals(f32.download(alone), f32.download(fused[i]), "linear " + i + " of 3, n=" + n);
+        }
+    }
+
     /** The block sizes and load depths GpuGemvBench sweeps: each must give the emulation's sums (FP32 output). */
     @ParameterizedTest
     @CsvSource({"0, 2", "0, 4", "1, 1", "1, 4", "2, 4", "8, 1", "8, 2"})
