@@ -41,6 +41,11 @@
                                                double theta) {                                                        \
         rope_impl<T>(x, rows, rowStride, heads, headDim, startPos, theta);                                           \
     }                                                                                                                \
+    extern "C" __global__ void qvlm_rope_store_##SUF(T* keys, T* values, T* k, const T* v, int rows, int srcStride, \
+                                                     int dstStride, int heads, int headDim, int startPos,             \
+                                                     double theta) {                                                  \
+        rope_store_impl<T>(keys, values, k, v, rows, srcStride, dstStride, heads, headDim, startPos, theta);          \
+    }                                                                                                                \
     extern "C" __global__ void qvlm_attn_prefill_##SUF(T* out, const T* q, const T* k, const T* v, int n, int kvLen,\
                                                        int heads, int kvHeads, int headDim, int qPos0, int causal,    \
                                                        float scale, int qStride, int kvStride, int oStride,           \

@@ -8,6 +8,18 @@
 #pragma once
 #include "common.cuh"
 
+// The rotation of element pair (i, i + headDim/2) of a head at position pos: (x1, x2) -> (y1, y2).
+__device__ __forceinline__ void rope_pair(float x1, float x2, int pos, int i, int headDim, double theta, float& y1,
+                                          float& y2) {
+    const float invFreq = (float)(1.0 / pow(theta, (2.0 * i) / headDim));
+    const float ang = (float)pos * invFreq;
+    double sn, cs;
+    sincos((double)ang, &sn, &cs);
+    const float c = (float)cs, s = (float)sn;
+    y1 = x1 * c - x2 * s;
+    y2 = x2 * c + x1 * s;
+}
+
 template <typename T>
 __device__ __forceinline__ void rope_impl(T* x, int rows, int rowStride, int heads, int headDim, int startPos,
                                           double theta) {
@@ -18,14 +30,35 @@ __device__ __forceinline__ void rope_impl(T* x, int rows, int rowStride, int hea
         const int64_t rh = idx / half;
         const int h = (int)(rh % heads);
         const int r = (int)(rh / heads);
-        const float invFreq = (float)(1.0 / pow(theta, (2.0 * i) / headDim));
-        const float ang = (float)(startPos + r) * invFreq;
-        double sn, cs;
-        sincos((double)ang, &sn, &cs);
-        const float c = (float)cs, s = (float)sn;
         const int64_t base = (int64_t)r * rowStride + (int64_t)h * headDim;
-        const float x1 = ld(x, base + i), x2 = ld(x, base + i + half);
-        st(x, base + i, x1 * c - x2 * s);
-        st(x, base + i + half, x2 * c + x1 * s);
+        float y1, y2;
+        rope_pair(ld(x, base + i), ld(x, base + i + half), startPos + r, i, headDim, theta, y1, y2);
+        st(x, base + i, y1);
+        st(x, base + i + half, y2);
+    }
+}
+
+// Backend.storeKv in one pass: RoPE on k's rows in place (as rope_impl, the same rope_pair) and the rotated keys
+// written to keys[startPos + r], v's rows copied to values[startPos + r]. k, v: [rows x heads*headDim] (row stride
+// srcStride); keys, values: rows of dstStride. One thread per (row, head, i < headDim/2), as rope_impl.
+template <typename T>
+__device__ __forceinline__ void rope_store_impl(T* keys, T* values, T* k, const T* v, int rows, int srcStride,
+                                                int dstStride, int heads, int headDim, int startPos, double theta) {
+    const int half = headDim >> 1;
+    const int64_t total = (int64_t)rows * heads * half;
+    QVLM_GRID_STRIDE(idx, total) {
+        const int i = (int)(idx % half);
+        const int64_t rh = idx / half;
+        const int h = (int)(rh % heads);
+        const int r = (int)(rh / heads);
+        const int64_t src = (int64_t)r * srcStride + (int64_t)h * headDim, dst = (int64_t)r * dstStride + (int64_t)h * headDim;
+        float y1, y2;
+        rope_pair(ld(k, src + i), ld(k, src + i + half), startPos + r, i, headDim, theta, y1, y2);
+        st(k, src + i, y1);
+        st(k, src + i + half, y2);
+        keys[dst + i] = k[src + i];            // the stored (rounded) value, as a copy of k would give
+        keys[dst + i + half] = k[src + i + half];
+        values[dst + i] = v[src + i];
+        values[dst + i + half] = v[src + i + half];
     }
 }

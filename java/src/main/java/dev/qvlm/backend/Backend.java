@@ -94,6 +94,17 @@ public interface Backend extends AutoCloseable {
     void rope(Tensor x, int heads, int headDim, int startPos, double theta);
 
     /**
+     * A sequence's new keys and values into its cache: RoPE on {@code k} in place (positions pos, pos+1, ...), then
+     * the rows of {@code k} and {@code v} copied to rows pos.. of {@code keys} and {@code values}. One op so that a
+     * device can do it in one pass (the GPU: one kernel instead of three per layer). Default: rope, copy, copy.
+     */
+    default void storeKv(Tensor k, Tensor v, Tensor keys, Tensor values, int kvHeads, int headDim, int pos, double theta) {
+        rope(k, kvHeads, headDim, pos, theta);
+        copy(k, view(keys, pos, k.rows()));
+        copy(v, view(values, pos, v.rows()));
+    }
+
+    /**
      * Multi-head attention with grouped KV heads. q: [n, heads*headDim], rows at positions qPos0..qPos0+n-1;
      * k, v: [kvLen, kvHeads*headDim] (at least kvLen rows); out: [n, heads*headDim]. Causal masks key j > query
      * position. Scale is applied to the scores.

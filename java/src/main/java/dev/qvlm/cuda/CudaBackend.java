@@ -444,6 +444,23 @@ public final class CudaBackend implements Backend {
         launch(Kernel.ROPE, elementwise(pairs), a.address(), a.rows(), a.cols(), heads, headDim, startPos, theta);
     }
 
+    /** RoPE on the new keys and both copies into the cache in one kernel (qvlm_rope_store); else Backend's three ops. */
+    @Override
+    public synchronized void storeKv(Tensor k, Tensor v, Tensor keys, Tensor values, int kvHeads, int headDim, int pos,
+                                     double theta) {
+        CudaTensor kk = c(k), vv = c(v), ks = c(keys), vs = c(values);
+        int rows = kk.rows(), width = kvHeads * headDim;
+        if (headDim % 2 != 0 || kk.cols() != width || vv.cols() != width || ks.cols() != width || vs.cols() != width
+                || vv.rows() != rows || pos < 0 || pos + rows > ks.rows() || pos + rows > vs.rows()) {
+            Backend.super.storeKv(k, v, keys, values, kvHeads, headDim, pos, theta); // checks and reports as the ops do
+            return;
+        }
+        long pairs = (long) rows * kvHeads * (headDim / 2), row = (long) width * storage.bytes();
+        if (pairs == 0) return;
+        launch(Kernel.ROPE_STORE, elementwise(pairs), ks.address() + pos * row, vs.address() + pos * row, kk.address(),
+                vv.address(), rows, width, width, kvHeads, headDim, pos, theta);
+    }
+
     @Override
     public synchronized void attention(Tensor out, Tensor q, Tensor k, Tensor v, int kvLen, int heads, int kvHeads,
                                        int headDim, int qPos0, boolean causal, float scale) {

@@ -294,9 +294,7 @@ public final class LlavaModel {
         } else linears(new Tensor[]{q, k, v}, h, new Linear[]{l.q(), l.k(), l.v()}, segs);
         for (Segment s : segs) {
             Tensor ks = backend.view(k, s.row, s.n);
-            backend.rope(ks, tc.numKvHeads(), hd, s.pos, tc.ropeTheta());
-            backend.copy(ks, backend.view(s.keys, s.pos, s.n));
-            backend.copy(backend.view(v, s.row, s.n), backend.view(s.values, s.pos, s.n));
+            backend.storeKv(ks, backend.view(v, s.row, s.n), s.keys, s.values, tc.numKvHeads(), hd, s.pos, tc.ropeTheta());
         }
         List<Backend.AttentionSegment> attSegs = new ArrayList<>(qsegs.length);
         for (Segment s : qsegs) {

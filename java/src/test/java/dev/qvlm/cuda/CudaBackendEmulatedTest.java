@@ -140,6 +140,30 @@ class CudaBackendEmulatedTest {
         }
     }
 
+    /** storeKv in one kernel (qvlm_rope_store) writes what the CPU's rope + copy + copy write, at the cache rows of pos. */
+    @ParameterizedTest
+    @CsvSource({"F32, 1, 2, 64, 37", "F32, 5, 4, 32, 0", "F16, 3, 2, 128, 100"})
+    void storeKvIsRopeAndTwoCopies(Storage s, int rows, int kvHeads, int hd, int pos) {
+        Random r = new Random(rows * 7 + pos);
+        int width = kvHeads * hd, cap = pos + rows + 3;
+        float[] k = f16(rand(r, rows * width)), v = f16(rand(r, rows * width)), old = f16(rand(r, cap * width));
+        CpuBackend cpu = new CpuBackend();
+        Tensor ck = cpu.upload(k, rows, width), ckeys = cpu.upload(old, cap, width), cvals = cpu.upload(old, cap, width);
+        cpu.storeKv(ck, cpu.upload(v, rows, width), ckeys, cvals, kvHeads, hd, pos, 10000.0);
+        EmulatedDevice dev = new EmulatedDevice();
+        try (CudaBackend b = new CudaBackend(dev, s)) {
+            Tensor gk = b.upload(k, rows, width), keys = b.upload(old, cap, width), vals = b.upload(old, cap, width);
+            b.storeKv(gk, b.upload(v, rows, width), keys, vals, kvHeads, hd, pos, 10000.0);
+            assertEquals(List.of("qvlm_rope_store_" + s.suffix()), dev.launches.stream().map(EmulatedDevice.Launched::symbol)
+                    .filter(x -> !x.startsWith("qvlm_copy")).toList(), "one kernel");
+            double tol = s == Storage.F16 ? 2e-3 : 1e-6;
+            float[][] want = {cpu.download(ckeys), cpu.download(cvals), cpu.download(ck)}, got = {b.download(keys), b.download(vals), b.download(gk)};
+            for (int t = 0; t < 3; t++)
+                for (int i = 0; i < want[t].length; i++)
+                    assertEquals(want[t][i], got[t][i], tol * Math.max(1, Math.abs(want[t][i])), "tensor " + t + " element " + i);
+        }
+    }
+
     @Test
     void deviceCallsAreCountedAsEnqueuedOrWaited() {
         EmulatedDevice dev = new EmulatedDevice();

@@ -103,6 +103,20 @@ class CudaKernelsGpuTest {
                 (b, t) -> b.copy(t[0], b.view(t[1], 3, n)));
     }
 
+    /** storeKv (qvlm_rope_store on the GPU): the rotated keys, the keys and values it writes into the caches. */
+    @ParameterizedTest
+    @CsvSource({"1, 8, 128, 700, 10000", "5, 40, 128, 0, 10000", "17, 4, 64, 33, 500000"})
+    void storeKv(int rows, int kvHeads, int headDim, int pos, double theta) {
+        int width = kvHeads * headDim, cap = pos + rows + 2;
+        float[][] in = {rand(11, rows * width, 1), rand(12, rows * width, 1), rand(13, cap * width, 1), rand(14, cap * width, 1)};
+        int[][] shapes = {{rows, width}, {rows, width}, {cap, width}, {cap, width}};
+        Op op = (b, t) -> b.storeKv(t[0], t[1], t[2], t[3], kvHeads, headDim, pos, theta);
+        String what = "storeKv " + rows + "x" + kvHeads + "x" + headDim + " @" + pos;
+        compare(what + " k", in, shapes, 0, op);
+        compare(what + " keys", in, shapes, 2, op);
+        compare(what + " values", in, shapes, 3, op);
+    }
+
     @ParameterizedTest
     @CsvSource({"5, 32, 128, 0, 10000", "1, 32, 128, 4095, 10000", "17, 8, 64, 100, 500000", "3, 4, 80, 7, 10000"})
     void rope(int rows, int heads, int headDim, int startPos, double theta) {

@@ -246,6 +246,28 @@ final class EmulatedDevice implements Device {
             byte[] tmp = new byte[Math.toIntExact(n * bytes)];
             at(src, tmp.length).get(tmp);
             at(dst, tmp.length).put(tmp);
+        } else if (symbol.startsWith("qvlm_rope_store_")) { // rope.cuh's rope_store_impl (rope_pair's formula)
+            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
+            long keys = (Long) args[0], values = (Long) args[1], k = (Long) args[2], v = (Long) args[3];
+            int rows = (Integer) args[4], src = (Integer) args[5], dst = (Integer) args[6], heads = (Integer) args[7],
+                    hd = (Integer) args[8], pos = (Integer) args[9];
+            double theta = (Double) args[10];
+            int half = hd / 2;
+            for (int r = 0; r < rows; r++)
+                for (int h = 0; h < heads; h++)
+                    for (int i = 0; i < half; i++) {
+                        float invFreq = (float) (1.0 / Math.pow(theta, (2.0 * i) / hd));
+                        float ang = (float) (pos + r) * invFreq;
+                        float c = (float) Math.cos(ang), sn = (float) Math.sin(ang);
+                        long s0 = (long) r * src + (long) h * hd, d0 = (long) r * dst + (long) h * hd;
+                        float x1 = read(k, s0 + i, type), x2 = read(k, s0 + i + half, type);
+                        write(k, s0 + i, type, x1 * c - x2 * sn);
+                        write(k, s0 + i + half, type, x2 * c + x1 * sn);
+                        for (int e : new int[]{i, i + half}) {
+                            write(keys, d0 + e, type, read(k, s0 + e, type));
+                            write(values, d0 + e, type, read(v, s0 + e, type));
+                        }
+                    }
         } else if (symbol.startsWith("qvlm_softmax_rows_")) { // attention.cuh's softmax_rows_impl
             int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
             long p = (Long) args[0], sc = (Long) args[1];
