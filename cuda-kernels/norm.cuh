@@ -21,6 +21,27 @@ __device__ __forceinline__ void rmsnorm_impl(T* out, const T* in, const float* g
     }
 }
 
+// Backend.addRmsNorm: acc += x (stored in T, as qvlm_add), then out = RMSNorm(acc) of the stored values, in one pass
+// over the row (the sums are rmsnorm_impl's). Each element is written and read back by the same thread.
+template <typename T>
+__device__ __forceinline__ void add_rmsnorm_impl(T* acc, const T* x, T* out, const float* gamma, int rows, int cols,
+                                                 float eps) {
+    for (int r = blockIdx.x; r < rows; r += gridDim.x) {
+        T* a = acc + (int64_t)r * cols;
+        const T* b = x + (int64_t)r * cols;
+        T* o = out + (int64_t)r * cols;
+        float ss = 0.f;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            st(a, c, ld(a, c) + ld(b, c));
+            const float v = ld(a, c);
+            ss += v * v;
+        }
+        ss = block_sum(ss);
+        const float inv = 1.f / sqrtf(ss / cols + eps);
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) st(o, c, gamma[c] * (ld(a, c) * inv));
+    }
+}
+
 template <typename T>
 __device__ __forceinline__ void layernorm_impl(T* out, const T* in, const float* gamma, const float* beta, int rows,
                                                int cols, float eps) {

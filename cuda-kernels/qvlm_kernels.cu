@@ -20,6 +20,10 @@
                                                   float eps) {                                                        \
         rmsnorm_impl<T>(out, in, gamma, rows, cols, eps);                                                            \
     }                                                                                                                \
+    extern "C" __global__ void qvlm_add_rmsnorm_##SUF(T* acc, const T* x, T* out, const float* gamma, int rows,     \
+                                                      int cols, float eps) {                                          \
+        add_rmsnorm_impl<T>(acc, x, out, gamma, rows, cols, eps);                                                    \
+    }                                                                                                                \
     extern "C" __global__ void qvlm_layernorm_##SUF(T* out, const T* in, const float* gamma, const float* beta,     \
                                                     int rows, int cols, float eps) {                                  \
         layernorm_impl<T>(out, in, gamma, beta, rows, cols, eps);                                                    \

@@ -76,6 +76,15 @@ public interface Backend extends AutoCloseable {
 
     void rmsNorm(Tensor out, Tensor in, float[] gamma, float eps);
 
+    /**
+     * The residual add and the norm after it: acc += x, then out = RMSNorm(acc). One op so that a device can do both
+     * in one pass over the row. Default: add, then rmsNorm.
+     */
+    default void addRmsNorm(Tensor acc, Tensor x, Tensor out, float[] gamma, float eps) {
+        add(acc, x);
+        rmsNorm(out, acc, gamma, eps);
+    }
+
     void layerNorm(Tensor out, Tensor in, float[] gamma, float[] beta, float eps);
 
     /** acc += x (same shape). */

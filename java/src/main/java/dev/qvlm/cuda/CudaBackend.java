@@ -401,6 +401,17 @@ public final class CudaBackend implements Backend {
                 x.rows(), x.cols(), eps);
     }
 
+    /** The residual add and RMSNorm in one kernel (qvlm_add_rmsnorm). */
+    @Override
+    public synchronized void addRmsNorm(Tensor acc, Tensor x, Tensor out, float[] gamma, float eps) {
+        CudaTensor a = c(acc), b = c(x), o = c(out);
+        if (a.size() != b.size() || a.cols() != b.cols() || o.size() != a.size() || o.cols() != a.cols() || gamma.length != a.cols())
+            throw new IllegalArgumentException("addRmsNorm: " + a + " + " + b + " -> " + o + " with gamma of " + gamma.length);
+        if (a.rows() == 0) return;
+        launch(Kernel.ADD_RMSNORM, LaunchGeometry.perRow(a.rows(), a.cols()), a.address(), b.address(), o.address(),
+                weights.vector(gamma), a.rows(), a.cols(), eps);
+    }
+
     @Override
     public synchronized void layerNorm(Tensor out, Tensor in, float[] gamma, float[] beta, float eps) {
         CudaTensor o = c(out), x = c(in);

@@ -9,6 +9,7 @@ package dev.qvlm.cuda;
 public enum Kernel {
     EMBED("qvlm_embed", true, "pppiii"),
     RMSNORM("qvlm_rmsnorm", true, "pppiif"),
+    ADD_RMSNORM("qvlm_add_rmsnorm", true, "ppppiif"),
     LAYERNORM("qvlm_layernorm", true, "ppppiif"),
     ADD("qvlm_add", true, "ppl"),
     BIAS_ADD("qvlm_bias_add", true, "ppii"),

@@ -304,8 +304,7 @@ public final class LlavaModel {
         // every sequence against its own cache, in one backend call (one fork on the CPU for the whole batch)
         backend.attention(att, q, attSegs, tc.numHeads(), tc.numKvHeads(), hd, true, (float) (1.0 / Math.sqrt(hd)));
         linear(tmp, att, l.o(), qsegs);
-        backend.add(xq, tmp);
-        backend.rmsNorm(hq, xq, l.postAttentionNorm(), tc.rmsNormEps());
+        backend.addRmsNorm(xq, tmp, hq, l.postAttentionNorm(), tc.rmsNormEps());
         linears(new Tensor[]{gate, up}, hq, new Linear[]{l.gate(), l.up()}, qsegs);
         backend.gatedActivate(gate, up, tc.hiddenAct());
         linear(tmp, gate, l.down(), qsegs);

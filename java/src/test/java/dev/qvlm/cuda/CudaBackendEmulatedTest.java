@@ -140,6 +140,30 @@ class CudaBackendEmulatedTest {
         }
     }
 
+    /** addRmsNorm in one kernel: the sum left in acc and its RMSNorm, as the CPU's add then rmsNorm. */
+    @ParameterizedTest
+    @EnumSource(Storage.class)
+    void addRmsNormIsAddThenRmsNorm(Storage s) {
+        Random r = new Random(4);
+        int rows = 3, cols = 300;
+        float[] a = f16(rand(r, rows * cols)), x = f16(rand(r, rows * cols)), gamma = rand(r, cols);
+        CpuBackend cpu = new CpuBackend();
+        Tensor ca = cpu.upload(a, rows, cols), co = cpu.allocate(rows, cols);
+        cpu.addRmsNorm(ca, cpu.upload(x, rows, cols), co, gamma, 1e-5f);
+        EmulatedDevice dev = new EmulatedDevice();
+        try (CudaBackend b = new CudaBackend(dev, s)) {
+            Tensor ga = b.upload(a, rows, cols), go = b.allocate(rows, cols);
+            b.addRmsNorm(ga, b.upload(x, rows, cols), go, gamma, 1e-5f);
+            double tol = s == Storage.F16 ? 3e-3 : 1e-6;
+            float[] wa = cpu.download(ca), wo = cpu.download(co), xa = b.download(ga), xo = b.download(go);
+            for (int i = 0; i < wa.length; i++) {
+                assertEquals(wa[i], xa[i], tol * Math.max(1, Math.abs(wa[i])), "sum " + i);
+                assertEquals(wo[i], xo[i], tol * Math.max(1, Math.abs(wo[i])), "norm " + i);
+            }
+            assertEquals(1, dev.launches.stream().filter(l -> l.symbol().startsWith("qvlm_add_rmsnorm")).count());
+        }
+    }
+
     /** storeKv in one kernel (qvlm_rope_store) writes what the CPU's rope + copy + copy write, at the cache rows of pos. */
     @ParameterizedTest
     @CsvSource({"F32, 1, 2, 64, 37", "F32, 5, 4, 32, 0", "F16, 3, 2, 128, 100"})

@@ -103,6 +103,18 @@ class CudaKernelsGpuTest {
                 (b, t) -> b.copy(t[0], b.view(t[1], 3, n)));
     }
 
+    /** addRmsNorm (qvlm_add_rmsnorm on the GPU): the sum left in acc and the norm of it. */
+    @ParameterizedTest
+    @CsvSource({"1, 5120", "7, 300", "64, 4096"})
+    void addRmsNorm(int rows, int cols) {
+        float[] gamma = rand(21, cols, 1);
+        float[][] in = {rand(22, rows * cols, 4), rand(23, rows * cols, 4), new float[rows * cols]};
+        int[][] shapes = {{rows, cols}, {rows, cols}, {rows, cols}};
+        Op op = (b, t) -> b.addRmsNorm(t[0], t[1], t[2], gamma, 1e-5f);
+        compare("addRmsNorm " + rows + "x" + cols + " sum", in, shapes, 0, op);
+        compare("addRmsNorm " + rows + "x" + cols + " norm", in, shapes, 2, op);
+    }
+
     /** storeKv (qvlm_rope_store on the GPU): the rotated keys, the keys and values it writes into the caches. */
     @ParameterizedTest
     @CsvSource({"1, 8, 128, 700, 10000", "5, 40, 128, 0, 10000", "17, 4, 64, 33, 500000"})

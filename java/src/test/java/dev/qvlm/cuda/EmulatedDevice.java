@@ -246,6 +246,25 @@ final class EmulatedDevice implements Device {
             byte[] tmp = new byte[Math.toIntExact(n * bytes)];
             at(src, tmp.length).get(tmp);
             at(dst, tmp.length).put(tmp);
+        } else if (symbol.startsWith("qvlm_add_rmsnorm_")) { // norm.cuh's add_rmsnorm_impl
+            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
+            long acc = (Long) args[0], x = (Long) args[1], out = (Long) args[2], gamma = (Long) args[3];
+            int rows = (Integer) args[4], cols = (Integer) args[5];
+            float eps = (Float) args[6];
+            for (int r = 0; r < rows; r++) {
+                float ss = 0;
+                for (int c = 0; c < cols; c++) {
+                    long i = (long) r * cols + c;
+                    write(acc, i, type, read(acc, i, type) + read(x, i, type));
+                    float v = read(acc, i, type);
+                    ss += v * v;
+                }
+                float inv = (float) (1 / Math.sqrt(ss / cols + eps));
+                for (int c = 0; c < cols; c++) {
+                    long i = (long) r * cols + c;
+                    write(out, i, type, read(gamma, c, Gemm.CUDA_R_32F) * (read(acc, i, type) * inv));
+                }
+            }
         } else if (symbol.startsWith("qvlm_rope_store_")) { // rope.cuh's rope_store_impl (rope_pair's formula)
             int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
             long keys = (Long) args[0], values = (Long) args[1], k = (Long) args[2], v = (Long) args[3];
