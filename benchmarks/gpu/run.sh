@@ -18,8 +18,9 @@
 #                                the timed ms/token); bench-eager-*.json the same without CUDA graphs
 #                                (--no-graphs), bench-jcuda-*.json also with JCuda's kernel launch instead of FFM's
 #                                (-Dqvlm.cuda.launch=jcuda); jmh-decode.json: DecodeStepBench on cuda, short mode
-#   d. jmh-gemv.json             GpuGemvBench: int4 GEMV (and at 1/2 warps, 2/4 loads deep) vs cuBLAS FP16 vs
-#                                cuMemcpyDtoD on the 13B shapes
+#   d. jmh-gemv.json             GpuGemvBench: int4 GEMV (and one variant) vs cuBLAS FP16 vs
+#                                cuMemcpyDtoD on the 13B shapes; gemv-times.json: the same kernels' GPU time alone
+#                                (CUDA events), free of the host's launch cost
 #   e. eval-{fp,w4}-{cuda,cpu}.json   the 1,000-question split on both devices, FP and a W4A16 g128 checkpoint made here
 #   f. bench-batch-13b.json      continuous batching's decode step on the GPU: 1/2/4/8 sequences together, FP16
 #                                and W4A16, round-robin (`qvlm bench --batch 2,4,8`; issue 11's GPU curve)
@@ -87,11 +88,11 @@ JMH=("$JAVA" -cp "$BENCH_CP" org.openjdk.jmh.Main)
 # Sizes: the real run, or toy sizes for the dry run (same commands, same code paths).
 if [[ "$DRY" == 1 ]]; then
   SHAPE=tiny; EVAL_N=4; NEW=4; NEW_BATCH=4; JMH_IT=(-wi 0 -i 1 -r 200ms); GEMV_SHAPES=5120x5120; CALIB_N=2
-  GEMV_KERNELS=int4,int4-w1-u4,f16,copy; GEMV_IT=("${JMH_IT[@]}")
+  GEMV_KERNELS=int4,int4-w1-u4,f16,copy; GEMV_IT=("${JMH_IT[@]}"); GEMV_SHAPES_ARGS=5120x5120
 else
   SHAPE=llava-1.5-13b; EVAL_N=1000; NEW=128; NEW_BATCH=32; JMH_IT=(-wi 1 -i 3 -r 1); GEMV_SHAPES=5120x5120,13824x5120,5120x13824; CALIB_N=32
-  GEMV_KERNELS=int4,int4-w1,int4-w2,int4-u2,int4-u4,int4-w1-u4,f16,copy # 24 trials
-  GEMV_IT=(-wi 1 -w 300ms -i 3 -r 300ms); CALIB13_N=4
+  GEMV_KERNELS=int4,int4-w1-u4,f16,copy # 12 trials (the variants' GPU time: gemv-times below)
+  GEMV_IT=(-wi 1 -w 300ms -i 3 -r 300ms); CALIB13_N=4; GEMV_SHAPES_ARGS="5120x5120 13824x5120 5120x13824"
 fi
 
 # ---------------------------------------------------------------- steps
@@ -162,10 +163,13 @@ if [[ "$DRY" == 1 ]]; then # the same benchmark on the CPU, so the dry run prove
 fi
 
 # d. GEMV and copy bandwidth
-# int4-wN-uM: the int4 GEMV at a fixed 1, 2, 4, 8 warps per block and 2 or 4 chunks of loads in flight per thread,
-# beside the defaults (which to keep)
+# wall time per call of back-to-back calls (host launch included), int4 beside one variant (int4-wN-uM: N warps per
+# block, M chunks of loads in flight per thread); gemv-times below has every variant's GPU time
 step jmh-gemv 150 "${JMH[@]}" GpuGemvBench -p shape="$GEMV_SHAPES" -p kernel="$GEMV_KERNELS" "${GEMV_IT[@]}" \
   -rf json -rff "$OUT/jmh-gemv.json"
+
+# the same kernels' GPU time alone (CUDA events; JMH's wall time above includes the host's launch): acceptance 4
+step gemv-times 60 "$JAVA" "${JFLAGS[@]}" -cp "$BENCH_CP" dev.qvlm.bench.GpuGemvTimes "$OUT/gemv-times.json" $GEMV_SHAPES_ARGS
 
 # e. accuracy on both devices: FP and a W4A16 g128 checkpoint (quantized here, on the CPU: RTN needs no GPU)
 IMG="$ROOT/data/shapes-vqa/images/eval_00000.png"

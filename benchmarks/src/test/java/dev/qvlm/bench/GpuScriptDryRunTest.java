@@ -24,7 +24,7 @@ import static org.junit.jupiter.api.Assertions.*;
  */
 class GpuScriptDryRunTest {
     static final Path ROOT = Path.of(System.getProperty("qvlm.root", "..")).toAbsolutePath().normalize();
-    static final List<String> STEPS = List.of("gpu-tests", "bench", "bench-eager", "bench-jcuda", "jmh-decode", "jmh-decode-cpu", "jmh-gemv",
+    static final List<String> STEPS = List.of("gpu-tests", "bench", "bench-eager", "bench-jcuda", "jmh-decode", "jmh-decode-cpu", "jmh-gemv", "gemv-times",
             "quantize-w4", "generate-cuda", "eval-fp-cuda", "eval-w4-cuda", "generate-cpu", "eval-fp-cpu",
             "eval-w4-cpu", "quantize-cuda", "quantize-cpu", "calib-13b-extrapolate", "bench-batch");
 
@@ -77,7 +77,7 @@ class GpuScriptDryRunTest {
         assertTrue(report.contains("| tiny | cpu | W4A16 g128 | 16 |"), "decode row in gpu-report.md:\n" + report);
 
         if (CudaRuntime.probe() != null)
-            for (String s : List.of("bench", "bench-eager", "bench-jcuda", "generate-cuda", "eval-fp-cuda", "eval-w4-cuda", "quantize-cuda", "bench-batch")) {
+            for (String s : List.of("bench", "bench-eager", "bench-jcuda", "gemv-times", "generate-cuda", "eval-fp-cuda", "eval-w4-cuda", "quantize-cuda", "bench-batch")) {
                 String stepLog = Files.readString(out.resolve(s + ".log"));
                 assertEquals(2, steps.path(s).path("exit").asInt(), s + " without a GPU:\n" + stepLog);
                 assertFalse(stepLog.contains("\tat "), s + " printed a stack trace:\n" + stepLog);
