@@ -11,21 +11,19 @@ import dev.qvlm.tensor.Matrix;
 import java.util.List;
 
 /**
- * The LLaVA forward pass on an NVIDIA GPU: activations in device memory ({@link Storage}, FP16 by default), weights
- * converted to FP16 and uploaded once per {@link Matrix} / float[] object (kept by identity until {@link #close}),
- * dense linears through cuBLAS (GemmEx, FP16 in, FP32 compute), every other op a kernel of cuda-kernels/. Semantics
- * are those of {@link dev.qvlm.cpu.CpuBackend}, the reference the GPU tests compare against.
- *
- * <p>Weight vectors (norm gammas and betas, biases) stay FP32 on the device: they are tiny and this keeps the
- * norms exact. A linear's static per-tensor input quantizer (W4A4 and friends) runs on the device (qvlm_fake_quant,
- * the Java formula step by step); dynamic ones (per token, per tensor) take a host round trip.
- *
- * <p>4-bit weights ({@link Q4Matrix}, or a {@link GeneratedMatrix} in Q4 format) are re-laid once at upload
- * ({@link Int4Layout}) and stay 4-bit on the device: up to {@value Int4Layout#GEMV_MAX_TOKENS} tokens run the W4A16
- * GEMV kernel (qvlm_q4_gemv*, FP16 activations in, FP32 accumulation); more tokens (prefill, the vision tower)
- * dequantise the weight into a pooled FP16 scratch buffer (qvlm_q4_dequant) and call GemmEx as for dense weights, a
- * simple first version that costs one extra write + read of the FP16 weight per call. Shapes the kernels do not
- * take (cols or group size not a multiple of 32) are dequantised on the host and uploaded as FP16.
+ * The LLaVA forward pass on an NVIDIA GPU: activations in device memory ({@link Storage}, FP16 by default), every
+ * op a kernel of cuda-kernels/ or a cuBLAS call, semantics those of {@link dev.qvlm.cpu.CpuBackend} (the reference
+ * the GPU tests compare against). The work is split by concern:
+ * <ul>
+ *   <li>{@link DeviceWeights}: weights uploaded once per model object (FP16 dense, int4 re-laid into
+ *       {@link Int4Layout}, FP32 vectors; FP32 everything on the calibration's exact path, {@link #openExact});</li>
+ *   <li>{@link DeviceLinears}: dense GEMMs, the W4A16 GEMV (and dequantise + GEMM beyond 8 tokens), several
+ *       4-bit linears of one input in one launch, input quantizers (static on the device);</li>
+ *   <li>{@link DeviceAttention}: split-sequence decode, cuBLAS prefill, the tiled kernel for long prompts;</li>
+ *   <li>{@link OpStream}: every device call of every op, eager or captured / replayed as a CUDA graph
+ *       ({@link StepGraphs}, for {@link #repeatedStep}); {@link DeviceMemory}: blocks and their lifetimes.</li>
+ * </ul>
+ * This class checks shapes and runs the remaining ops (norms, activations, RoPE, embedding, copies).
  *
  * <p>Thread-safe by serialisation: every op is synchronized and binds the context to the calling thread.
  */
@@ -38,6 +36,7 @@ public final class CudaBackend implements Backend {
     /** Weights on the device, uploaded on first use and kept by identity until {@link #close}. */
     private final DeviceWeights weights;
     private final DeviceAttention attention;
+    private final DeviceLinears linears;
     private final int smCount;
     private boolean closed;
 
@@ -76,6 +75,7 @@ public final class CudaBackend implements Backend {
         this.ops = new OpStream(this.device, memory);
         this.weights = new DeviceWeights(ops, memory, device.smCount(), exact);
         this.attention = new DeviceAttention(ops, storage, device.smCount());
+        this.linears = new DeviceLinears(this, ops, weights, storage, device.smCount());
         this.smCount = device.smCount();
     }
 
@@ -271,119 +271,16 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException(w.name() + ": [" + x.rows() + "x" + x.cols() + "] -> ["
                     + o.rows() + "x" + o.cols() + "] does not fit " + w);
         if (x.rows() == 0) return;
-        Linear.InputQuantizer q = w.inputQuantizer();
-        CudaTensor input = x;
-        long quantized = 0;
-        if (q instanceof ActQuantizer aq && aq.isStatic()) { // W4A4 and friends: on the device, into scratch
-            quantized = ops.take(x.bytes());
-            launch(Kernel.FAKE_QUANT, elementwise(x.size()), quantized, x.address(), x.size(), aq.scale(),
-                    (float) aq.zeroPoint(), (float) aq.args().maxCode());
-            input = new CudaTensor(this, new DeviceMemory.Allocation(quantized, x.bytes()), 0, x.rows(), x.cols(), storage);
-        } else if (q != null) { // dynamic ranges: a host round trip (the quantizer is Java code)
-            float[] h = download(x);
-            q.apply(h, 0, x.rows(), x.cols());
-            input = (CudaTensor) upload(h, x.rows(), x.cols());
-        }
-        try {
-            linearOf(o, x, input, w);
-        } finally {
-            if (quantized != 0) ops.give(quantized);
-        }
+        linears.linear(o, x, w);
     }
 
-    private void linearOf(CudaTensor o, CudaTensor x, CudaTensor input, Linear w) {
-        if (weights.runsQ4(w.weight())) {
-            linearQ4(o, input, w);
-            return;
-        }
-        if (weights.exact()) { // FP32 x FP32 -> FP32 (CUBLAS_COMPUTE_32F, no TF32): the CPU's products
-            ops.gemm(Gemm.linear32(x.rows(), w.in(), w.out(), weights.matrix32(w.weight(), w.name()), input.address(), o.address()));
-        } else if (storage == Storage.F16) {
-            long wAddr = weights.matrix(w.weight(), w.name());
-            ops.gemm(Gemm.linear(x.rows(), w.in(), w.out(), wAddr, input.address(), Gemm.CUDA_R_16F, o.address(), Gemm.CUDA_R_16F));
-        } else { // cuBLAS wants A and B of one type: round the FP32 input to FP16, keep the FP32 output
-            long wAddr = weights.matrix(w.weight(), w.name());
-            long half = ops.take(2 * input.size());
-            launch(Kernel.F32_TO_F16, elementwise(input.size()), half, input.address(), input.size());
-            ops.gemm(Gemm.linear(x.rows(), w.in(), w.out(), wAddr, half, Gemm.CUDA_R_16F, o.address(), Gemm.CUDA_R_32F));
-            ops.give(half);
-        }
-        if (w.bias() != null)
-            launch(Kernel.BIAS_ADD, elementwise(o.size()), o.address(), weights.vector(w.bias()), o.rows(), o.cols());
-    }
-
-    /**
-     * Two or three 4-bit linears of one input (q, k, v; gate, up) with the same columns and group size, no input
-     * quantizer, at most {@value Int4Layout#GEMV_MAX_TOKENS} tokens: one GEMV launch for all (each tile as alone);
-     * anything else one linear at a time.
-     */
+    /** Two or three 4-bit linears of one input share one GEMV launch where they can ({@link DeviceLinears#linears}). */
     @Override
     public synchronized void linears(Tensor[] outs, Tensor in, Linear[] ws) {
         CudaTensor x = c(in);
-        boolean one = ws.length >= 2 && ws.length <= 3 && x.rows() >= 1 && x.rows() <= Int4Layout.GEMV_MAX_TOKENS;
-        for (int i = 0; one && i < ws.length; i++) {
-            Linear w = ws[i];
-            one = weights.runsQ4(w.weight()) && w.inputQuantizer() == null && w.in() == x.cols()
-                    && w.weight().cols() == ws[0].weight().cols() && groupSize(w) == groupSize(ws[0])
-                    && c(outs[i]).rows() == x.rows() && c(outs[i]).cols() == w.out();
-        }
-        if (!one) {
-            for (int i = 0; i < ws.length; i++) linear(outs[i], in, ws[i]);
-            return;
-        }
-        DeviceWeights.Q4[] w = new DeviceWeights.Q4[3];
-        long[] o = new long[3];
-        int tiles = 0;
-        for (int i = 0; i < ws.length; i++) {
-            w[i] = weights.q4(ws[i].weight(), ws[i].name());
-            o[i] = c(outs[i]).address();
-            tiles += Int4Layout.tiles(w[i].rows());
-        }
-        long half = 0, xa = x.address();
-        if (storage == Storage.F32) { // FP16 activations into the kernel, as linearQ4
-            half = ops.take(2 * x.size());
-            launch(Kernel.F32_TO_F16, elementwise(x.size()), half, x.address(), x.size());
-            xa = half;
-        }
-        DeviceWeights.Q4 w0 = w[0], w1 = w[1], w2 = ws.length == 3 ? w[2] : null;
-        LaunchGeometry.Launch g = new LaunchGeometry.Launch(tiles, 1, Int4Layout.gemvLaunch(w0.rows(), w0.cols()).block(), 0);
-        launch(Kernel.q4GemvMulti(x.rows()), g, o[0], o[1], w2 == null ? 0L : o[2], xa, w0.words(), w0.params(),
-                w1.words(), w1.params(), w2 == null ? 0L : w2.words(), w2 == null ? 0L : w2.params(), x.rows(), w0.rows(),
-                w1.rows(), w2 == null ? 0 : w2.rows(), w0.cols(), w0.groupSize(), w0.groups());
-        if (half != 0) ops.give(half);
-        for (int i = 0; i < ws.length; i++)
-            if (ws[i].bias() != null)
-                launch(Kernel.BIAS_ADD, elementwise(c(outs[i]).size()), o[i], weights.vector(ws[i].bias()), x.rows(), ws[i].out());
-    }
-
-    private int groupSize(Linear w) {
-        return weights.q4(w.weight(), w.name()).groupSize();
-    }
-
-    /** out = in · Wᵀ (+ bias) with 4-bit W: the GEMV for ≤ 8 tokens, else dequantise + GemmEx (see the class comment). */
-    private void linearQ4(CudaTensor o, CudaTensor input, Linear lin) {
-        DeviceWeights.Q4 w = weights.q4(lin.weight(), lin.name());
-        int n = input.rows();
-        long half = 0, x = input.address();
-        if (storage == Storage.F32) { // the kernels and cuBLAS take FP16 activations, as the dense path does
-            half = ops.take(2 * input.size());
-            launch(Kernel.F32_TO_F16, elementwise(input.size()), half, input.address(), input.size());
-            x = half;
-        }
-        if (n <= Int4Layout.GEMV_MAX_TOKENS) {
-            launch(Kernel.q4Gemv(n), Int4Layout.gemvLaunch(w.rows(), w.cols()), o.address(), x, w.words(), w.params(), n,
-                    w.rows(), w.cols(), w.groupSize(), w.groups());
-        } else {
-            long dense = ops.take(2L * w.rows() * w.cols());
-            launch(Kernel.Q4_DEQUANT, elementwise((long) w.rows() * (w.cols() / Int4Layout.CHUNK_COLS)), dense, w.words(),
-                    w.params(), w.rows(), w.cols(), w.groupSize(), w.groups());
-            ops.gemm(Gemm.linear(n, w.cols(), w.rows(), dense, x, Gemm.CUDA_R_16F, o.address(),
-                    storage == Storage.F16 ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F));
-            ops.give(dense);
-        }
-        if (half != 0) ops.give(half);
-        if (lin.bias() != null)
-            launch(Kernel.BIAS_ADD, elementwise(o.size()), o.address(), weights.vector(lin.bias()), o.rows(), o.cols());
+        CudaTensor[] o = new CudaTensor[outs.length];
+        for (int i = 0; i < outs.length; i++) o[i] = c(outs[i]);
+        if (!linears.linears(o, x, ws)) for (int i = 0; i < ws.length; i++) linear(outs[i], in, ws[i]);
     }
 
     private static Object[] checked(Kernel k, Object... args) {
