@@ -5,7 +5,7 @@ import dev.qvlm.model.Checkpoint;
 import dev.qvlm.model.KvCache;
 import dev.qvlm.model.LlavaModel;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -43,13 +43,22 @@ class GraphReplayEmulatedTest {
         return out;
     }
 
+    /** The decoder's linears quantized to W4 g128 in place (RTN), as a W4A16 checkpoint would load. */
+    static void toW4(Checkpoint ck) {
+        for (dev.qvlm.model.Linear l : ck.weights().linears())
+            if (l.part() == dev.qvlm.model.Linear.Part.LLM && !l.name().contains("lm_head"))
+                l.setWeight(dev.qvlm.quant.Q4Matrix.from(dev.qvlm.quant.WeightQuantizer.prepare(l.weight(),
+                        dev.qvlm.quant.QuantArgs.weights(4, false, 128)).quantize(1.0)));
+    }
+
     @ParameterizedTest
-    @EnumSource(Storage.class)
-    void replayedDecodeStepsLaunchWhatEagerStepsLaunch(Storage storage) {
+    @CsvSource({"F16, false", "F32, false", "F16, true"})
+    void replayedDecodeStepsLaunchWhatEagerStepsLaunch(Storage storage, boolean w4) {
         EmulatedDevice eager = new EmulatedDevice(), graphed = new EmulatedDevice();
         graphed.graphs = true;
         try (Checkpoint ck = Checkpoint.open(TestPaths.tinyModel()); CudaBackend a = new CudaBackend(eager, storage);
              CudaBackend b = new CudaBackend(graphed, storage)) {
+            if (w4) toW4(ck); // W4A16 g128 decoder linears: the GEMV kernels, q/k/v and gate/up in one launch each
             LlavaModel ma = new LlavaModel(ck.config(), ck.weights(), a), mb = new LlavaModel(ck.config(), ck.weights(), b);
             KvCache ca = ma.newCache(160), cb = mb.newCache(160), ca2 = ma.newCache(64), cb2 = mb.newCache(64);
             // 120 tokens: the first decode steps see 2 attention splits of 64 keys, later ones 3 (combine kernels
@@ -73,6 +82,8 @@ class GraphReplayEmulatedTest {
                 assertEquals(gemms(eager, ga), gemms(graphed, gb), "GEMMs of step " + step);
                 assertEquals(ca.length(), cb.length());
             }
+            if (w4) assertTrue(graphed.launches.stream().anyMatch(l -> l.symbol().startsWith("qvlm_q4_gemv_multi")),
+                    "the W4 steps ran the multi-matrix GEMV");
             String summary = b.graphSummary();
             System.out.println(storage + ": " + summary + "; graph launches " + graphed.graphLaunches);
             assertTrue(graphed.graphLaunches >= 12, summary);
