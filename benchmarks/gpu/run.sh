@@ -27,7 +27,7 @@
 #   g. quantize-cuda.*           W4A4 qvlm calibration of the bundled model (32 samples) with --device cuda (FP32 weights and
 #                                GEMMs), quantize-cpu.* the same on the CPU, quantize-compare.json the two side by side
 #   h. quantize-13b.json, calib-13b-extrapolated.json: W4A4 qvlm calibration on the GPU of a 13B-shaped folder
-#                                capped at 4 + 3 layers and 4 samples, seconds per block, device memory, and the
+#                                capped at 2 + 2 layers and 2 samples, seconds per block, device memory, and the
 #                                total extrapolated to the whole model and 64 samples
 #   gpu-report.md                the JMH tables (GB/s, % of copy bandwidth, ms/token, W4 / FP16)
 #   summary.json                 exit code and seconds of every step
@@ -92,7 +92,7 @@ if [[ "$DRY" == 1 ]]; then
 else
   SHAPE=llava-1.5-13b; EVAL_N=1000; NEW=128; NEW_BATCH=32; JMH_IT=(-wi 1 -i 3 -r 1); GEMV_SHAPES=5120x5120,13824x5120,5120x13824; CALIB_N=32
   GEMV_KERNELS=int4,int4-w1-u4,f16,copy # 12 trials (the variants' GPU time: gemv-times below)
-  GEMV_IT=(-wi 1 -w 300ms -i 3 -r 300ms); CALIB13_N=4; GEMV_SHAPES_ARGS="5120x5120 13824x5120 5120x13824"
+  GEMV_IT=(-wi 1 -w 300ms -i 3 -r 300ms); CALIB13_N=2; GEMV_SHAPES_ARGS="5120x5120 13824x5120 5120x13824"
 fi
 
 # ---------------------------------------------------------------- steps
@@ -202,15 +202,15 @@ if [[ -s "$OUT/quantize-cuda.json" && -s "$OUT/quantize-cpu.json" ]]; then
     "$OUT/quantize-compare.json"
 fi
 
-# h. GPU calibration at real size, capped: a LLaVA-1.5-13B-shaped folder with 4 decoder and 3 vision layers (3.4 GB of
+# h. GPU calibration at real size, capped: a LLaVA-1.5-13B-shaped folder with 2 decoder and 2 vision layers (2 GB of
 # random FP16), W4A4 qvlm with $CALIB13_N samples, extrapolated to 40 + 24 layers and 64 samples (calib_extrapolate.py)
-SYN="${TMPDIR:-/tmp}/qvlm-13b-4l"
+SYN="${TMPDIR:-/tmp}/qvlm-13b-2l"
 rm -rf "$SYN"
 if [[ "$DRY" == 1 ]]; then # no 3 GB folder in the test suite: the extrapolation runs on the bundled model's CPU report
   [[ -s "$OUT/quantize-cpu.json" ]] && step calib-13b-extrapolate 30 python3 "$ROOT/benchmarks/gpu/calib_extrapolate.py" \
     "$OUT/quantize-cpu.json" "$CALIB_N" 40 24 "$OUT/calib-13b-extrapolated.json"
 else
-  step synth-13b 60 "${QVLM[@]}" synth --shape llava-1.5-13b --layers 4 --vision-layers 3 --out "$SYN" --quiet
+  step synth-13b 60 "${QVLM[@]}" synth --shape llava-1.5-13b --layers 2 --vision-layers 2 --out "$SYN" --quiet
 fi
 if [[ -d "$SYN" ]]; then
   step quantize-13b 150 "${QVLM[@]}" quantize --model "$SYN" --calib data/shapes-vqa/calib.jsonl --calib-samples "$CALIB13_N" \
