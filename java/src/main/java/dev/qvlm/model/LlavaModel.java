@@ -250,8 +250,15 @@ public final class LlavaModel {
 
     /** Decoder layer {@code li} over the rows of several sequences (segments), each with its own keys/values. */
     private void decoderLayer(int li, Tensor x, Segment[] segs) {
-        decoderLayer(li, x, segs, false);
+        decoderLayer(li, x, null, segs, false, false);
     }
+
+    /**
+     * A layer's result: x after the layer, or, when the layer deferred its last residual add, x before it and the
+     * {@code pending} MLP output that the next layer adds in its first op ({@link Backend#addRmsNorm}: one kernel on
+     * the GPU instead of an add and a norm, the same two ops on the CPU).
+     */
+    private record LayerOut(Tensor x, Tensor pending) {}
 
     /**
      * Decoder layer {@code li} over the rows of several sequences (segments), each with its own keys/values: in
@@ -259,12 +266,13 @@ public final class LlavaModel {
      * (which every row writes to its cache): queries, attention, output projection and MLP run for those rows, and
      * the result is a new tensor of one row per segment, each row the same operations as in the full layer.
      */
-    private Tensor decoderLayer(int li, Tensor x, Segment[] segs, boolean lastRows) {
+    private LayerOut decoderLayer(int li, Tensor x, Tensor pending, Segment[] segs, boolean lastRows, boolean deferAdd) {
         TextConfig tc = config.text();
         int n = x.rows(), Dt = tc.hiddenSize(), hd = tc.headDim();
         LlavaWeights.LlamaLayer l = weights.text.layers()[li];
         Tensor h = backend.uninitialized(n, Dt);
-        backend.rmsNorm(h, x, l.inputNorm(), tc.rmsNormEps());
+        if (pending != null) backend.addRmsNorm(x, pending, h, l.inputNorm(), tc.rmsNormEps()); // the last layer's add
+        else backend.rmsNorm(h, x, l.inputNorm(), tc.rmsNormEps());
         // keys and values of all rows in one matmul each, then each sequence's rows are copied into its own cache
         // (also for one sequence: a linear's output address then never depends on the position, which is what lets
         // a CUDA graph replay a decode step with only kernel arguments patched)
@@ -308,8 +316,9 @@ public final class LlavaModel {
         linears(new Tensor[]{gate, up}, hq, new Linear[]{l.gate(), l.up()}, qsegs);
         backend.gatedActivate(gate, up, tc.hiddenAct());
         linear(tmp, gate, l.down(), qsegs);
+        if (deferAdd) return new LayerOut(xq, tmp);
         backend.add(xq, tmp);
-        return xq;
+        return new LayerOut(xq, null);
     }
 
     /** Whether layer li's rows can be dropped before its queries without changing the kept rows' bits. */
@@ -385,12 +394,17 @@ public final class LlavaModel {
             for (int s = 0; s < segs.length; s++)
                 backend.copy(embedTokens(batch.get(s).tokens(), batch.get(s).imageEmbeds()), backend.view(x, segs[s].row, segs[s].n));
         }
+        Tensor pending = null; // a layer's last residual add, done by the next layer's first op unless hooks observe x
         for (int li = 0; li < tc.numLayers(); li++) {
             for (int s = 0; s < segs.length; s++) {
                 KvCache c = batch.get(s).cache();
                 segs[s] = new Segment(segs[s].row, segs[s].n, c.keys[li], c.values[li], segs[s].pos);
             }
-            x = decoderLayer(li, x, segs, li == tc.numLayers() - 1 && lastRows && total > segs.length && lastRowsExact(li));
+            boolean last = li == tc.numLayers() - 1;
+            LayerOut out = decoderLayer(li, x, pending, segs, last && lastRows && total > segs.length && lastRowsExact(li),
+                    !last && hooks == ForwardHooks.NONE);
+            x = out.x();
+            pending = out.pending();
             hooks.layerOutput(Linear.Part.LLM, li, x);
         }
         for (int s = 0; s < segs.length; s++) batch.get(s).cache().length = segs[s].pos + segs[s].n;
