@@ -50,6 +50,12 @@
                                                      double theta) {                                                  \
         rope_store_impl<T>(keys, values, k, v, rows, srcStride, dstStride, heads, headDim, startPos, theta);          \
     }                                                                                                                \
+    extern "C" __global__ void qvlm_rope_q_store_##SUF(T* keys, T* values, T* k, const T* v, T* q, int rows,        \
+                                                       int srcStride, int dstStride, int qStride, int heads,          \
+                                                       int kvHeads, int headDim, int startPos, double theta) {        \
+        rope_q_store_impl<T>(keys, values, k, v, q, rows, srcStride, dstStride, qStride, heads, kvHeads, headDim,     \
+                             startPos, theta);                                                                        \
+    }                                                                                                                \
     extern "C" __global__ void qvlm_attn_prefill_##SUF(T* out, const T* q, const T* k, const T* v, int n, int kvLen,\
                                                        int heads, int kvHeads, int headDim, int qPos0, int causal,    \
                                                        float scale, int qStride, int kvStride, int oStride,           \

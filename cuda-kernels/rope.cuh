@@ -62,3 +62,39 @@ __device__ __forceinline__ void rope_store_impl(T* keys, T* values, T* k, const 
         values[dst + i + half] = v[src + i + half];
     }
 }
+
+// rope_store_impl with the queries' RoPE in the same launch (Backend.ropeQStoreKv): threads [0, rows*heads*half)
+// rotate q in place (as rope_impl), the rest do rope_store_impl's work on k and v.
+template <typename T>
+__device__ __forceinline__ void rope_q_store_impl(T* keys, T* values, T* k, const T* v, T* q, int rows, int srcStride,
+                                                  int dstStride, int qStride, int heads, int kvHeads, int headDim,
+                                                  int startPos, double theta) {
+    const int half = headDim >> 1;
+    const int64_t qPairs = (int64_t)rows * heads * half, total = qPairs + (int64_t)rows * kvHeads * half;
+    QVLM_GRID_STRIDE(idx, total) {
+        if (idx < qPairs) {
+            const int i = (int)(idx % half);
+            const int64_t rh = idx / half;
+            const int h = (int)(rh % heads), r = (int)(rh / heads);
+            const int64_t base = (int64_t)r * qStride + (int64_t)h * headDim;
+            float y1, y2;
+            rope_pair(ld(q, base + i), ld(q, base + i + half), startPos + r, i, headDim, theta, y1, y2);
+            st(q, base + i, y1);
+            st(q, base + i + half, y2);
+        } else {
+            const int64_t j = idx - qPairs;
+            const int i = (int)(j % half);
+            const int64_t rh = j / half;
+            const int h = (int)(rh % kvHeads), r = (int)(rh / kvHeads);
+            const int64_t src = (int64_t)r * srcStride + (int64_t)h * headDim, dst = (int64_t)r * dstStride + (int64_t)h * headDim;
+            float y1, y2;
+            rope_pair(ld(k, src + i), ld(k, src + i + half), startPos + r, i, headDim, theta, y1, y2);
+            st(k, src + i, y1);
+            st(k, src + i + half, y2);
+            keys[dst + i] = k[src + i];
+            keys[dst + i + half] = k[src + i + half];
+            values[dst + i] = v[src + i];
+            values[dst + i + half] = v[src + i + half];
+        }
+    }
+}

@@ -114,6 +114,16 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * {@link #storeKv} and RoPE on the same rows' queries ({@code q}: [rows, heads·headDim], in place), the decode
+     * step's position-dependent work in one op (the GPU: one kernel). Default: rope on q, then storeKv.
+     */
+    default void ropeQStoreKv(Tensor q, int heads, Tensor k, Tensor v, Tensor keys, Tensor values, int kvHeads,
+                              int headDim, int pos, double theta) {
+        rope(q, heads, headDim, pos, theta);
+        storeKv(k, v, keys, values, kvHeads, headDim, pos, theta);
+    }
+
+    /**
      * Multi-head attention with grouped KV heads. q: [n, heads*headDim], rows at positions qPos0..qPos0+n-1;
      * k, v: [kvLen, kvHeads*headDim] (at least kvLen rows); out: [n, heads*headDim]. Causal masks key j > query
      * position. Scale is applied to the scores.

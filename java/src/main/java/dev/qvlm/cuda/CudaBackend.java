@@ -369,6 +369,24 @@ public final class CudaBackend implements Backend {
                 vv.address(), rows, width, width, kvHeads, headDim, pos, theta);
     }
 
+    /** The queries' RoPE with {@link #storeKv} in one kernel (qvlm_rope_q_store); else Backend's ops. */
+    @Override
+    public synchronized void ropeQStoreKv(Tensor q, int heads, Tensor k, Tensor v, Tensor keys, Tensor values,
+                                          int kvHeads, int headDim, int pos, double theta) {
+        CudaTensor qq = c(q), kk = c(k), vv = c(v), ks = c(keys), vs = c(values);
+        int rows = kk.rows(), width = kvHeads * headDim;
+        if (headDim % 2 != 0 || qq.rows() != rows || (long) heads * headDim > qq.cols() || kk.cols() != width
+                || vv.cols() != width || ks.cols() != width || vs.cols() != width || vv.rows() != rows || pos < 0
+                || pos + rows > ks.rows() || pos + rows > vs.rows()) {
+            Backend.super.ropeQStoreKv(q, heads, k, v, keys, values, kvHeads, headDim, pos, theta);
+            return;
+        }
+        long pairs = (long) rows * (heads + kvHeads) * (headDim / 2), row = (long) width * storage.bytes();
+        if (pairs == 0) return;
+        launch(Kernel.ROPE_Q_STORE, elementwise(pairs), ks.address() + pos * row, vs.address() + pos * row, kk.address(),
+                vv.address(), qq.address(), rows, width, width, qq.cols(), heads, kvHeads, headDim, pos, theta);
+    }
+
     @Override
     public synchronized void attention(Tensor out, Tensor q, Tensor k, Tensor v, int kvLen, int heads, int kvHeads,
                                        int headDim, int qPos0, boolean causal, float scale) {

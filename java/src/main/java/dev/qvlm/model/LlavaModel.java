@@ -300,13 +300,17 @@ public final class LlavaModel {
             linears(new Tensor[]{k, v}, h, new Linear[]{l.k(), l.v()}, segs);
             linear(q, hq, l.q(), qsegs);
         } else linears(new Tensor[]{q, k, v}, h, new Linear[]{l.q(), l.k(), l.v()}, segs);
+        // RoPE on the new keys and their copy into the caches, with the queries' RoPE in the same op where the query
+        // rows are the key rows (every layer but a lastRows one)
         for (Segment s : segs) {
-            Tensor ks = backend.view(k, s.row, s.n);
-            backend.storeKv(ks, backend.view(v, s.row, s.n), s.keys, s.values, tc.numKvHeads(), hd, s.pos, tc.ropeTheta());
+            Tensor ks = backend.view(k, s.row, s.n), vs = backend.view(v, s.row, s.n);
+            if (lastRows) backend.storeKv(ks, vs, s.keys, s.values, tc.numKvHeads(), hd, s.pos, tc.ropeTheta());
+            else backend.ropeQStoreKv(backend.view(q, s.row, s.n), tc.numHeads(), ks, vs, s.keys, s.values,
+                    tc.numKvHeads(), hd, s.pos, tc.ropeTheta());
         }
         List<Backend.AttentionSegment> attSegs = new ArrayList<>(qsegs.length);
         for (Segment s : qsegs) {
-            backend.rope(backend.view(q, s.row, s.n), tc.numHeads(), hd, s.pos, tc.ropeTheta());
+            if (lastRows) backend.rope(backend.view(q, s.row, s.n), tc.numHeads(), hd, s.pos, tc.ropeTheta());
             attSegs.add(new Backend.AttentionSegment(s.row, s.n, s.keys, s.values, s.pos + s.n, s.pos));
         }
         // every sequence against its own cache, in one backend call (one fork on the CPU for the whole batch)

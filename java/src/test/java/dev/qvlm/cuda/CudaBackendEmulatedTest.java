@@ -140,6 +140,33 @@ class CudaBackendEmulatedTest {
         }
     }
 
+    /** ropeQStoreKv in one kernel: the CPU's rope on q, then rope + copies of k and v. */
+    @ParameterizedTest
+    @CsvSource({"F32, 1, 8, 2, 64, 37", "F16, 3, 4, 4, 32, 5"})
+    void ropeQStoreKvIsRopeThenStoreKv(Storage s, int rows, int heads, int kvHeads, int hd, int pos) {
+        Random r = new Random(rows * 13 + pos);
+        int width = kvHeads * hd, qw = heads * hd, cap = pos + rows + 2;
+        float[] q = f16(rand(r, rows * qw)), k = f16(rand(r, rows * width)), v = f16(rand(r, rows * width)),
+                old = f16(rand(r, cap * width));
+        CpuBackend cpu = new CpuBackend();
+        Tensor cq = cpu.upload(q, rows, qw), ck = cpu.upload(k, rows, width), ckeys = cpu.upload(old, cap, width),
+                cvals = cpu.upload(old, cap, width);
+        cpu.ropeQStoreKv(cq, heads, ck, cpu.upload(v, rows, width), ckeys, cvals, kvHeads, hd, pos, 10000.0);
+        EmulatedDevice dev = new EmulatedDevice();
+        try (CudaBackend b = new CudaBackend(dev, s)) {
+            Tensor gq = b.upload(q, rows, qw), gk = b.upload(k, rows, width), keys = b.upload(old, cap, width),
+                    vals = b.upload(old, cap, width);
+            b.ropeQStoreKv(gq, heads, gk, b.upload(v, rows, width), keys, vals, kvHeads, hd, pos, 10000.0);
+            assertEquals(List.of("qvlm_rope_q_store_" + s.suffix()), dev.launches.stream().map(EmulatedDevice.Launched::symbol)
+                    .filter(x -> !x.startsWith("qvlm_copy")).toList(), "one kernel");
+            double tol = s == Storage.F16 ? 2e-3 : 1e-6;
+            float[][] want = {cpu.download(cq), cpu.download(ckeys), cpu.download(cvals)}, got = {b.download(gq), b.download(keys), b.download(vals)};
+            for (int t = 0; t < 3; t++)
+                for (int i = 0; i < want[t].length; i++)
+                    assertEquals(want[t][i], got[t][i], tol * Math.max(1, Math.abs(want[t][i])), "tensor " + t + " element " + i);
+        }
+    }
+
     /** addRmsNorm in one kernel: the sum left in acc and its RMSNorm, as the CPU's add then rmsNorm. */
     @ParameterizedTest
     @EnumSource(Storage.class)

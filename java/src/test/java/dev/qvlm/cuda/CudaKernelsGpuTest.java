@@ -103,6 +103,21 @@ class CudaKernelsGpuTest {
                 (b, t) -> b.copy(t[0], b.view(t[1], 3, n)));
     }
 
+    /** ropeQStoreKv (qvlm_rope_q_store on the GPU): the rotated queries and the keys written to the cache. */
+    @ParameterizedTest
+    @CsvSource({"1, 40, 40, 128, 700", "5, 32, 8, 128, 3"})
+    void ropeQStoreKv(int rows, int heads, int kvHeads, int headDim, int pos) {
+        int width = kvHeads * headDim, cap = pos + rows + 2;
+        float[][] in = {rand(31, rows * heads * headDim, 1), rand(32, rows * width, 1), rand(33, rows * width, 1),
+                rand(34, cap * width, 1), rand(35, cap * width, 1)};
+        int[][] shapes = {{rows, heads * headDim}, {rows, width}, {rows, width}, {cap, width}, {cap, width}};
+        Op op = (b, t) -> b.ropeQStoreKv(t[0], heads, t[1], t[2], t[3], t[4], kvHeads, headDim, pos, 10000.0);
+        String what = "ropeQStoreKv " + rows + "x" + heads + "/" + kvHeads + "x" + headDim + " @" + pos;
+        compare(what + " q", in, shapes, 0, op);
+        compare(what + " keys", in, shapes, 3, op);
+        compare(what + " values", in, shapes, 4, op);
+    }
+
     /** addRmsNorm (qvlm_add_rmsnorm on the GPU): the sum left in acc and the norm of it. */
     @ParameterizedTest
     @CsvSource({"1, 5120", "7, 300", "64, 4096"})

@@ -265,6 +265,18 @@ final class EmulatedDevice implements Device {
                     write(out, i, type, read(gamma, c, Gemm.CUDA_R_32F) * (read(acc, i, type) * inv));
                 }
             }
+        } else if (symbol.startsWith("qvlm_rope_q_store_")) { // rope_q_store_impl: q's RoPE, then rope_store's work
+            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
+            long q = (Long) args[4];
+            int rows = (Integer) args[5], qStride = (Integer) args[8], heads = (Integer) args[9], hd = (Integer) args[11],
+                    pos = (Integer) args[12];
+            double theta = (Double) args[13];
+            for (int r = 0; r < rows; r++)
+                for (int h = 0; h < heads; h++)
+                    for (int i = 0; i < hd / 2; i++) ropePair(q, (long) r * qStride + (long) h * hd, i, hd, pos + r, theta, type);
+            launch("qvlm_rope_store_" + symbol.substring(symbol.lastIndexOf('_') + 1), g, new Object[]{args[0], args[1],
+                    args[2], args[3], args[5], args[6], args[7], args[10], args[11], args[12], args[13]});
+            launches.removeLast(); // one launch, as on the device
         } else if (symbol.startsWith("qvlm_rope_store_")) { // rope.cuh's rope_store_impl (rope_pair's formula)
             int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
             long keys = (Long) args[0], values = (Long) args[1], k = (Long) args[2], v = (Long) args[3];
@@ -364,6 +376,16 @@ final class EmulatedDevice implements Device {
             upload((Long) args[0], r.words());
             upload((Long) args[1], r.params());
         }
+    }
+
+    /** rope_pair in place on the pair (i, i + hd/2) of the head starting at {@code base}. */
+    private void ropePair(long x, long base, int i, int hd, int pos, double theta, int type) {
+        float invFreq = (float) (1.0 / Math.pow(theta, (2.0 * i) / hd));
+        float ang = (float) pos * invFreq;
+        float c = (float) Math.cos(ang), sn = (float) Math.sin(ang);
+        float x1 = read(x, base + i, type), x2 = read(x, base + i + hd / 2, type);
+        write(x, base + i, type, x1 * c - x2 * sn);
+        write(x, base + i + hd / 2, type, x2 * c + x1 * sn);
     }
 
     /** A device int4 weight read back into the host layout record. */
