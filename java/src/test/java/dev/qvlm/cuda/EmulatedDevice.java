@@ -299,6 +299,8 @@ final class EmulatedDevice implements Device {
                             write(values, d0 + e, type, read(v, s0 + e, type));
                         }
                     }
+        } else if (emulateThroughCpu(symbol, g, args)) {
+            // the ops of the forward pass emulated by the CPU backend (see emulateThroughCpu)
         } else if (symbol.startsWith("qvlm_softmax_rows_")) { // attention.cuh's softmax_rows_impl
             int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
             long p = (Long) args[0], sc = (Long) args[1];
@@ -376,6 +378,107 @@ final class EmulatedDevice implements Device {
             upload((Long) args[0], r.words());
             upload((Long) args[1], r.params());
         }
+    }
+
+    private static final dev.qvlm.cpu.CpuBackend CPU = new dev.qvlm.cpu.CpuBackend();
+
+    private float[] readRows(long base, int rows, int stride, int type) {
+        float[] x = new float[rows * stride];
+        for (int i = 0; i < x.length; i++) x[i] = read(base, i, type);
+        return x;
+    }
+
+    /**
+     * The forward pass's remaining kernels (embedding, norms, residual adds, activations, RoPE, attention, argmax),
+     * emulated through the CPU backend's own ops on the device buffers (strides honoured, results stored in the
+     * storage type), so that a whole model runs on this device and its logits can be compared with the CPU's: what
+     * that checks is the CUDA backend's host side (addresses, views, strides, graph patches), not kernel arithmetic.
+     * The split attention kernel writes the finished output and its combine does nothing.
+     */
+    private boolean emulateThroughCpu(String symbol, LaunchGeometry.Launch g, Object[] a) {
+        int type = symbol.endsWith("_f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
+        String base = symbol.endsWith("_f16") || symbol.endsWith("_f32") ? symbol.substring(0, symbol.length() - 4) : symbol;
+        switch (base) {
+            case "qvlm_embed" -> {
+                long out = (Long) a[0], table = (Long) a[1], ids = (Long) a[2];
+                int n = (Integer) a[3], cols = (Integer) a[4], vocab = (Integer) a[5];
+                int[] id = new int[n];
+                at(ids, 4L * n).asIntBuffer().get(id);
+                for (int t = 0; t < n; t++)
+                    for (int c = 0; c < cols; c++)
+                        write(out, (long) t * cols + c, type, id[t] >= 0 && id[t] < vocab ? read(table, (long) id[t] * cols + c, Gemm.CUDA_R_16F) : 0f);
+            }
+            case "qvlm_rmsnorm", "qvlm_layernorm" -> {
+                boolean ln = base.equals("qvlm_layernorm");
+                long out = (Long) a[0], in = (Long) a[1], gamma = (Long) a[2];
+                int rows = (Integer) a[ln ? 4 : 3], cols = (Integer) a[ln ? 5 : 4];
+                float eps = (Float) a[ln ? 6 : 5];
+                float[] gm = readRows(gamma, 1, cols, Gemm.CUDA_R_32F);
+                dev.qvlm.backend.Tensor x = CPU.upload(readRows(in, rows, cols, type), rows, cols), y = CPU.allocate(rows, cols);
+                if (ln) CPU.layerNorm(y, x, gm, readRows((Long) a[3], 1, cols, Gemm.CUDA_R_32F), eps);
+                else CPU.rmsNorm(y, x, gm, eps);
+                float[] r = CPU.download(y);
+                for (int i = 0; i < r.length; i++) write(out, i, type, r[i]);
+            }
+            case "qvlm_add" -> {
+                long acc = (Long) a[0], x = (Long) a[1], n = (Long) a[2];
+                for (long i = 0; i < n; i++) write(acc, i, type, read(acc, i, type) + read(x, i, type));
+            }
+            case "qvlm_act" -> {
+                long x = (Long) a[0], n = (Long) a[1];
+                dev.qvlm.config.Activation act = dev.qvlm.config.Activation.values()[(Integer) a[2]];
+                for (long i = 0; i < n; i++) write(x, i, type, dev.qvlm.cpu.Activations.apply(act, read(x, i, type)));
+            }
+            case "qvlm_gated_act" -> {
+                long gate = (Long) a[0], up = (Long) a[1], n = (Long) a[2];
+                dev.qvlm.config.Activation act = dev.qvlm.config.Activation.values()[(Integer) a[3]];
+                for (long i = 0; i < n; i++)
+                    write(gate, i, type, dev.qvlm.cpu.Activations.apply(act, read(gate, i, type)) * read(up, i, type));
+            }
+            case "qvlm_rope" -> {
+                long x = (Long) a[0];
+                int rows = (Integer) a[1], stride = (Integer) a[2], heads = (Integer) a[3], hd = (Integer) a[4], pos = (Integer) a[5];
+                for (int r = 0; r < rows; r++)
+                    for (int h = 0; h < heads; h++)
+                        for (int i = 0; i < hd / 2; i++) ropePair(x, (long) r * stride + (long) h * hd, i, hd, pos + r, (Double) a[6], type);
+            }
+            case "qvlm_attn_prefill", "qvlm_attn_split" -> {
+                boolean split = base.equals("qvlm_attn_split");
+                int o = split ? 2 : 0; // the split kernel's two scratch pointers
+                long out = (Long) a[0], q = (Long) a[1 + o], k = (Long) a[2 + o], v = (Long) a[3 + o];
+                int n = (Integer) a[4 + o], kvLen = (Integer) a[5 + o], heads = (Integer) a[6 + o], kvHeads = (Integer) a[7 + o],
+                        hd = (Integer) a[8 + o], qPos0 = (Integer) a[9 + o];
+                boolean causal = (Integer) a[10 + o] != 0;
+                float scale = (Float) a[11 + o];
+                int qs = (Integer) a[12 + o], kvs = (Integer) a[13 + o], os = (Integer) a[14 + o];
+                dev.qvlm.backend.Tensor ct = CPU.allocate(n, heads * hd);
+                CPU.attention(ct, CPU.upload(readRows(q, n, qs, type), n, qs), CPU.upload(readRows(k, kvLen, kvs, type), kvLen, kvs),
+                        CPU.upload(readRows(v, kvLen, kvs, type), kvLen, kvs), kvLen, heads, kvHeads, hd, qPos0, causal, scale);
+                float[] r = CPU.download(ct);
+                for (int t = 0; t < n; t++)
+                    for (int c = 0; c < heads * hd; c++) write(out, (long) t * os + c, type, r[t * heads * hd + c]);
+            }
+            case "qvlm_attn_combine" -> { } // the split emulation already wrote the output
+            case "qvlm_argmax" -> {
+                long x = (Long) a[0], out = (Long) a[3];
+                int rows = (Integer) a[1], cols = (Integer) a[2];
+                int[] best = new int[rows];
+                for (int r = 0; r < rows; r++) {
+                    float bv = Float.NEGATIVE_INFINITY;
+                    int bi = 0;
+                    for (int c = 0; c < cols; c++) {
+                        float val = read(x, (long) r * cols + c, type);
+                        if (val > bv) { bv = val; bi = c; }
+                    }
+                    best[r] = bi;
+                }
+                at(out, 4L * rows).asIntBuffer().put(best);
+            }
+            default -> {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** rope_pair in place on the pair (i, i + hd/2) of the head starting at {@code base}. */
