@@ -154,3 +154,37 @@ __device__ __forceinline__ void fq_score_impl(double* out, const float* x, const
         atomicAdd(&out[threadIdx.x], s);
     }
 }
+
+// The quantization search's error of one sample (Backend.errorSums): partial[2b] = Σ (y − t)², partial[2b + 1] = Σ t²
+// over block b's grid-stride share, in FP64 (the host adds the blocks' partials in order). 1-D grid, blockDim.x a
+// multiple of 32.
+template <typename T>
+__device__ __forceinline__ void err_sums_impl(const T* y, const T* t, int64_t n, double* partial) {
+    double e = 0.0, d = 0.0;
+    QVLM_GRID_STRIDE(i, n) {
+        const float tv = ld(t, i);
+        const double diff = ld(y, i) - tv;  // the difference in FP32, as the CPU's relMse takes it
+        e += diff * diff;
+        d += (double)tv * tv;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        e += __shfl_xor_sync(QVLM_FULL_MASK, e, o);
+        d += __shfl_xor_sync(QVLM_FULL_MASK, d, o);
+    }
+    __shared__ double se[32], sd[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) {
+        se[warp] = e;
+        sd[warp] = d;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int k = 1; k < (int)(blockDim.x >> 5); k++) {
+            e += se[k];
+            d += sd[k];
+        }
+        partial[2 * blockIdx.x] = e;
+        partial[2 * blockIdx.x + 1] = d;
+    }
+}

@@ -143,6 +143,9 @@ QVLM_KERNELS(float, f32)
         const uint4* p2, int n, int r0, int r1, int r2, int cols, int groupSize, int groups) {                       \
         q4_gemv_multi_impl<T, 8, 1>(o0, o1, o2, x, w0, p0, w1, p1, w2, p2, n, r0, r1, r2, cols, groupSize, groups); \
     }                                                                                                                \
+    extern "C" __global__ void qvlm_err_sums_##SUF(const T* y, const T* t, long long n, double* partial) {          \
+        err_sums_impl<T>(y, t, n, partial);                                                                          \
+    }                                                                                                                \
     extern "C" __global__ void qvlm_minmax_##SUF(const T* x, long long n, float* partial) {                          \
         minmax_impl<T>(x, n, partial);                                                                               \
     }

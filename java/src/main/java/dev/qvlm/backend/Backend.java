@@ -24,6 +24,23 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * {Σ (y − t)², Σ t²} over all elements of two tensors of one shape, in double: the quantization search's error of
+     * one sample, computed where the tensors live (the GPU sums on the device instead of downloading both).
+     * Default: downloads both and sums in order.
+     */
+    default double[] errorSums(Tensor y, Tensor t) {
+        float[] a = download(y), b = download(t);
+        if (a.length != b.length) throw new IllegalArgumentException("errorSums: " + a.length + " vs " + b.length + " elements");
+        double n = 0, d = 0;
+        for (int i = 0; i < a.length; i++) {
+            double e = a[i] - b[i];
+            n += e * e;
+            d += (double) b[i] * b[i];
+        }
+        return new double[]{n, d};
+    }
+
+    /**
      * The caller will not run this weight again (a quantization candidate that lost): a device that keeps its own
      * copy of each weight it has seen frees it now. Without this, a search over clipping candidates would hold every
      * candidate of every layer on the GPU. Default: nothing to free.

@@ -74,6 +74,12 @@ final class CountingDevice implements Device {
         waited(t0);
     }
 
+    @Override public void download(long src, double[] dst) {
+        long t0 = System.nanoTime();
+        d.download(src, dst);
+        waited(t0);
+    }
+
     @Override public void download(long src, int[] dst) {
         long t0 = System.nanoTime();
         d.download(src, dst);

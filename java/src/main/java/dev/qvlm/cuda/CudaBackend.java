@@ -414,6 +414,26 @@ public final class CudaBackend implements Backend {
         return ops.graphSummary();
     }
 
+    /** {Σ (y − t)², Σ t²} on the device (qvlm_err_sums: FP64 partials per block, added here in order). */
+    @Override
+    public synchronized double[] errorSums(Tensor y, Tensor t) {
+        CudaTensor a = c(y), b = c(t);
+        if (a.size() != b.size()) throw new IllegalArgumentException("errorSums: " + a + " vs " + b);
+        if (a.size() == 0) return new double[]{0, 0};
+        LaunchGeometry.Launch g = elementwise(a.size());
+        long part = ops.take(16L * g.gridX());
+        launch(Kernel.ERR_SUMS, g, a.address(), b.address(), a.size(), part);
+        double[] p = new double[2 * g.gridX()];
+        ops.download(part, p);
+        ops.give(part);
+        double n = 0, d = 0;
+        for (int i = 0; i < g.gridX(); i++) {
+            n += p[2 * i];
+            d += p[2 * i + 1];
+        }
+        return new double[]{n, d};
+    }
+
     /** Greedy decoding on the device: the index of each row's largest value (first on ties). Not part of Backend. */
     public synchronized int[] argmax(Tensor x) {
         CudaTensor a = c(x);

@@ -31,6 +31,8 @@ interface Device extends AutoCloseable {
 
     void download(long src, int[] dst);
 
+    void download(long src, double[] dst);
+
     void copy(long dst, long src, long bytes);
 
     /** Launches {@code symbol} of the fatbin; {@code args} already checked against its {@link Kernel} signature. */

@@ -202,6 +202,13 @@ final class JCudaDevice implements Device {
     }
 
     @Override
+    public void download(long src, double[] dst) {
+        bind();
+        cuStreamSynchronize(stream);
+        if (dst.length > 0) cuMemcpyDtoH(Pointer.to(dst), ptr(src), 8L * dst.length);
+    }
+
+    @Override
     public void download(long src, int[] dst) {
         bind();
         cuStreamSynchronize(stream);

@@ -126,6 +126,11 @@ final class OpStream {
         device.download(src, dst);
     }
 
+    void download(long src, double[] dst) {
+        flush();
+        device.download(src, dst);
+    }
+
     void download(long src, int[] dst) {
         flush();
         device.download(src, dst);

@@ -140,6 +140,21 @@ class CudaBackendEmulatedTest {
         }
     }
 
+    /** errorSums on the device (qvlm_err_sums, FP64 block partials): the CPU's sums up to their order. */
+    @ParameterizedTest
+    @EnumSource(Storage.class)
+    void errorSumsAreTheCpus(Storage s) {
+        Random r = new Random(12);
+        int rows = 37, cols = 300;
+        float[] y = f16(rand(r, rows * cols)), t = f16(rand(r, rows * cols));
+        double[] want = new CpuBackend().errorSums(new CpuBackend().upload(y, rows, cols), new CpuBackend().upload(t, rows, cols));
+        try (CudaBackend b = new CudaBackend(new EmulatedDevice(), s)) {
+            double[] got = b.errorSums(b.upload(y, rows, cols), b.upload(t, rows, cols));
+            assertEquals(want[0], got[0], 1e-12 * want[0]);
+            assertEquals(want[1], got[1], 1e-12 * want[1]);
+        }
+    }
+
     /** ropeQStoreKv in one kernel: the CPU's rope on q, then rope + copies of k and v. */
     @ParameterizedTest
     @CsvSource({"F32, 1, 8, 2, 64, 37", "F16, 3, 4, 4, 32, 5"})

@@ -103,6 +103,22 @@ class CudaKernelsGpuTest {
                 (b, t) -> b.copy(t[0], b.view(t[1], 3, n)));
     }
 
+    /** errorSums (qvlm_err_sums): the search's error sums on the device, against the CPU's on the same values. */
+    @ParameterizedTest
+    @CsvSource({"1, 4096", "640, 5120", "3, 33"})
+    void errorSums(int rows, int cols) {
+        float[] y = rand(41, rows * cols, 2), t = rand(42, rows * cols, 2);
+        for (var e : gpus.entrySet()) {
+            CudaBackend g = e.getValue();
+            Tensor gy = g.upload(y, rows, cols), gt = g.upload(t, rows, cols);
+            // the reference on the values as stored (FP16 storage rounds them)
+            double[] want = cpu.errorSums(cpu.upload(g.download(gy), rows, cols), cpu.upload(g.download(gt), rows, cols));
+            double[] got = g.errorSums(gy, gt);
+            GpuTests.assertClose("errorSums " + rows + "x" + cols + " [" + e.getKey().suffix() + "]",
+                    new float[]{(float) want[0], (float) want[1]}, new float[]{(float) got[0], (float) got[1]}, 1e-6);
+        }
+    }
+
     /** ropeQStoreKv (qvlm_rope_q_store on the GPU): the rotated queries and the keys written to the cache. */
     @ParameterizedTest
     @CsvSource({"1, 40, 40, 128, 700", "5, 32, 8, 128, 3"})

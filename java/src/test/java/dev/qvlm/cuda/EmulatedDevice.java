@@ -121,6 +121,12 @@ final class EmulatedDevice implements Device {
     }
 
     @Override
+    public void download(long src, double[] dst) {
+        notCapturing("download");
+        at(src, 8L * dst.length).asDoubleBuffer().get(dst);
+    }
+
+    @Override
     public void download(long src, int[] dst) {
         notCapturing("download");
         at(src, 4L * dst.length).asIntBuffer().get(dst);
@@ -299,6 +305,22 @@ final class EmulatedDevice implements Device {
                             write(values, d0 + e, type, read(v, s0 + e, type));
                         }
                     }
+        } else if (symbol.startsWith("qvlm_err_sums_")) { // calib.cuh's err_sums_impl: block b's grid-stride share
+            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
+            long y = (Long) args[0], t = (Long) args[1], n = (Long) args[2], part = (Long) args[3];
+            long threads = (long) g.gridX() * g.block();
+            java.nio.DoubleBuffer out = at(part, 16L * g.gridX()).asDoubleBuffer();
+            for (int b = 0; b < g.gridX(); b++) {
+                double e = 0, d = 0;
+                for (long i0 = (long) b * g.block(); i0 < n; i0 += threads)
+                    for (long i = i0; i < Math.min(n, i0 + g.block()); i++) {
+                        float tv = read(t, i, type);
+                        double diff = read(y, i, type) - tv;
+                        e += diff * diff;
+                        d += (double) tv * tv;
+                    }
+                out.put(2 * b, e).put(2 * b + 1, d);
+            }
         } else if (emulateThroughCpu(symbol, g, args)) {
             // the ops of the forward pass emulated by the CPU backend (see emulateThroughCpu)
         } else if (symbol.startsWith("qvlm_softmax_rows_")) { // attention.cuh's softmax_rows_impl
