@@ -227,6 +227,10 @@ if (( ${#reports[@]} )); then
   "$JAVA" --add-modules jdk.incubator.vector -cp "$BENCH_CP" dev.qvlm.bench.GpuReport "${reports[@]}" \
     > "$OUT/gpu-report.md" 2> "$OUT/gpu-report.err"
 fi
+if [[ -s "$OUT/gemv-times.json" ]]; then # the kernels' own GPU time (GpuGemvTimes) beside JMH's wall time
+  { echo; echo "### GEMV kernels' GPU time (CUDA events; gemv-times.json)"; echo; echo '```';
+    grep -v '^WARNING' "$OUT/gemv-times.log"; echo '```'; } >> "$OUT/gpu-report.md"
+fi
 
 write_summary
 cat "$OUT/summary.json" >&2
