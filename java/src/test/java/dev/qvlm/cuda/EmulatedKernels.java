@@ -1,0 +1,321 @@
+package dev.qvlm.cuda;
+
+/**
+ * The kernels of cuda-kernels/ as {@link EmulatedDevice} runs them: each launch's effect on the emulated memory, the
+ * GEMV and dequantisation through {@link Int4Layout}'s emulation of q4.cuh, the small kernels step by step, and the
+ * rest of the forward pass's kernels through the CPU backend's own ops on the device buffers. A symbol not listed is
+ * recorded by the device and otherwise ignored.
+ */
+final class EmulatedKernels {
+    private final EmulatedDevice d;
+
+    EmulatedKernels(EmulatedDevice d) {
+        this.d = d;
+    }
+
+    private java.nio.ByteBuffer at(long address, long bytes) {
+        return d.at(address, bytes);
+    }
+
+    private float read(long base, long index, int type) {
+        return d.read(base, index, type);
+    }
+
+    private void write(long base, long index, int type, float v) {
+        d.write(base, index, type, v);
+    }
+
+    private void download(long src, short[] dst) {
+        d.download(src, dst);
+    }
+
+    private void download(long src, int[] dst) {
+        d.download(src, dst);
+    }
+
+    private void upload(long dst, short[] src) {
+        d.upload(dst, src);
+    }
+
+    private void upload(long dst, int[] src) {
+        d.upload(dst, src);
+    }
+
+    /** The effect of launching {@code symbol} with these arguments. */
+    void run(String symbol, LaunchGeometry.Launch g, Object[] args) {
+        if (symbol.startsWith("qvlm_copy_")) {
+            int bytes = symbol.endsWith("f16") ? 2 : 4;
+            long dst = (Long) args[0], src = (Long) args[1], n = (Long) args[2];
+            byte[] tmp = new byte[Math.toIntExact(n * bytes)];
+            at(src, tmp.length).get(tmp);
+            at(dst, tmp.length).put(tmp);
+        } else if (symbol.startsWith("qvlm_add_rmsnorm_")) { // norm.cuh's add_rmsnorm_impl
+            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
+            long acc = (Long) args[0], x = (Long) args[1], out = (Long) args[2], gamma = (Long) args[3];
+            int rows = (Integer) args[4], cols = (Integer) args[5];
+            float eps = (Float) args[6];
+            for (int r = 0; r < rows; r++) {
+                float ss = 0;
+                for (int c = 0; c < cols; c++) {
+                    long i = (long) r * cols + c;
+                    write(acc, i, type, read(acc, i, type) + read(x, i, type));
+                    float v = read(acc, i, type);
+                    ss += v * v;
+                }
+                float inv = (float) (1 / Math.sqrt(ss / cols + eps));
+                for (int c = 0; c < cols; c++) {
+                    long i = (long) r * cols + c;
+                    write(out, i, type, read(gamma, c, Gemm.CUDA_R_32F) * (read(acc, i, type) * inv));
+                }
+            }
+        } else if (symbol.startsWith("qvlm_rope_q_store_")) { // rope_q_store_impl: q's RoPE, then rope_store's work
+            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
+            long q = (Long) args[4];
+            int rows = (Integer) args[5], qStride = (Integer) args[8], heads = (Integer) args[9], hd = (Integer) args[11],
+                    pos = (Integer) args[12];
+            double theta = (Double) args[13];
+            for (int r = 0; r < rows; r++)
+                for (int h = 0; h < heads; h++)
+                    for (int i = 0; i < hd / 2; i++) ropePair(q, (long) r * qStride + (long) h * hd, i, hd, pos + r, theta, type);
+            run("qvlm_rope_store_" + symbol.substring(symbol.lastIndexOf('_') + 1), g, new Object[]{args[0], args[1],
+                    args[2], args[3], args[5], args[6], args[7], args[10], args[11], args[12], args[13]});
+        } else if (symbol.startsWith("qvlm_rope_store_")) { // rope.cuh's rope_store_impl (rope_pair's formula)
+            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
+            long keys = (Long) args[0], values = (Long) args[1], k = (Long) args[2], v = (Long) args[3];
+            int rows = (Integer) args[4], src = (Integer) args[5], dst = (Integer) args[6], heads = (Integer) args[7],
+                    hd = (Integer) args[8], pos = (Integer) args[9];
+            double theta = (Double) args[10];
+            int half = hd / 2;
+            for (int r = 0; r < rows; r++)
+                for (int h = 0; h < heads; h++)
+                    for (int i = 0; i < half; i++) {
+                        float invFreq = (float) (1.0 / Math.pow(theta, (2.0 * i) / hd));
+                        float ang = (float) (pos + r) * invFreq;
+                        float c = (float) Math.cos(ang), sn = (float) Math.sin(ang);
+                        long s0 = (long) r * src + (long) h * hd, d0 = (long) r * dst + (long) h * hd;
+                        float x1 = read(k, s0 + i, type), x2 = read(k, s0 + i + half, type);
+                        write(k, s0 + i, type, x1 * c - x2 * sn);
+                        write(k, s0 + i + half, type, x2 * c + x1 * sn);
+                        for (int e : new int[]{i, i + half}) {
+                            write(keys, d0 + e, type, read(k, s0 + e, type));
+                            write(values, d0 + e, type, read(v, s0 + e, type));
+                        }
+                    }
+        } else if (symbol.startsWith("qvlm_err_sums_")) { // calib.cuh's err_sums_impl: block b's grid-stride share
+            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
+            long y = (Long) args[0], t = (Long) args[1], n = (Long) args[2], part = (Long) args[3];
+            long threads = (long) g.gridX() * g.block();
+            java.nio.DoubleBuffer out = at(part, 16L * g.gridX()).asDoubleBuffer();
+            for (int b = 0; b < g.gridX(); b++) {
+                double e = 0, d = 0;
+                for (long i0 = (long) b * g.block(); i0 < n; i0 += threads)
+                    for (long i = i0; i < Math.min(n, i0 + g.block()); i++) {
+                        float tv = read(t, i, type);
+                        double diff = read(y, i, type) - tv;
+                        e += diff * diff;
+                        d += (double) tv * tv;
+                    }
+                out.put(2 * b, e).put(2 * b + 1, d);
+            }
+        } else if (emulateThroughCpu(symbol, g, args)) {
+            // the ops of the forward pass emulated by the CPU backend (see emulateThroughCpu)
+        } else if (symbol.startsWith("qvlm_softmax_rows_")) { // attention.cuh's softmax_rows_impl
+            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
+            long p = (Long) args[0], sc = (Long) args[1];
+            int rows = (Integer) args[2], n = (Integer) args[3], kvLen = (Integer) args[4], qPos0 = (Integer) args[5];
+            boolean causal = (Integer) args[6] != 0;
+            float scale = (Float) args[7];
+            for (int r = 0; r < rows; r++) {
+                int t = r % n, limit = causal ? Math.min(kvLen, qPos0 + t + 1) : kvLen;
+                float m = Float.NEGATIVE_INFINITY, sum = 0;
+                for (int j = 0; j < limit; j++) m = Math.max(m, read(sc, (long) r * kvLen + j, Gemm.CUDA_R_32F) * scale);
+                for (int j = 0; j < limit; j++) sum += (float) Math.exp(read(sc, (long) r * kvLen + j, Gemm.CUDA_R_32F) * scale - m);
+                float inv = sum > 0 ? 1f / sum : 0f;
+                for (int j = 0; j < kvLen; j++)
+                    write(p, (long) r * kvLen + j, type, j < limit
+                            ? (float) Math.exp(read(sc, (long) r * kvLen + j, Gemm.CUDA_R_32F) * scale - m) * inv : 0f);
+            }
+        } else if (symbol.startsWith("qvlm_fake_quant_")) { // elementwise.cuh's fake_quant_impl, step by step in FP32
+            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
+            long out = (Long) args[0], in = (Long) args[1], n = (Long) args[2];
+            float scale = (Float) args[3], zero = (Float) args[4], maxCode = (Float) args[5];
+            for (long i = 0; i < n; i++) {
+                float q = (float) Math.rint(read(in, i, type) / scale) + zero;
+                float c = Math.min(Math.max(q, 0f), maxCode);
+                write(out, i, type, (c - zero) * scale);
+            }
+        } else if (symbol.startsWith("qvlm_bias_add_")) {
+            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
+            long out = (Long) args[0], bias = (Long) args[1];
+            int rows = (Integer) args[2], cols = (Integer) args[3];
+            for (long i = 0; i < (long) rows * cols; i++)
+                write(out, i, type, read(out, i, type) + read(bias, i % cols, Gemm.CUDA_R_32F));
+        } else if (symbol.equals("qvlm_f32_to_f16")) {
+            long out = (Long) args[0], in = (Long) args[1], n = (Long) args[2];
+            for (long i = 0; i < n; i++) write(out, i, Gemm.CUDA_R_16F, read(in, i, Gemm.CUDA_R_32F));
+        } else if (symbol.startsWith("qvlm_q4_gemv_multi")) { // each matrix's tiles as its own GEMV
+            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
+            int n = (Integer) args[10], cols = (Integer) args[14], gs = (Integer) args[15], groups = (Integer) args[16];
+            int tiles = 0;
+            short[] x = new short[n * cols];
+            download((Long) args[3], x);
+            for (int m = 0; m < 3; m++) {
+                int rows = (Integer) args[11 + m];
+                if (rows == 0) continue;
+                tiles += Int4Layout.tiles(rows);
+                Int4Layout.Relaid w = relaid((Long) args[4 + 2 * m], (Long) args[5 + 2 * m], rows, cols, gs, groups);
+                float[] y = Int4Layout.emulateGemv(w, x, n);
+                for (int i = 0; i < y.length; i++) write((Long) args[m], i, type, y[i]);
+            }
+            if (g.gridX() != tiles) throw new IllegalStateException(symbol + ": grid " + g + " for " + tiles + " tiles");
+        } else if (symbol.startsWith("qvlm_q4_gemv")) {
+            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
+            int n = (Integer) args[4], rows = (Integer) args[5], cols = (Integer) args[6], gs = (Integer) args[7];
+            String tag = symbol.substring("qvlm_q4_gemv".length(), symbol.indexOf('_', 12)); // "1", "8", "1u4"
+            int bucket = Integer.parseInt(tag.contains("u") ? tag.substring(0, tag.indexOf('u')) : tag);
+            if (n > bucket || Int4Layout.bucket(n) != bucket) throw new IllegalStateException(symbol + " launched for " + n + " tokens");
+            if (g.gridX() != Int4Layout.tiles(rows)) throw new IllegalStateException(symbol + ": grid " + g);
+            Int4Layout.Relaid m = relaid((Long) args[2], (Long) args[3], rows, cols, gs, (Integer) args[8]);
+            short[] x = new short[n * cols];
+            download((Long) args[1], x);
+            float[] y = Int4Layout.emulateGemv(m, x, n);
+            for (int i = 0; i < y.length; i++) write((Long) args[0], i, type, y[i]);
+        } else if (symbol.equals("qvlm_q4_dequant")) {
+            Int4Layout.Relaid m = relaid((Long) args[1], (Long) args[2], (Integer) args[3], (Integer) args[4],
+                    (Integer) args[5], (Integer) args[6]);
+            upload((Long) args[0], Int4Layout.emulateDequant(m));
+        } else if (symbol.equals("qvlm_fill_f16")) {
+            long out = (Long) args[0], n = (Long) args[1];
+            int seed = (Integer) args[2];
+            float amp = (Float) args[3];
+            for (long i = 0; i < n; i++) at(out + 2 * i, 2).putShort(dev.qvlm.tensor.GeneratedMatrix.f16Bits(seed, i, amp));
+        } else if (symbol.equals("qvlm_fill_q4")) {
+            int rows = (Integer) args[2], cols = (Integer) args[3], gs = (Integer) args[4];
+            var gm = dev.qvlm.tensor.GeneratedMatrix.q4(rows, cols, (Integer) args[5], (Float) args[6], gs, (Integer) args[7] != 0);
+            Int4Layout.Relaid r = Int4Layout.relayout((dev.qvlm.quant.Q4Matrix) gm.materialize(), "generated");
+            upload((Long) args[0], r.words());
+            upload((Long) args[1], r.params());
+        }
+        }
+
+    private static final dev.qvlm.cpu.CpuBackend CPU = new dev.qvlm.cpu.CpuBackend();
+
+    private float[] readRows(long base, int rows, int stride, int type) {
+        float[] x = new float[rows * stride];
+        for (int i = 0; i < x.length; i++) x[i] = read(base, i, type);
+        return x;
+    }
+
+    /**
+     * The forward pass's remaining kernels (embedding, norms, residual adds, activations, RoPE, attention, argmax),
+     * emulated through the CPU backend's own ops on the device buffers (strides honoured, results stored in the
+     * storage type), so that a whole model runs on this device and its logits can be compared with the CPU's: what
+     * that checks is the CUDA backend's host side (addresses, views, strides, graph patches), not kernel arithmetic.
+     * The split attention kernel writes the finished output and its combine does nothing.
+     */
+    private boolean emulateThroughCpu(String symbol, LaunchGeometry.Launch g, Object[] a) {
+        int type = symbol.endsWith("_f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
+        String base = symbol.endsWith("_f16") || symbol.endsWith("_f32") ? symbol.substring(0, symbol.length() - 4) : symbol;
+        switch (base) {
+            case "qvlm_embed" -> {
+                long out = (Long) a[0], table = (Long) a[1], ids = (Long) a[2];
+                int n = (Integer) a[3], cols = (Integer) a[4], vocab = (Integer) a[5];
+                int[] id = new int[n];
+                at(ids, 4L * n).asIntBuffer().get(id);
+                for (int t = 0; t < n; t++)
+                    for (int c = 0; c < cols; c++)
+                        write(out, (long) t * cols + c, type, id[t] >= 0 && id[t] < vocab ? read(table, (long) id[t] * cols + c, Gemm.CUDA_R_16F) : 0f);
+            }
+            case "qvlm_rmsnorm", "qvlm_layernorm" -> {
+                boolean ln = base.equals("qvlm_layernorm");
+                long out = (Long) a[0], in = (Long) a[1], gamma = (Long) a[2];
+                int rows = (Integer) a[ln ? 4 : 3], cols = (Integer) a[ln ? 5 : 4];
+                float eps = (Float) a[ln ? 6 : 5];
+                float[] gm = readRows(gamma, 1, cols, Gemm.CUDA_R_32F);
+                dev.qvlm.backend.Tensor x = CPU.upload(readRows(in, rows, cols, type), rows, cols), y = CPU.allocate(rows, cols);
+                if (ln) CPU.layerNorm(y, x, gm, readRows((Long) a[3], 1, cols, Gemm.CUDA_R_32F), eps);
+                else CPU.rmsNorm(y, x, gm, eps);
+                float[] r = CPU.download(y);
+                for (int i = 0; i < r.length; i++) write(out, i, type, r[i]);
+            }
+            case "qvlm_add" -> {
+                long acc = (Long) a[0], x = (Long) a[1], n = (Long) a[2];
+                for (long i = 0; i < n; i++) write(acc, i, type, read(acc, i, type) + read(x, i, type));
+            }
+            case "qvlm_act" -> {
+                long x = (Long) a[0], n = (Long) a[1];
+                dev.qvlm.config.Activation act = dev.qvlm.config.Activation.values()[(Integer) a[2]];
+                for (long i = 0; i < n; i++) write(x, i, type, dev.qvlm.cpu.Activations.apply(act, read(x, i, type)));
+            }
+            case "qvlm_gated_act" -> {
+                long gate = (Long) a[0], up = (Long) a[1], n = (Long) a[2];
+                dev.qvlm.config.Activation act = dev.qvlm.config.Activation.values()[(Integer) a[3]];
+                for (long i = 0; i < n; i++)
+                    write(gate, i, type, dev.qvlm.cpu.Activations.apply(act, read(gate, i, type)) * read(up, i, type));
+            }
+            case "qvlm_rope" -> {
+                long x = (Long) a[0];
+                int rows = (Integer) a[1], stride = (Integer) a[2], heads = (Integer) a[3], hd = (Integer) a[4], pos = (Integer) a[5];
+                for (int r = 0; r < rows; r++)
+                    for (int h = 0; h < heads; h++)
+                        for (int i = 0; i < hd / 2; i++) ropePair(x, (long) r * stride + (long) h * hd, i, hd, pos + r, (Double) a[6], type);
+            }
+            case "qvlm_attn_prefill", "qvlm_attn_split" -> {
+                boolean split = base.equals("qvlm_attn_split");
+                int o = split ? 2 : 0; // the split kernel's two scratch pointers
+                long out = (Long) a[0], q = (Long) a[1 + o], k = (Long) a[2 + o], v = (Long) a[3 + o];
+                int n = (Integer) a[4 + o], kvLen = (Integer) a[5 + o], heads = (Integer) a[6 + o], kvHeads = (Integer) a[7 + o],
+                        hd = (Integer) a[8 + o], qPos0 = (Integer) a[9 + o];
+                boolean causal = (Integer) a[10 + o] != 0;
+                float scale = (Float) a[11 + o];
+                int qs = (Integer) a[12 + o], kvs = (Integer) a[13 + o], os = (Integer) a[14 + o];
+                dev.qvlm.backend.Tensor ct = CPU.allocate(n, heads * hd);
+                CPU.attention(ct, CPU.upload(readRows(q, n, qs, type), n, qs), CPU.upload(readRows(k, kvLen, kvs, type), kvLen, kvs),
+                        CPU.upload(readRows(v, kvLen, kvs, type), kvLen, kvs), kvLen, heads, kvHeads, hd, qPos0, causal, scale);
+                float[] r = CPU.download(ct);
+                for (int t = 0; t < n; t++)
+                    for (int c = 0; c < heads * hd; c++) write(out, (long) t * os + c, type, r[t * heads * hd + c]);
+            }
+            case "qvlm_attn_combine" -> { } // the split emulation already wrote the output
+            case "qvlm_argmax" -> {
+                long x = (Long) a[0], out = (Long) a[3];
+                int rows = (Integer) a[1], cols = (Integer) a[2];
+                int[] best = new int[rows];
+                for (int r = 0; r < rows; r++) {
+                    float bv = Float.NEGATIVE_INFINITY;
+                    int bi = 0;
+                    for (int c = 0; c < cols; c++) {
+                        float val = read(x, (long) r * cols + c, type);
+                        if (val > bv) { bv = val; bi = c; }
+                    }
+                    best[r] = bi;
+                }
+                at(out, 4L * rows).asIntBuffer().put(best);
+            }
+            default -> {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** rope_pair in place on the pair (i, i + hd/2) of the head starting at {@code base}. */
+    private void ropePair(long x, long base, int i, int hd, int pos, double theta, int type) {
+        float invFreq = (float) (1.0 / Math.pow(theta, (2.0 * i) / hd));
+        float ang = (float) pos * invFreq;
+        float c = (float) Math.cos(ang), sn = (float) Math.sin(ang);
+        float x1 = read(x, base + i, type), x2 = read(x, base + i + hd / 2, type);
+        write(x, base + i, type, x1 * c - x2 * sn);
+        write(x, base + i + hd / 2, type, x2 * c + x1 * sn);
+    }
+
+    /** A device int4 weight read back into the host layout record. */
+    Int4Layout.Relaid relaid(long words, long params, int rows, int cols, int groupSize, int groups) {
+        int[] w = new int[Math.toIntExact(Int4Layout.wordCount(rows, cols))];
+        int[] p = new int[Math.toIntExact(Int4Layout.paramCount(rows, cols, groupSize))];
+        download(words, w);
+        download(params, p);
+        return new Int4Layout.Relaid(rows, cols, groupSize, groups, Int4Layout.tiles(rows), cols / Int4Layout.CHUNK_COLS, w, p);
+    }
+
+}
