@@ -45,11 +45,6 @@
                                                double theta) {                                                        \
         rope_impl<T>(x, rows, rowStride, heads, headDim, startPos, theta);                                           \
     }                                                                                                                \
-    extern "C" __global__ void qvlm_rope_store_##SUF(T* keys, T* values, T* k, const T* v, int rows, int srcStride, \
-                                                     int dstStride, int heads, int headDim, int startPos,             \
-                                                     double theta) {                                                  \
-        rope_store_impl<T>(keys, values, k, v, rows, srcStride, dstStride, heads, headDim, startPos, theta);          \
-    }                                                                                                                \
     extern "C" __global__ void qvlm_rope_q_store_##SUF(T* keys, T* values, T* k, const T* v, T* q, int rows,        \
                                                        int srcStride, int dstStride, int qStride, int heads,          \
                                                        int kvHeads, int headDim, int startPos, double theta) {        \

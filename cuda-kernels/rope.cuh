@@ -38,33 +38,10 @@ __device__ __forceinline__ void rope_impl(T* x, int rows, int rowStride, int hea
     }
 }
 
-// Backend.storeKv in one pass: RoPE on k's rows in place (as rope_impl, the same rope_pair) and the rotated keys
-// written to keys[startPos + r], v's rows copied to values[startPos + r]. k, v: [rows x heads*headDim] (row stride
-// srcStride); keys, values: rows of dstStride. One thread per (row, head, i < headDim/2), as rope_impl.
-template <typename T>
-__device__ __forceinline__ void rope_store_impl(T* keys, T* values, T* k, const T* v, int rows, int srcStride,
-                                                int dstStride, int heads, int headDim, int startPos, double theta) {
-    const int half = headDim >> 1;
-    const int64_t total = (int64_t)rows * heads * half;
-    QVLM_GRID_STRIDE(idx, total) {
-        const int i = (int)(idx % half);
-        const int64_t rh = idx / half;
-        const int h = (int)(rh % heads);
-        const int r = (int)(rh / heads);
-        const int64_t src = (int64_t)r * srcStride + (int64_t)h * headDim, dst = (int64_t)r * dstStride + (int64_t)h * headDim;
-        float y1, y2;
-        rope_pair(ld(k, src + i), ld(k, src + i + half), startPos + r, i, headDim, theta, y1, y2);
-        st(k, src + i, y1);
-        st(k, src + i + half, y2);
-        keys[dst + i] = k[src + i];            // the stored (rounded) value, as a copy of k would give
-        keys[dst + i + half] = k[src + i + half];
-        values[dst + i] = v[src + i];
-        values[dst + i + half] = v[src + i + half];
-    }
-}
-
-// rope_store_impl with the queries' RoPE in the same launch (Backend.ropeQStoreKv): threads [0, rows*heads*half)
-// rotate q in place (as rope_impl), the rest do rope_store_impl's work on k and v.
+// Backend.ropeQStoreKv (and Backend.storeKv: heads = 0, no q) in one pass: threads [0, rows*heads*half) rotate q in
+// place (as rope_impl); the rest rotate k's rows in place (the same rope_pair), write the rotated keys to
+// keys[startPos + r] and copy v's rows to values[startPos + r]. k, v: [rows x kvHeads*headDim] (row stride
+// srcStride); keys, values: rows of dstStride. One thread per (row, head, i < headDim/2).
 template <typename T>
 __device__ __forceinline__ void rope_q_store_impl(T* keys, T* values, T* k, const T* v, T* q, int rows, int srcStride,
                                                   int dstStride, int qStride, int heads, int kvHeads, int headDim,
@@ -91,7 +68,7 @@ __device__ __forceinline__ void rope_q_store_impl(T* keys, T* values, T* k, cons
             rope_pair(ld(k, src + i), ld(k, src + i + half), startPos + r, i, headDim, theta, y1, y2);
             st(k, src + i, y1);
             st(k, src + i + half, y2);
-            keys[dst + i] = k[src + i];
+            keys[dst + i] = k[src + i];  // the stored (rounded) value, as a copy of k would give
             keys[dst + i + half] = k[src + i + half];
             values[dst + i] = v[src + i];
             values[dst + i + half] = v[src + i + half];

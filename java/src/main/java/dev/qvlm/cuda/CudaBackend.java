@@ -352,39 +352,36 @@ public final class CudaBackend implements Backend {
         launch(Kernel.ROPE, elementwise(pairs), a.address(), a.rows(), a.cols(), heads, headDim, startPos, theta);
     }
 
-    /** RoPE on the new keys and both copies into the cache in one kernel (qvlm_rope_store); else Backend's three ops. */
+    /** RoPE on the new keys and both copies into the cache in one kernel (qvlm_rope_q_store without queries). */
     @Override
     public synchronized void storeKv(Tensor k, Tensor v, Tensor keys, Tensor values, int kvHeads, int headDim, int pos,
                                      double theta) {
-        CudaTensor kk = c(k), vv = c(v), ks = c(keys), vs = c(values);
-        int rows = kk.rows(), width = kvHeads * headDim;
-        if (headDim % 2 != 0 || kk.cols() != width || vv.cols() != width || ks.cols() != width || vs.cols() != width
-                || vv.rows() != rows || pos < 0 || pos + rows > ks.rows() || pos + rows > vs.rows()) {
+        if (!ropeStore(null, 0, c(k), c(v), c(keys), c(values), kvHeads, headDim, pos, theta))
             Backend.super.storeKv(k, v, keys, values, kvHeads, headDim, pos, theta); // checks and reports as the ops do
-            return;
-        }
-        long pairs = (long) rows * kvHeads * (headDim / 2), row = (long) width * storage.bytes();
-        if (pairs == 0) return;
-        launch(Kernel.ROPE_STORE, elementwise(pairs), ks.address() + pos * row, vs.address() + pos * row, kk.address(),
-                vv.address(), rows, width, width, kvHeads, headDim, pos, theta);
     }
 
     /** The queries' RoPE with {@link #storeKv} in one kernel (qvlm_rope_q_store); else Backend's ops. */
     @Override
     public synchronized void ropeQStoreKv(Tensor q, int heads, Tensor k, Tensor v, Tensor keys, Tensor values,
                                           int kvHeads, int headDim, int pos, double theta) {
-        CudaTensor qq = c(q), kk = c(k), vv = c(v), ks = c(keys), vs = c(values);
-        int rows = kk.rows(), width = kvHeads * headDim;
-        if (headDim % 2 != 0 || qq.rows() != rows || (long) heads * headDim > qq.cols() || kk.cols() != width
-                || vv.cols() != width || ks.cols() != width || vs.cols() != width || vv.rows() != rows || pos < 0
-                || pos + rows > ks.rows() || pos + rows > vs.rows()) {
+        if (!ropeStore(c(q), heads, c(k), c(v), c(keys), c(values), kvHeads, headDim, pos, theta))
             Backend.super.ropeQStoreKv(q, heads, k, v, keys, values, kvHeads, headDim, pos, theta);
-            return;
-        }
+    }
+
+    /** qvlm_rope_q_store for q (null: none) and the new keys and values; false, with nothing done, for shapes it does not take. */
+    private boolean ropeStore(CudaTensor q, int heads, CudaTensor k, CudaTensor v, CudaTensor keys, CudaTensor values,
+                              int kvHeads, int headDim, int pos, double theta) {
+        int rows = k.rows(), width = kvHeads * headDim;
+        if (headDim % 2 != 0 || k.cols() != width || v.cols() != width || keys.cols() != width || values.cols() != width
+                || v.rows() != rows || pos < 0 || pos + rows > keys.rows() || pos + rows > values.rows()
+                || q != null && (q.rows() != rows || (long) heads * headDim > q.cols()))
+            return false;
         long pairs = (long) rows * (heads + kvHeads) * (headDim / 2), row = (long) width * storage.bytes();
-        if (pairs == 0) return;
-        launch(Kernel.ROPE_Q_STORE, elementwise(pairs), ks.address() + pos * row, vs.address() + pos * row, kk.address(),
-                vv.address(), qq.address(), rows, width, width, qq.cols(), heads, kvHeads, headDim, pos, theta);
+        if (pairs > 0)
+            launch(Kernel.ROPE_Q_STORE, elementwise(pairs), keys.address() + pos * row, values.address() + pos * row,
+                    k.address(), v.address(), q == null ? 0L : q.address(), rows, width, width, q == null ? 0 : q.cols(),
+                    heads, kvHeads, headDim, pos, theta);
+        return true;
     }
 
     @Override

@@ -18,7 +18,6 @@ public enum Kernel {
     COPY("qvlm_copy", true, "ppl"),
     FAKE_QUANT("qvlm_fake_quant", true, "pplfff"),
     ROPE("qvlm_rope", true, "piiiiid"),
-    ROPE_STORE("qvlm_rope_store", true, "ppppiiiiiid"),
     ROPE_Q_STORE("qvlm_rope_q_store", true, "pppppiiiiiiiid"),
     ATTN_PREFILL("qvlm_attn_prefill", true, "ppppiiiiiiifiiii"),
     ATTN_SPLIT("qvlm_attn_split", true, "ppppppiiiiiiifiiiii"),

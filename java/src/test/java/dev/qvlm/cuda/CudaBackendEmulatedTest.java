@@ -206,7 +206,7 @@ class CudaBackendEmulatedTest {
         }
     }
 
-    /** storeKv in one kernel (qvlm_rope_store) writes what the CPU's rope + copy + copy write, at the cache rows of pos. */
+    /** storeKv in one kernel (qvlm_rope_q_store, no queries) writes what the CPU's rope + copy + copy write, at the cache rows of pos. */
     @ParameterizedTest
     @CsvSource({"F32, 1, 2, 64, 37", "F32, 5, 4, 32, 0", "F16, 3, 2, 128, 100"})
     void storeKvIsRopeAndTwoCopies(Storage s, int rows, int kvHeads, int hd, int pos) {
@@ -220,7 +220,7 @@ class CudaBackendEmulatedTest {
         try (CudaBackend b = new CudaBackend(dev, s)) {
             Tensor gk = b.upload(k, rows, width), keys = b.upload(old, cap, width), vals = b.upload(old, cap, width);
             b.storeKv(gk, b.upload(v, rows, width), keys, vals, kvHeads, hd, pos, 10000.0);
-            assertEquals(List.of("qvlm_rope_store_" + s.suffix()), dev.launches.stream().map(EmulatedDevice.Launched::symbol)
+            assertEquals(List.of("qvlm_rope_q_store_" + s.suffix()), dev.launches.stream().map(EmulatedDevice.Launched::symbol)
                     .filter(x -> !x.startsWith("qvlm_copy")).toList(), "one kernel");
             double tol = s == Storage.F16 ? 2e-3 : 1e-6;
             float[][] want = {cpu.download(ckeys), cpu.download(cvals), cpu.download(ck)}, got = {b.download(keys), b.download(vals), b.download(gk)};

@@ -146,7 +146,7 @@ class CudaKernelsGpuTest {
         compare("addRmsNorm " + rows + "x" + cols + " norm", in, shapes, 2, op);
     }
 
-    /** storeKv (qvlm_rope_store on the GPU): the rotated keys, the keys and values it writes into the caches. */
+    /** storeKv (qvlm_rope_q_store without queries on the GPU): the rotated keys, the keys and values it writes into the caches. */
     @ParameterizedTest
     @CsvSource({"1, 8, 128, 700, 10000", "5, 40, 128, 0, 10000", "17, 4, 64, 33, 500000"})
     void storeKv(int rows, int kvHeads, int headDim, int pos, double theta) {

@@ -68,35 +68,21 @@ final class EmulatedKernels {
                     write(out, i, type, read(gamma, c, Gemm.CUDA_R_32F) * (read(acc, i, type) * inv));
                 }
             }
-        } else if (symbol.startsWith("qvlm_rope_q_store_")) { // rope_q_store_impl: q's RoPE, then rope_store's work
+        } else if (symbol.startsWith("qvlm_rope_q_store_")) { // rope.cuh's rope_q_store_impl (rope_pair's formula)
             int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
-            long q = (Long) args[4];
-            int rows = (Integer) args[5], qStride = (Integer) args[8], heads = (Integer) args[9], hd = (Integer) args[11],
-                    pos = (Integer) args[12];
+            long keys = (Long) args[0], values = (Long) args[1], k = (Long) args[2], v = (Long) args[3], q = (Long) args[4];
+            int rows = (Integer) args[5], src = (Integer) args[6], dst = (Integer) args[7], qStride = (Integer) args[8],
+                    heads = (Integer) args[9], kvHeads = (Integer) args[10], hd = (Integer) args[11], pos = (Integer) args[12];
             double theta = (Double) args[13];
             for (int r = 0; r < rows; r++)
                 for (int h = 0; h < heads; h++)
                     for (int i = 0; i < hd / 2; i++) ropePair(q, (long) r * qStride + (long) h * hd, i, hd, pos + r, theta, type);
-            run("qvlm_rope_store_" + symbol.substring(symbol.lastIndexOf('_') + 1), g, new Object[]{args[0], args[1],
-                    args[2], args[3], args[5], args[6], args[7], args[10], args[11], args[12], args[13]});
-        } else if (symbol.startsWith("qvlm_rope_store_")) { // rope.cuh's rope_store_impl (rope_pair's formula)
-            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
-            long keys = (Long) args[0], values = (Long) args[1], k = (Long) args[2], v = (Long) args[3];
-            int rows = (Integer) args[4], src = (Integer) args[5], dst = (Integer) args[6], heads = (Integer) args[7],
-                    hd = (Integer) args[8], pos = (Integer) args[9];
-            double theta = (Double) args[10];
-            int half = hd / 2;
             for (int r = 0; r < rows; r++)
-                for (int h = 0; h < heads; h++)
-                    for (int i = 0; i < half; i++) {
-                        float invFreq = (float) (1.0 / Math.pow(theta, (2.0 * i) / hd));
-                        float ang = (float) (pos + r) * invFreq;
-                        float c = (float) Math.cos(ang), sn = (float) Math.sin(ang);
+                for (int h = 0; h < kvHeads; h++)
+                    for (int i = 0; i < hd / 2; i++) {
                         long s0 = (long) r * src + (long) h * hd, d0 = (long) r * dst + (long) h * hd;
-                        float x1 = read(k, s0 + i, type), x2 = read(k, s0 + i + half, type);
-                        write(k, s0 + i, type, x1 * c - x2 * sn);
-                        write(k, s0 + i + half, type, x2 * c + x1 * sn);
-                        for (int e : new int[]{i, i + half}) {
+                        ropePair(k, s0, i, hd, pos + r, theta, type);
+                        for (int e : new int[]{i, i + hd / 2}) {
                             write(keys, d0 + e, type, read(k, s0 + e, type));
                             write(values, d0 + e, type, read(v, s0 + e, type));
                         }
