@@ -44,30 +44,23 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-// Sum over the whole block, returned to every thread. blockDim.x: a multiple of 32, at most 1024. Safe to call
-// repeatedly (the leading barrier protects the scratch from the previous call's readers).
-__device__ __forceinline__ float block_sum(float v) {
+// Sum (MAX false) or maximum (MAX true) over the whole block, returned to every thread. blockDim.x: a multiple of 32,
+// at most 1024. Safe to call repeatedly (the leading barrier protects the scratch from the previous call's readers).
+template <bool MAX>
+__device__ __forceinline__ float block_reduce(float v) {
     __shared__ float scratch[32];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    v = warp_sum(v);
+    v = MAX ? warp_max(v) : warp_sum(v);
     __syncthreads();
     if (lane == 0) scratch[warp] = v;
     __syncthreads();
-    v = lane < warps ? scratch[lane] : 0.f;
-    return warp_sum(v);
+    v = lane < warps ? scratch[lane] : (MAX ? -INFINITY : 0.f);
+    return MAX ? warp_max(v) : warp_sum(v);
 }
 
-// Maximum over the whole block, returned to every thread (as block_sum).
-__device__ __forceinline__ float block_max(float v) {
-    __shared__ float scratch[32];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    v = warp_max(v);
-    __syncthreads();
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    v = lane < warps ? scratch[lane] : -INFINITY;
-    return warp_max(v);
-}
+__device__ __forceinline__ float block_sum(float v) { return block_reduce<false>(v); }
+
+__device__ __forceinline__ float block_max(float v) { return block_reduce<true>(v); }
 
 __device__ __forceinline__ float apply_act(float x, int act) {
     switch (act) {
