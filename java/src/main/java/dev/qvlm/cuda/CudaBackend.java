@@ -72,10 +72,10 @@ public final class CudaBackend implements Backend {
         this.device = new CountingDevice(device);
         this.storage = storage;
         this.memory = new DeviceMemory(this.device);
-        this.ops = new OpStream(this.device, memory);
-        this.weights = new DeviceWeights(ops, memory, device.smCount(), exact);
-        this.attention = new DeviceAttention(ops, storage, device.smCount());
-        this.linears = new DeviceLinears(this, ops, weights, storage, device.smCount());
+        this.ops = new OpStream(this.device, memory, storage);
+        this.weights = new DeviceWeights(ops, memory, exact);
+        this.attention = new DeviceAttention(ops, storage);
+        this.linears = new DeviceLinears(this, ops, weights, storage);
         this.smCount = device.smCount();
     }
 
@@ -151,11 +151,9 @@ public final class CudaBackend implements Backend {
 
     @Override
     public synchronized Tensor allocate(int rows, int cols) {
-        if (rows < 0 || cols < 0) throw new IllegalArgumentException("allocate " + rows + "x" + cols);
-        long bytes = (long) rows * cols * storage.bytes();
-        DeviceMemory.Allocation a = ops.activation(bytes);
-        ops.memsetZero(a.address, bytes); // as the CPU backend: fresh tensors read as zeros
-        return new CudaTensor(this, a, 0, rows, cols, storage);
+        CudaTensor t = (CudaTensor) uninitialized(rows, cols);
+        ops.memsetZero(t.address(), t.bytes()); // as the CPU backend: fresh tensors read as zeros
+        return t;
     }
 
     /** No memset: the caller's next op writes the whole tensor (see {@link Backend#uninitialized}). */
@@ -239,12 +237,11 @@ public final class CudaBackend implements Backend {
     // ---------------------------------------------------------------- ops
 
     private void launch(Kernel k, LaunchGeometry.Launch g, Object... args) {
-        k.check(args);
-        ops.launch(k.symbol(storage), g, args);
+        ops.launch(k, g, args);
     }
 
     private LaunchGeometry.Launch elementwise(long n) {
-        return LaunchGeometry.elementwise(n, smCount);
+        return ops.elementwise(n);
     }
 
     @Override

@@ -14,17 +14,10 @@ final class DeviceAttention {
 
     private final OpStream ops;
     private final Storage storage;
-    private final int smCount;
 
-    DeviceAttention(OpStream ops, Storage storage, int smCount) {
+    DeviceAttention(OpStream ops, Storage storage) {
         this.ops = ops;
         this.storage = storage;
-        this.smCount = smCount;
-    }
-
-    private void launch(Kernel k, LaunchGeometry.Launch g, Object... args) {
-        k.check(args);
-        ops.launch(k.symbol(storage), g, args);
     }
 
     /** Whether a call of this shape takes the GEMM path. */
@@ -39,21 +32,21 @@ final class DeviceAttention {
             byGemm(o, q, k, v, n, kvLen, heads, kvHeads, headDim, qPos0, causal, scale);
             return;
         }
-        LaunchGeometry.AttentionPlan p = LaunchGeometry.attention(n, kvLen, heads, headDim, qPos0, causal, smCount,
+        LaunchGeometry.AttentionPlan p = LaunchGeometry.attention(n, kvLen, heads, headDim, qPos0, causal, ops.smCount(),
                 LaunchGeometry.DEFAULT_SHARED_LIMIT);
         int cz = causal ? 1 : 0;
         if (p.kind() == LaunchGeometry.AttentionKind.PREFILL) {
-            launch(Kernel.ATTN_PREFILL, p.main(), o.address(), q.address(), k.address(), v.address(), n, kvLen,
+            ops.launch(Kernel.ATTN_PREFILL, p.main(), o.address(), q.address(), k.address(), v.address(), n, kvLen,
                     heads, kvHeads, headDim, qPos0, cz, scale, q.cols(), k.cols(), o.cols(), p.keyTile());
             return;
         }
         long accFloats = (long) n * heads * p.splits() * headDim;
         long part = p.splits() > 1 ? ops.take(4 * LaunchGeometry.splitScratchFloats(n, heads, p.splits(), headDim)) : 0;
         long partAcc = part, partMl = part == 0 ? 0 : part + 4 * accFloats;
-        launch(Kernel.ATTN_SPLIT, p.main(), o.address(), partAcc, partMl, q.address(), k.address(), v.address(), n,
+        ops.launch(Kernel.ATTN_SPLIT, p.main(), o.address(), partAcc, partMl, q.address(), k.address(), v.address(), n,
                 kvLen, heads, kvHeads, headDim, qPos0, cz, scale, q.cols(), k.cols(), o.cols(), p.splits(), p.chunk());
         if (p.combine() != null) {
-            launch(Kernel.ATTN_COMBINE, p.combine(), o.address(), partAcc, partMl, n, heads, headDim, p.splits(), o.cols());
+            ops.launch(Kernel.ATTN_COMBINE, p.combine(), o.address(), partAcc, partMl, n, heads, headDim, p.splits(), o.cols());
             ops.give(part);
         }
     }
@@ -75,7 +68,7 @@ final class DeviceAttention {
                     q.address() + (long) b * j * hd, t, q.cols(), s + 4L * j * n * kvLen, Gemm.CUDA_R_32F, kvLen);
             ops.gemm(new Gemm.Batched(qk, kvHeads, hd, (long) group * hd, (long) group * n * kvLen));
         }
-        launch(Kernel.SOFTMAX_ROWS, new LaunchGeometry.Launch((int) Math.min(heads * (long) n, 65535L * 16), 1, 256, 0), p, s,
+        ops.launch(Kernel.SOFTMAX_ROWS, new LaunchGeometry.Launch((int) Math.min(heads * (long) n, 65535L * 16), 1, 256, 0), p, s,
                 heads * n, n, kvLen, qPos0, causal ? 1 : 0, scale);
         for (int j = 0; j < group; j++) {
             Gemm pv = new Gemm(Gemm.OP_N, Gemm.OP_N, hd, n, kvLen, v.address(), t, v.cols(),

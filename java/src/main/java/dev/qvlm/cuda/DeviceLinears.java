@@ -15,23 +15,12 @@ final class DeviceLinears {
     private final OpStream ops;
     private final DeviceWeights weights;
     private final Storage storage;
-    private final int smCount;
 
-    DeviceLinears(CudaBackend backend, OpStream ops, DeviceWeights weights, Storage storage, int smCount) {
+    DeviceLinears(CudaBackend backend, OpStream ops, DeviceWeights weights, Storage storage) {
         this.backend = backend;
         this.ops = ops;
         this.weights = weights;
         this.storage = storage;
-        this.smCount = smCount;
-    }
-
-    private void launch(Kernel k, LaunchGeometry.Launch g, Object... args) {
-        k.check(args);
-        ops.launch(k.symbol(storage), g, args);
-    }
-
-    private LaunchGeometry.Launch elementwise(long n) {
-        return LaunchGeometry.elementwise(n, smCount);
     }
 
     /** out = in · Wᵀ (+ bias), the input quantized first when the linear has a quantizer. */
@@ -41,7 +30,7 @@ final class DeviceLinears {
         long quantized = 0;
         if (q instanceof ActQuantizer aq && aq.isStatic()) { // W4A4 and friends: on the device, into scratch
             quantized = ops.take(x.bytes());
-            launch(Kernel.FAKE_QUANT, elementwise(x.size()), quantized, x.address(), x.size(), aq.scale(),
+            ops.launch(Kernel.FAKE_QUANT, ops.elementwise(x.size()), quantized, x.address(), x.size(), aq.scale(),
                     (float) aq.zeroPoint(), (float) aq.args().maxCode());
             input = new CudaTensor(backend, new DeviceMemory.Allocation(quantized, x.bytes()), 0, x.rows(), x.cols(), storage);
         } else if (q != null) { // dynamic ranges: a host round trip (the quantizer is Java code)
@@ -68,39 +57,44 @@ final class DeviceLinears {
             ops.gemm(Gemm.linear(x.rows(), w.in(), w.out(), wAddr, input.address(), Gemm.CUDA_R_16F, o.address(), Gemm.CUDA_R_16F));
         } else { // cuBLAS wants A and B of one type: round the FP32 input to FP16, keep the FP32 output
             long wAddr = weights.matrix(w.weight(), w.name());
-            long half = ops.take(2 * input.size());
-            launch(Kernel.F32_TO_F16, elementwise(input.size()), half, input.address(), input.size());
+            long half = toHalf(input);
             ops.gemm(Gemm.linear(x.rows(), w.in(), w.out(), wAddr, half, Gemm.CUDA_R_16F, o.address(), Gemm.CUDA_R_32F));
             ops.give(half);
         }
+        addBias(o.address(), o.rows(), w);
+    }
+
+    /** A scratch FP16 copy of an FP32 tensor (the GEMV and cuBLAS take FP16 activations); give it back after use. */
+    private long toHalf(CudaTensor x) {
+        long half = ops.take(2 * x.size());
+        ops.launch(Kernel.F32_TO_F16, ops.elementwise(x.size()), half, x.address(), x.size());
+        return half;
+    }
+
+    /** out[r, :] += w's bias, if it has one. */
+    private void addBias(long out, int rows, Linear w) {
         if (w.bias() != null)
-            launch(Kernel.BIAS_ADD, elementwise(o.size()), o.address(), weights.vector(w.bias()), o.rows(), o.cols());
+            ops.launch(Kernel.BIAS_ADD, ops.elementwise((long) rows * w.out()), out, weights.vector(w.bias()), rows, w.out());
     }
 
     /** out = in · Wᵀ (+ bias) with 4-bit W: the GEMV for ≤ 8 tokens, else dequantise + GemmEx. */
     private void linearQ4(CudaTensor o, CudaTensor input, Linear lin) {
         DeviceWeights.Q4 w = weights.q4(lin.weight(), lin.name());
         int n = input.rows();
-        long half = 0, x = input.address();
-        if (storage == Storage.F32) { // the kernels and cuBLAS take FP16 activations, as the dense path does
-            half = ops.take(2 * input.size());
-            launch(Kernel.F32_TO_F16, elementwise(input.size()), half, input.address(), input.size());
-            x = half;
-        }
+        long half = storage == Storage.F32 ? toHalf(input) : 0, x = half != 0 ? half : input.address();
         if (n <= Int4Layout.GEMV_MAX_TOKENS) {
-            launch(Kernel.q4Gemv(n), Int4Layout.gemvLaunch(w.rows(), w.cols()), o.address(), x, w.words(), w.params(), n,
+            ops.launch(Kernel.q4Gemv(n), Int4Layout.gemvLaunch(w.rows(), w.cols()), o.address(), x, w.words(), w.params(), n,
                     w.rows(), w.cols(), w.groupSize(), w.groups());
         } else {
             long dense = ops.take(2L * w.rows() * w.cols());
-            launch(Kernel.Q4_DEQUANT, elementwise((long) w.rows() * (w.cols() / Int4Layout.CHUNK_COLS)), dense, w.words(),
+            ops.launch(Kernel.Q4_DEQUANT, ops.elementwise((long) w.rows() * (w.cols() / Int4Layout.CHUNK_COLS)), dense, w.words(),
                     w.params(), w.rows(), w.cols(), w.groupSize(), w.groups());
             ops.gemm(Gemm.linear(n, w.cols(), w.rows(), dense, x, Gemm.CUDA_R_16F, o.address(),
                     storage == Storage.F16 ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F));
             ops.give(dense);
         }
         if (half != 0) ops.give(half);
-        if (lin.bias() != null)
-            launch(Kernel.BIAS_ADD, elementwise(o.size()), o.address(), weights.vector(lin.bias()), o.rows(), o.cols());
+        addBias(o.address(), o.rows(), lin);
     }
 
     /**
@@ -125,21 +119,14 @@ final class DeviceLinears {
             o[i] = outs[i].address();
             tiles += Int4Layout.tiles(w[i].rows());
         }
-        long half = 0, xa = x.address();
-        if (storage == Storage.F32) { // FP16 activations into the kernel, as linearQ4
-            half = ops.take(2 * x.size());
-            launch(Kernel.F32_TO_F16, elementwise(x.size()), half, x.address(), x.size());
-            xa = half;
-        }
+        long half = storage == Storage.F32 ? toHalf(x) : 0, xa = half != 0 ? half : x.address();
         DeviceWeights.Q4 w0 = w[0], w1 = w[1], w2 = ws.length == 3 ? w[2] : null;
         LaunchGeometry.Launch g = new LaunchGeometry.Launch(tiles, 1, Int4Layout.gemvLaunch(w0.rows(), w0.cols()).block(), 0);
-        launch(Kernel.q4GemvMulti(x.rows()), g, o[0], o[1], w2 == null ? 0L : o[2], xa, w0.words(), w0.params(),
+        ops.launch(Kernel.q4GemvMulti(x.rows()), g, o[0], o[1], w2 == null ? 0L : o[2], xa, w0.words(), w0.params(),
                 w1.words(), w1.params(), w2 == null ? 0L : w2.words(), w2 == null ? 0L : w2.params(), x.rows(), w0.rows(),
                 w1.rows(), w2 == null ? 0 : w2.rows(), w0.cols(), w0.groupSize(), w0.groups());
         if (half != 0) ops.give(half);
-        for (int i = 0; i < ws.length; i++)
-            if (ws[i].bias() != null)
-                launch(Kernel.BIAS_ADD, elementwise(outs[i].size()), o[i], weights.vector(ws[i].bias()), x.rows(), ws[i].out());
+        for (int i = 0; i < ws.length; i++) addBias(o[i], x.rows(), ws[i]);
         return true;
     }
 

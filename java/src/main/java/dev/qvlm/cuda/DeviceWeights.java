@@ -19,7 +19,6 @@ final class DeviceWeights {
 
     private final OpStream ops;
     private final DeviceMemory memory;
-    private final int smCount;
     /** FP32 copies of every linear's weight, 4-bit ones decoded (the calibration's exact path); see {@link #exact}. */
     private final boolean exact;
     private final Map<Matrix, Long> matrices32 = new IdentityHashMap<>();
@@ -27,10 +26,9 @@ final class DeviceWeights {
     private final Map<float[], Long> vectors = new IdentityHashMap<>();
     private final Map<Matrix, Q4> q4 = new IdentityHashMap<>();
 
-    DeviceWeights(OpStream ops, DeviceMemory memory, int smCount, boolean exact) {
+    DeviceWeights(OpStream ops, DeviceMemory memory, boolean exact) {
         this.ops = ops;
         this.memory = memory;
-        this.smCount = smCount;
         this.exact = exact;
     }
 
@@ -76,11 +74,6 @@ final class DeviceWeights {
         return m instanceof GeneratedMatrix g && g.format() == GeneratedMatrix.Format.Q4 && Int4Layout.supported(g.cols(), g.groupSize());
     }
 
-    private void fill(Kernel k, long n, Object... args) {
-        k.check(args);
-        ops.launch(k.symbol(Storage.F16), LaunchGeometry.elementwise(n, smCount), args);
-    }
-
     /** The FP16 copy of a dense weight (a 4-bit one the kernels do not take is dequantised on the host). */
     long matrix(Matrix m, String what) {
         Long a = matrices.get(m);
@@ -88,7 +81,7 @@ final class DeviceWeights {
         long addr = memory.allocPermanent((long) m.rows() * m.cols() * 2);
         if (m instanceof GeneratedMatrix g && g.format() == GeneratedMatrix.Format.F16) { // made in place, no host copy
             long n = (long) m.rows() * m.cols();
-            fill(Kernel.FILL_F16, n, addr, n, g.seed(), g.amp());
+            ops.launch(Kernel.FILL_F16, ops.elementwise(n), addr, n, g.seed(), g.amp());
         } else {
             Matrix src = m instanceof GeneratedMatrix g ? g.materialize() : m; // a Q4 shape the kernels do not take
             int step = uploadChunkRows(src.cols());
@@ -116,7 +109,8 @@ final class DeviceWeights {
             GeneratedMatrix g = (GeneratedMatrix) m;
             long nw = Int4Layout.wordCount(rows, cols), np = Int4Layout.paramCount(rows, cols, g.groupSize());
             long words = memory.allocPermanent(4 * nw), params = memory.allocPermanent(4 * np);
-            fill(Kernel.FILL_Q4, nw, words, params, rows, cols, g.groupSize(), g.seed(), g.amp(), g.symmetric() ? 1 : 0);
+            ops.launch(Kernel.FILL_Q4, ops.elementwise(nw), words, params, rows, cols, g.groupSize(), g.seed(), g.amp(),
+                    g.symmetric() ? 1 : 0);
             w = new Q4(words, params, rows, cols, g.groupSize(), g.groups(), 4 * (nw + np));
         }
         q4.put(m, w);

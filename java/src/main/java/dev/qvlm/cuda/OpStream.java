@@ -14,13 +14,26 @@ import java.util.function.Supplier;
 final class OpStream {
     private final Device device;
     private final DeviceMemory memory;
+    private final Storage storage;
+    private final int smCount;
     final StepGraphs graphs = new StepGraphs();
     /** Repeated steps run eagerly while set (op-by-op profiling times each op's own launch). */
     boolean eagerOnly;
 
-    OpStream(Device device, DeviceMemory memory) {
+    OpStream(Device device, DeviceMemory memory, Storage storage) {
         this.device = device;
         this.memory = memory;
+        this.storage = storage;
+        this.smCount = device.smCount();
+    }
+
+    int smCount() {
+        return smCount;
+    }
+
+    /** The 1-D grid-stride geometry over n elements on this device. */
+    LaunchGeometry.Launch elementwise(long n) {
+        return LaunchGeometry.elementwise(n, smCount);
     }
 
     // ---------------------------------------------------------------- memory
@@ -51,6 +64,12 @@ final class OpStream {
 
     // ---------------------------------------------------------------- ops
 
+    /** Launches kernel k in the activation storage's variant, its arguments checked against its signature first. */
+    void launch(Kernel k, LaunchGeometry.Launch g, Object... args) {
+        k.check(args);
+        launch(k.symbol(storage), g, args);
+    }
+
     void launch(String symbol, LaunchGeometry.Launch g, Object[] args) {
         switch (graphs.mode) {
             case EAGER -> device.launch(symbol, g, args);
@@ -66,24 +85,22 @@ final class OpStream {
     }
 
     void gemm(Gemm g) {
-        switch (graphs.mode) {
-            case EAGER -> device.gemm(g);
-            case CAPTURE -> {
-                device.gemm(g);
-                graphs.captured(g);
-            }
-            case REPLAY -> graphs.replayGemm(g);
-        }
+        cublas(g, () -> device.gemm(g));
     }
 
     void gemm(Gemm.Batched g) {
+        cublas(g, () -> device.gemm(g));
+    }
+
+    /** A cuBLAS call (plain or batched GEMM): enqueued, recorded while capturing, checked when replayed. */
+    private void cublas(Object call, Runnable enqueue) {
         switch (graphs.mode) {
-            case EAGER -> device.gemm(g);
+            case EAGER -> enqueue.run();
             case CAPTURE -> {
-                device.gemm(g);
-                graphs.captured(g);
+                enqueue.run();
+                graphs.capturedGemm(call);
             }
-            case REPLAY -> graphs.replayGemm(g);
+            case REPLAY -> graphs.replayGemm(call);
         }
     }
 
@@ -116,24 +133,16 @@ final class OpStream {
         }
     }
 
-    void download(long src, short[] dst) {
+    /** Device → host into a short[], float[], double[] or int[]; launches a captured or replayed step's graph first. */
+    void download(long src, Object array) {
         flush();
-        device.download(src, dst);
-    }
-
-    void download(long src, float[] dst) {
-        flush();
-        device.download(src, dst);
-    }
-
-    void download(long src, double[] dst) {
-        flush();
-        device.download(src, dst);
-    }
-
-    void download(long src, int[] dst) {
-        flush();
-        device.download(src, dst);
+        switch (array) {
+            case short[] a -> device.download(src, a);
+            case float[] a -> device.download(src, a);
+            case double[] a -> device.download(src, a);
+            case int[] a -> device.download(src, a);
+            default -> throw new IllegalArgumentException("download into " + array.getClass());
+        }
     }
 
     void synchronize() {

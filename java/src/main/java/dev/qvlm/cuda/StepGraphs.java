@@ -94,11 +94,8 @@ final class StepGraphs {
         current.launches.add(l);
     }
 
-    void captured(Gemm g) {
-        current.gemms.add(g);
-    }
-
-    void captured(Gemm.Batched g) {
+    /** A GEMM (Gemm or Gemm.Batched) the capture enqueued. */
+    void capturedGemm(Object g) {
         current.gemms.add(g);
     }
 
