@@ -61,18 +61,8 @@ public class GpuGemvBench {
         if (why != null) throw new IllegalStateException("no usable GPU: " + why);
         int[] rc = KernelFixture.parseShape(shape);
         gpu = CudaBackend.open(Storage.F16);
-        String k = kernel;
-        if (kernel.startsWith("int4-")) { // int4-wN-uM: a fixed block size and load depth, the sweep run.sh asks for
-            for (String part : kernel.substring("int4-".length()).split("-")) {
-                int v = Integer.parseInt(part.substring(1));
-                switch (part.charAt(0)) {
-                    case 'w' -> Int4Layout.overrideGemvWarps(v);
-                    case 'u' -> Int4Layout.overrideGemvUnroll(v);
-                    default -> throw new IllegalArgumentException("kernel " + kernel + ": int4-wN-uM");
-                }
-            }
-            k = "int4";
-        }
+        GpuGemvTimes.apply(kernel); // int4-wN-uM: a fixed block size and load depth (the sweep run.sh asks for)
+        String k = kernel.startsWith("int4-") ? "int4" : kernel;
         switch (k) {
             case "int4", "f16" -> {
                 GeneratedMatrix m = k.equals("int4") ? GeneratedMatrix.q4(rc[0], rc[1], 9, 0.001f, 128, false)

@@ -95,13 +95,19 @@ public final class GpuGemvTimes {
         new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(Path.of(args[0]).toFile(), out);
     }
 
-    /** int4-wN-uM: the GEMV's warps per block and loads in flight (as GpuGemvBench's kernel names). */
+    /**
+     * int4-wN-uM (either part optional): sets the GEMV's warps per block and loads in flight for every launch until
+     * reset; any other name sets nothing. Shared with GpuGemvBench's kernel names.
+     */
     static void apply(String variant) {
         if (!variant.startsWith("int4-")) return;
         for (String part : variant.substring("int4-".length()).split("-")) {
             int v = Integer.parseInt(part.substring(1));
-            if (part.charAt(0) == 'w') Int4Layout.overrideGemvWarps(v);
-            else Int4Layout.overrideGemvUnroll(v);
+            switch (part.charAt(0)) {
+                case 'w' -> Int4Layout.overrideGemvWarps(v);
+                case 'u' -> Int4Layout.overrideGemvUnroll(v);
+                default -> throw new IllegalArgumentException("kernel " + variant + ": int4-wN-uM");
+            }
         }
     }
 }

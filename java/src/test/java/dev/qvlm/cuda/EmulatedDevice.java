@@ -273,12 +273,9 @@ final class EmulatedDevice implements Device {
         batchedGemms.add(b);
         Gemm g = b.g();
         int sa = g.aType() == Gemm.CUDA_R_16F ? 2 : 4, sb = g.bType() == Gemm.CUDA_R_16F ? 2 : 4, sc = g.cType() == Gemm.CUDA_R_16F ? 2 : 4;
-        for (int i = 0; i < b.batch(); i++) {
-            Gemm gi = new Gemm(g.transA(), g.transB(), g.m(), g.n(), g.k(), g.a() + sa * i * b.strideA(), g.aType(), g.lda(),
-                    g.b() + sb * i * b.strideB(), g.bType(), g.ldb(), g.c() + sc * i * b.strideC(), g.cType(), g.ldc());
-            gemm(gi);
-            gemms.removeLast(); // counted once, as the batched call
-        }
+        for (int i = 0; i < b.batch(); i++)
+            multiply(new Gemm(g.transA(), g.transB(), g.m(), g.n(), g.k(), g.a() + sa * i * b.strideA(), g.aType(), g.lda(),
+                    g.b() + sb * i * b.strideB(), g.bType(), g.ldb(), g.c() + sc * i * b.strideC(), g.cType(), g.ldc()));
     }
 
     /** cublasGemmEx, column-major: C[m x n] = op(A)[m x k] · op(B)[k x n], FP32 accumulation, alpha 1, beta 0. */
@@ -289,6 +286,11 @@ final class EmulatedDevice implements Device {
             return;
         }
         gemms.add(g);
+        multiply(g);
+    }
+
+    /** C = op(A) · op(B) of one GEMM on the emulated memory. */
+    private void multiply(Gemm g) {
         // operands read once into arrays (column-major extents: ld x columns, the last column only as far as used)
         float[] A = readAll(g.a(), g.aType(), g.lda(), g.transA() == Gemm.OP_N ? g.m() : g.k(), g.transA() == Gemm.OP_N ? g.k() : g.m());
         float[] B = readAll(g.b(), g.bType(), g.ldb(), g.transB() == Gemm.OP_N ? g.k() : g.n(), g.transB() == Gemm.OP_N ? g.n() : g.k());
