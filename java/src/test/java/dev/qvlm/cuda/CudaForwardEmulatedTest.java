@@ -35,30 +35,20 @@ class CudaForwardEmulatedTest {
             LlavaModel a = new LlavaModel(ck.config(), ck.weights(), cpu), b = new LlavaModel(ck.config(), ck.weights(), gpu);
             KvCache ca = a.newCache(64), cb = b.newCache(64), ca2 = a.newCache(64), cb2 = b.newCache(64);
             int[] prompt = {1, 319, 196, 310, 263, 8, 291, 411, 292, 45, 67, 89};
-            compare("prefill", a.forward(ca, prompt, null, false), b.forward(cb, prompt, null, false), tol);
+            GpuTests.assertClose("prefill", a.forward(ca, prompt, null, false), b.forward(cb, prompt, null, false), tol);
             a.forward(ca2, new int[]{1, 7, 9}, null, false);
             b.forward(cb2, new int[]{1, 7, 9}, null, false);
             for (int step = 0; step < 8; step++) {
                 int t = 3 + 17 * step;
-                compare("decode step " + step, a.forward(ca, new int[]{t}, null, false), b.forward(cb, new int[]{t}, null, false), tol);
+                GpuTests.assertClose("decode step " + step, a.forward(ca, new int[]{t}, null, false), b.forward(cb, new int[]{t}, null, false), tol);
             }
             for (int step = 0; step < 3; step++)
-                compare("batched step " + step,
+                GpuTests.assertClose("batched step " + step,
                         a.forwardLast(List.of(new LlavaModel.Sequence(ca, new int[]{5 + step}, null), new LlavaModel.Sequence(ca2, new int[]{6}, null))),
                         b.forwardLast(List.of(new LlavaModel.Sequence(cb, new int[]{5 + step}, null), new LlavaModel.Sequence(cb2, new int[]{6}, null))),
                         tol);
             assertEquals(ca.length(), cb.length());
             if (graphs) assertTrue(dev.graphLaunches >= 5, gpu.graphSummary());
         }
-    }
-
-    static void compare(String what, float[] want, float[] got, double tol) {
-        assertEquals(want.length, got.length, what);
-        double max = 0, diff = 0;
-        for (int i = 0; i < want.length; i++) {
-            max = Math.max(max, Math.abs(want[i]));
-            diff = Math.max(diff, Math.abs(want[i] - got[i]));
-        }
-        assertTrue(diff <= tol * Math.max(1, max), what + ": max |Δ| " + diff + " > " + tol + " · " + max);
     }
 }
