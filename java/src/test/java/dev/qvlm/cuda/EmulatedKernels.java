@@ -43,6 +43,7 @@ final class EmulatedKernels {
 
     /** The effect of launching {@code symbol} with these arguments. */
     void run(String symbol, LaunchGeometry.Launch g, Object[] args) {
+        int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F; // the activations' storage
         if (symbol.startsWith("qvlm_copy_")) {
             int bytes = symbol.endsWith("f16") ? 2 : 4;
             long dst = (Long) args[0], src = (Long) args[1], n = (Long) args[2];
@@ -50,7 +51,6 @@ final class EmulatedKernels {
             at(src, tmp.length).get(tmp);
             at(dst, tmp.length).put(tmp);
         } else if (symbol.startsWith("qvlm_add_rmsnorm_")) { // norm.cuh's add_rmsnorm_impl
-            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
             long acc = (Long) args[0], x = (Long) args[1], out = (Long) args[2], gamma = (Long) args[3];
             int rows = (Integer) args[4], cols = (Integer) args[5];
             float eps = (Float) args[6];
@@ -69,7 +69,6 @@ final class EmulatedKernels {
                 }
             }
         } else if (symbol.startsWith("qvlm_rope_q_store_")) { // rope.cuh's rope_q_store_impl (rope_pair's formula)
-            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
             long keys = (Long) args[0], values = (Long) args[1], k = (Long) args[2], v = (Long) args[3], q = (Long) args[4];
             int rows = (Integer) args[5], src = (Integer) args[6], dst = (Integer) args[7], qStride = (Integer) args[8],
                     heads = (Integer) args[9], kvHeads = (Integer) args[10], hd = (Integer) args[11], pos = (Integer) args[12];
@@ -88,7 +87,6 @@ final class EmulatedKernels {
                         }
                     }
         } else if (symbol.startsWith("qvlm_err_sums_")) { // calib.cuh's err_sums_impl: block b's grid-stride share
-            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
             long y = (Long) args[0], t = (Long) args[1], n = (Long) args[2], part = (Long) args[3];
             long threads = (long) g.gridX() * g.block();
             java.nio.DoubleBuffer out = at(part, 16L * g.gridX()).asDoubleBuffer();
@@ -106,7 +104,6 @@ final class EmulatedKernels {
         } else if (emulateThroughCpu(symbol, g, args)) {
             // the ops of the forward pass emulated by the CPU backend (see emulateThroughCpu)
         } else if (symbol.startsWith("qvlm_softmax_rows_")) { // attention.cuh's softmax_rows_impl
-            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
             long p = (Long) args[0], sc = (Long) args[1];
             int rows = (Integer) args[2], n = (Integer) args[3], kvLen = (Integer) args[4], qPos0 = (Integer) args[5];
             boolean causal = (Integer) args[6] != 0;
@@ -122,7 +119,6 @@ final class EmulatedKernels {
                             ? (float) Math.exp(read(sc, (long) r * kvLen + j, Gemm.CUDA_R_32F) * scale - m) * inv : 0f);
             }
         } else if (symbol.startsWith("qvlm_fake_quant_")) { // elementwise.cuh's fake_quant_impl, step by step in FP32
-            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
             long out = (Long) args[0], in = (Long) args[1], n = (Long) args[2];
             float scale = (Float) args[3], zero = (Float) args[4], maxCode = (Float) args[5];
             for (long i = 0; i < n; i++) {
@@ -131,7 +127,6 @@ final class EmulatedKernels {
                 write(out, i, type, (c - zero) * scale);
             }
         } else if (symbol.startsWith("qvlm_bias_add_")) {
-            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
             long out = (Long) args[0], bias = (Long) args[1];
             int rows = (Integer) args[2], cols = (Integer) args[3];
             for (long i = 0; i < (long) rows * cols; i++)
@@ -140,7 +135,6 @@ final class EmulatedKernels {
             long out = (Long) args[0], in = (Long) args[1], n = (Long) args[2];
             for (long i = 0; i < n; i++) write(out, i, Gemm.CUDA_R_16F, read(in, i, Gemm.CUDA_R_32F));
         } else if (symbol.startsWith("qvlm_q4_gemv_multi")) { // each matrix's tiles as its own GEMV
-            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
             int n = (Integer) args[10], cols = (Integer) args[14], gs = (Integer) args[15], groups = (Integer) args[16];
             int tiles = 0;
             short[] x = new short[n * cols];
@@ -155,7 +149,6 @@ final class EmulatedKernels {
             }
             if (g.gridX() != tiles) throw new IllegalStateException(symbol + ": grid " + g + " for " + tiles + " tiles");
         } else if (symbol.startsWith("qvlm_q4_gemv")) {
-            int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
             int n = (Integer) args[4], rows = (Integer) args[5], cols = (Integer) args[6], gs = (Integer) args[7];
             String tag = symbol.substring("qvlm_q4_gemv".length(), symbol.indexOf('_', 12)); // "1", "8", "1u4"
             int bucket = Integer.parseInt(tag.contains("u") ? tag.substring(0, tag.indexOf('u')) : tag);
