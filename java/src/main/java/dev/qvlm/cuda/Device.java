@@ -58,9 +58,7 @@ interface Device extends AutoCloseable {
     }
 
     /** A captured and instantiated sequence of ops (a CUDA graph); its kernel launches are numbered in capture order. */
-    interface Graph {
-        int launches();
-    }
+    interface Graph {}
 
     /** Whether {@link #beginCapture} works here. */
     default boolean canCapture() {

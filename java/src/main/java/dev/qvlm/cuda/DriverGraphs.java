@@ -41,10 +41,6 @@ final class DriverGraphs implements AutoCloseable {
             this.functions = functions;
         }
 
-        @Override
-        public int launches() {
-            return nodes.size();
-        }
     }
 
     private final Arena arena = Arena.ofShared();

@@ -113,10 +113,6 @@ final class JCudaDevice implements Device {
         bound = t;
     }
 
-    /** How kernels are launched: "ffm" or "jcuda". */
-    String launcher() {
-        return ffm != null ? "ffm" : "jcuda";
-    }
 
     @Override
     public String name() {

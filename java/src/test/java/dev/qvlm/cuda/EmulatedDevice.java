@@ -179,10 +179,6 @@ final class EmulatedDevice implements Device {
             for (int i = 0; i < ops.size(); i++) if (ops.get(i)[0].equals("launch")) launchAt.add(i);
         }
 
-        @Override
-        public int launches() {
-            return launchAt.size();
-        }
     }
 
     @Override
