@@ -176,7 +176,7 @@ public final class CudaBackend implements Backend {
     private void write(CudaTensor t, float[] data, int off) {
         int n = Math.toIntExact(t.size());
         if (storage == Storage.F16) ops.upload(t.address(), Half.fromFloats(data, off, n));
-        else if (off == 0 && data.length == n) ops.upload(t.address(), data.clone()); // held until a graph launch
+        else if (off == 0 && data.length == n) ops.upload(t.address(), data);
         else ops.upload(t.address(), java.util.Arrays.copyOfRange(data, off, off + n));
     }
 
@@ -255,7 +255,7 @@ public final class CudaBackend implements Backend {
         if (ids.length == 0) return;
         long w = weights.matrix(table, "embedding table");
         long idBuf = ops.take(4L * ids.length);
-        ops.upload(idBuf, ids.clone());
+        ops.upload(idBuf, ids);
         launch(Kernel.EMBED, LaunchGeometry.embed(ids.length, table.cols()), o.address(), w, idBuf, ids.length,
                 table.cols(), table.rows());
         ops.give(idBuf);

@@ -122,7 +122,7 @@ final class DeviceWeights {
         Long a = vectors.get(v);
         if (a != null) return a;
         long addr = memory.allocPermanent(4L * v.length);
-        ops.upload(addr, v.clone());
+        ops.upload(addr, v);
         vectors.put(v, addr);
         return addr;
     }

@@ -115,13 +115,22 @@ final class OpStream {
         }
     }
 
-    /** Host → device; while a step is captured or replayed, held until just before its graph launches. */
+    /**
+     * Host → device; while a step is captured or replayed, a copy of the array is held until just before its graph
+     * launches (the caller may change or reuse the array meanwhile).
+     */
     void upload(long dst, Object array) {
-        if (graphs.mode != Mode.EAGER) {
-            graphs.uploads.add(new Object[]{dst, array});
+        if (graphs.mode == Mode.EAGER) {
+            put(dst, array);
             return;
         }
-        put(dst, array);
+        Object copy = switch (array) {
+            case short[] a -> a.clone();
+            case float[] a -> a.clone();
+            case int[] a -> a.clone();
+            default -> throw new IllegalArgumentException("upload of " + array.getClass());
+        };
+        graphs.uploads.add(new Object[]{dst, copy});
     }
 
     private void put(long dst, Object array) {
