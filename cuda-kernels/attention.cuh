@@ -11,7 +11,7 @@
 //    lane d accumulates output dimensions d, d+32, ...
 //    grid = (ceil(n / W), heads), block = 32*W, dynamic shared memory = LaunchGeometry.prefillSharedBytes.
 //  * split (decode: few query rows, long contexts): flash-decoding. grid = (n*heads, splits), block = 32*W; split s
-//    covers keys [s*chunk, (s+1)*chunk); each warp walks every W-th key of it (coalesced 32-lane dot products).
+//    covers keys [s*chunk, (s+1)*chunk), chunk = ceil(visible keys / splits); each warp walks every W-th key of it (coalesced 32-lane dot products).
 //    With one split the block writes the normalised output; otherwise it writes its (m, l, acc) to FP32 scratch
 //    and qvlm_attn_combine merges the splits. Dynamic shared memory = LaunchGeometry.splitSharedBytes.
 #pragma once
@@ -89,8 +89,14 @@ template <typename T>
 __device__ __forceinline__ void attn_split_impl(T* out, float* partAcc, float* partMl, const T* q, const T* k,
                                                 const T* v, int n, int kvLen, int heads, int kvHeads, int headDim,
                                                 int qPos0, int causal, float scale, int qStride, int kvStride,
-                                                int oStride, int splits, int chunk) {
+                                                int oStride, int splits, const int* posLenDev) {
     extern __shared__ float smem[];
+    if (posLenDev != nullptr) {  // a decode step in a CUDA graph: {qPos0, kvLen} from device memory
+        qPos0 = posLenDev[0];
+        kvLen = posLenDev[1];
+    }
+    // LaunchGeometry.attention's chunk: the visible keys (at least 1) over the splits, rounded up
+    const int chunk = (max(1, causal ? min(kvLen, qPos0 + n) : kvLen) + splits - 1) / splits;
     const int W = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, hd = headDim;
     float* wm = smem;          // [W] running max of each warp
     float* wl = wm + W;        // [W] running sum

@@ -47,9 +47,10 @@
     }                                                                                                                \
     extern "C" __global__ void qvlm_rope_q_store_##SUF(T* keys, T* values, T* k, const T* v, T* q, int rows,        \
                                                        int srcStride, int dstStride, int qStride, int heads,          \
-                                                       int kvHeads, int headDim, int startPos, double theta) {        \
+                                                       int kvHeads, int headDim, int startPos,                        \
+                                                       const int* startPosDev, double theta) {                        \
         rope_q_store_impl<T>(keys, values, k, v, q, rows, srcStride, dstStride, qStride, heads, kvHeads, headDim,     \
-                             startPos, theta);                                                                        \
+                             startPos, startPosDev, theta);                                                           \
     }                                                                                                                \
     extern "C" __global__ void qvlm_attn_prefill_##SUF(T* out, const T* q, const T* k, const T* v, int n, int kvLen,\
                                                        int heads, int kvHeads, int headDim, int qPos0, int causal,    \
@@ -61,9 +62,10 @@
     extern "C" __global__ void qvlm_attn_split_##SUF(T* out, float* partAcc, float* partMl, const T* q, const T* k, \
                                                      const T* v, int n, int kvLen, int heads, int kvHeads,            \
                                                      int headDim, int qPos0, int causal, float scale, int qStride,    \
-                                                     int kvStride, int oStride, int splits, int chunk) {              \
+                                                     int kvStride, int oStride, int splits,                           \
+                                                     const int* posLenDev) {                                          \
         attn_split_impl<T>(out, partAcc, partMl, q, k, v, n, kvLen, heads, kvHeads, headDim, qPos0, causal, scale,  \
-                           qStride, kvStride, oStride, splits, chunk);                                               \
+                           qStride, kvStride, oStride, splits, posLenDev);                                           \
     }                                                                                                                \
     extern "C" __global__ void qvlm_attn_combine_##SUF(T* out, const float* partAcc, const float* partMl, int n,    \
                                                        int heads, int headDim, int splits, int oStride) {             \

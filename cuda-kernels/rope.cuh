@@ -39,13 +39,16 @@ __device__ __forceinline__ void rope_impl(T* x, int rows, int rowStride, int hea
 }
 
 // Backend.ropeQStoreKv (and Backend.storeKv: heads = 0, no q) in one pass: threads [0, rows*heads*half) rotate q in
-// place (as rope_impl); the rest rotate k's rows in place (the same rope_pair), write the rotated keys to
-// keys[startPos + r] and copy v's rows to values[startPos + r]. k, v: [rows x kvHeads*headDim] (row stride
-// srcStride); keys, values: rows of dstStride. One thread per (row, head, i < headDim/2).
+// place (as rope_impl); the rest rotate k's rows in place (the same rope_pair), write the rotated keys to row
+// startPos + r of keys and copy v's rows to row startPos + r of values. k, v: [rows x kvHeads*headDim] (row stride
+// srcStride); keys, values: the caches, rows of dstStride. One thread per (row, head, i < headDim/2).
+// startPosDev, when not null, holds the position instead of startPos: a decode step in a CUDA graph reads it from
+// device memory, so the graph's node stays the same from step to step (OpStream.stepInts).
 template <typename T>
 __device__ __forceinline__ void rope_q_store_impl(T* keys, T* values, T* k, const T* v, T* q, int rows, int srcStride,
                                                   int dstStride, int qStride, int heads, int kvHeads, int headDim,
-                                                  int startPos, double theta) {
+                                                  int startPos, const int* startPosDev, double theta) {
+    if (startPosDev != nullptr) startPos = *startPosDev;
     const int half = headDim >> 1;
     const int64_t qPairs = (int64_t)rows * heads * half, total = qPairs + (int64_t)rows * kvHeads * half;
     QVLM_GRID_STRIDE(idx, total) {
@@ -63,7 +66,8 @@ __device__ __forceinline__ void rope_q_store_impl(T* keys, T* values, T* k, cons
             const int i = (int)(j % half);
             const int64_t rh = j / half;
             const int h = (int)(rh % kvHeads), r = (int)(rh / kvHeads);
-            const int64_t src = (int64_t)r * srcStride + (int64_t)h * headDim, dst = (int64_t)r * dstStride + (int64_t)h * headDim;
+            const int64_t src = (int64_t)r * srcStride + (int64_t)h * headDim,
+                          dst = (int64_t)(startPos + r) * dstStride + (int64_t)h * headDim;
             float y1, y2;
             rope_pair(ld(k, src + i), ld(k, src + i + half), startPos + r, i, headDim, theta, y1, y2);
             st(k, src + i, y1);

@@ -254,8 +254,7 @@ public final class CudaBackend implements Backend {
                 throw new IndexOutOfBoundsException("embed: id " + ids[i] + " at " + i + " outside 0.." + (table.rows() - 1));
         if (ids.length == 0) return;
         long w = weights.matrix(table, "embedding table");
-        long idBuf = ops.take(4L * ids.length);
-        ops.upload(idBuf, ids);
+        long idBuf = ops.deviceInts(ids); // in a graph's step: changes no node
         launch(Kernel.EMBED, LaunchGeometry.embed(ids.length, table.cols()), o.address(), w, idBuf, ids.length,
                 table.cols(), table.rows());
         ops.give(idBuf);
@@ -373,11 +372,12 @@ public final class CudaBackend implements Backend {
                 || v.rows() != rows || pos < 0 || pos + rows > keys.rows() || pos + rows > values.rows()
                 || q != null && (q.rows() != rows || (long) heads * headDim > q.cols()))
             return false;
-        long pairs = (long) rows * (heads + kvHeads) * (headDim / 2), row = (long) width * storage.bytes();
-        if (pairs > 0)
-            launch(Kernel.ROPE_Q_STORE, elementwise(pairs), keys.address() + pos * row, values.address() + pos * row,
-                    k.address(), v.address(), q == null ? 0L : q.address(), rows, width, width, q == null ? 0 : q.cols(),
-                    heads, kvHeads, headDim, pos, theta);
+        long pairs = (long) rows * (heads + kvHeads) * (headDim / 2);
+        if (pairs == 0) return true;
+        long posDev = ops.graphing() ? ops.deviceInts(pos) : 0; // a graph's node reads the position from the device
+        launch(Kernel.ROPE_Q_STORE, elementwise(pairs), keys.address(), values.address(), k.address(), v.address(),
+                q == null ? 0L : q.address(), rows, width, width, q == null ? 0 : q.cols(), heads, kvHeads, headDim,
+                posDev == 0 ? pos : 0, posDev, theta);
         return true;
     }
 

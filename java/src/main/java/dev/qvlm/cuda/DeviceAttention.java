@@ -43,8 +43,11 @@ final class DeviceAttention {
         long accFloats = (long) n * heads * p.splits() * headDim;
         long part = p.splits() > 1 ? ops.take(4 * LaunchGeometry.splitScratchFloats(n, heads, p.splits(), headDim)) : 0;
         long partAcc = part, partMl = part == 0 ? 0 : part + 4 * accFloats;
+        // in a graph's step the kernel reads {qPos0, kvLen} from the device (and derives its chunk): the node stays
+        long posLen = ops.graphing() ? ops.deviceInts(qPos0, kvLen) : 0;
         ops.launch(Kernel.ATTN_SPLIT, p.main(), o.address(), partAcc, partMl, q.address(), k.address(), v.address(), n,
-                kvLen, heads, kvHeads, headDim, qPos0, cz, scale, q.cols(), k.cols(), o.cols(), p.splits(), p.chunk());
+                posLen == 0 ? kvLen : 0, heads, kvHeads, headDim, posLen == 0 ? qPos0 : 0, cz, scale, q.cols(), k.cols(),
+                o.cols(), p.splits(), posLen);
         if (p.combine() != null) {
             ops.launch(Kernel.ATTN_COMBINE, p.combine(), o.address(), partAcc, partMl, n, heads, headDim, p.splits(), o.cols());
             ops.give(part);

@@ -72,7 +72,8 @@ public final class LaunchGeometry {
 
     /**
      * How one attention call runs. PREFILL: {@code main} is qvlm_attn_prefill with {@code keyTile}. SPLIT: main is
-     * qvlm_attn_split over {@code splits} chunks of {@code chunk} keys, followed by {@code combine}
+     * qvlm_attn_split over {@code splits} chunks of {@code chunk} = ceil(visible keys / splits) keys (the kernel
+     * computes chunk itself, so a graph's node needs only the key count), followed by {@code combine}
      * (qvlm_attn_combine) when splits &gt; 1; combine is null otherwise.
      */
     public record AttentionPlan(AttentionKind kind, Launch main, int keyTile, int splits, int chunk, Launch combine) {}
@@ -110,8 +111,8 @@ public final class LaunchGeometry {
             int rowsHeads = n * heads;
             int wanted = ceilDiv(2L * smCount, rowsHeads);
             int splits = Math.max(1, Math.min(Math.min(wanted, MAX_SPLITS), ceilDiv(keys, MIN_SPLIT_KEYS)));
-            int chunk = ceilDiv(keys, splits);
-            splits = ceilDiv(keys, chunk); // no empty trailing split
+            splits = ceilDiv(keys, ceilDiv(keys, splits)); // no empty trailing split
+            int chunk = ceilDiv(keys, splits); // the kernel computes the same from the key count it reads
             Launch main = new Launch(rowsHeads, splits, 32 * ATTENTION_WARPS, splitSharedBytes(ATTENTION_WARPS, headDim));
             Launch combine = splits > 1 ? new Launch(rowsHeads, 1, Math.min(MAX_BLOCK, ceilDiv(headDim, 32) * 32), 0) : null;
             return new AttentionPlan(AttentionKind.SPLIT, main, 0, splits, chunk, combine);

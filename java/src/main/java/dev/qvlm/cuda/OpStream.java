@@ -57,6 +57,32 @@ final class OpStream {
         };
     }
 
+    /** Whether the ops are being captured into a CUDA graph or replayed from one (not eager). */
+    boolean graphing() {
+        return graphs.mode != Mode.EAGER;
+    }
+
+    /**
+     * A device address holding {@code values}, for a kernel that reads them; hand it back with {@link #give}. Eager:
+     * a scratch block, uploaded now. In a captured or replayed step: a slot of the step's one int block, at the same
+     * address in every replay and uploaded with the step's other ints just before the graph launches, so that values
+     * that change every step (token ids, positions, key counts) change no node of the graph.
+     */
+    long deviceInts(int... values) {
+        if (graphs.mode == Mode.EAGER) {
+            long a = memory.take(4L * values.length);
+            device.upload(a, values);
+            return a;
+        }
+        if (graphs.intCount + values.length > StepGraphs.STEP_INTS)
+            throw new StepGraphs.Mismatch("a step of more than " + StepGraphs.STEP_INTS + " device ints");
+        if (graphs.intBlock == 0) graphs.intBlock = take(4L * StepGraphs.STEP_INTS);
+        long a = graphs.intBlock + 4L * graphs.intCount;
+        System.arraycopy(values, 0, graphs.ints, graphs.intCount, values.length);
+        graphs.intCount += values.length;
+        return a;
+    }
+
     /** Returns a scratch block; a no-op for blocks of a captured step (they stay the graph's). */
     void give(long address) {
         if (graphs.mode == Mode.EAGER) memory.give(address);
@@ -221,6 +247,7 @@ final class OpStream {
             }
             case REPLAY -> graphs.checkComplete();
         }
+        if (graphs.intCount > 0) put(graphs.intBlock, java.util.Arrays.copyOf(graphs.ints, graphs.intCount));
         for (Object[] u : graphs.uploads) put((Long) u[0], u[1]);
         device.launchGraph(r.graph);
         graphs.stop();

@@ -14,9 +14,11 @@ import java.util.Map;
  * <p>Replay runs the step's Java code again with the device calls turned into checks against the recording, in
  * order: each device block the step asks for is the block the capture got (so every address the graph holds stays
  * valid), each GEMM and memset must be the recorded one, and each of our kernel launches may differ only in its
- * grid and scalar or pointer arguments, which are patched into the graph's node (positions, key counts, the KV
- * cache row a new key goes to). Uploads wait and run just before the graph is launched; the first download or
- * synchronize launches it. Anything else that differs ({@link Mismatch}: another kernel, another GEMM, more
+ * grid and scalar or pointer arguments, which are patched into the graph's node. What changes every step (token
+ * ids, positions, key counts) is not an argument but a few ints in device memory ({@link OpStream#deviceInts}: one
+ * block per step, the kernels read them), so a decode step of one sequence replays without a patch; patches remain
+ * for what changes now and then (the attention's split count, another sequence's cache in a batch). Uploads wait
+ * and run just before the graph is launched; the first download or synchronize launches it. Anything else that differs ({@link Mismatch}: another kernel, another GEMM, more
  * memory, fewer or more ops) drops the graph: the step runs eagerly and the next one captures again.
  *
  * <p>Device blocks handed to a graph's step belong to the graph until it is dropped (they never return to the pool:
@@ -62,6 +64,13 @@ final class StepGraphs {
     private int blockAt, launchAt, gemmAt, memsetAt;
     /** Uploads issued while capturing or replaying: {address, array}, run before the graph launches. */
     final List<Object[]> uploads = new ArrayList<>();
+    /** Most ints one step may keep in device memory ({@link OpStream#deviceInts}): 64 KB. */
+    static final int STEP_INTS = 1 << 14;
+    /** The step's ints (token ids, positions, key counts), uploaded in one copy before the graph launches. */
+    final int[] ints = new int[STEP_INTS];
+    int intCount;
+    /** Their device block (0 until the step's first), at the same point of every replay as of the capture. */
+    long intBlock;
 
     Recording recording(String key) {
         return recordings.computeIfAbsent(key, Recording::new);
@@ -76,12 +85,16 @@ final class StepGraphs {
         current = r;
         blockAt = launchAt = gemmAt = memsetAt = 0;
         uploads.clear();
+        intCount = 0;
+        intBlock = 0;
     }
 
     void stop() {
         mode = Mode.EAGER;
         current = null;
         uploads.clear();
+        intCount = 0;
+        intBlock = 0;
     }
 
     // ---------------------------------------------------------------- capture: note each op

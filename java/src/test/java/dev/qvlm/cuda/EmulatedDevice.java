@@ -242,8 +242,9 @@ final class EmulatedDevice implements Device {
             capture.add(new Object[]{"launch", symbol, g, args.clone()});
             return;
         }
-        launches.add(new Launched(symbol, g, args.clone()));
-        kernels.run(symbol, g, args);
+        Object[] used = kernels.resolved(symbol, args.clone());
+        launches.add(new Launched(symbol, g, kernels.recorded(symbol, used)));
+        kernels.run(symbol, g, used);
     }
 
     @Override

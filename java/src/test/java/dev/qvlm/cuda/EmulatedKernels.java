@@ -41,7 +41,40 @@ final class EmulatedKernels {
         d.upload(dst, src);
     }
 
-    /** The effect of launching {@code symbol} with these arguments. */
+    /**
+     * The arguments as the kernel uses them: where a kernel reads values from device memory instead of its scalar
+     * arguments (a step in a CUDA graph: rope_q_store's position, attn_split's {qPos0, kvLen}), those values, read
+     * now, in place of the scalars, and the pointer 0. An eager launch and its graph replay then compare equal.
+     */
+    Object[] resolved(String symbol, Object[] args) {
+        int ptr, first, second; // the pointer's index, and where its one or two ints go
+        if (symbol.startsWith("qvlm_rope_q_store_")) { ptr = 13; first = 12; second = -1; }
+        else if (symbol.startsWith("qvlm_attn_split_")) { ptr = 18; first = 11; second = 7; }
+        else return args;
+        long a = (Long) args[ptr];
+        if (a == 0) return args;
+        Object[] r = args.clone();
+        java.nio.IntBuffer ints = at(a, second < 0 ? 4 : 8).asIntBuffer();
+        r[first] = ints.get(0);
+        if (second >= 0) r[second] = ints.get(1);
+        r[ptr] = 0L;
+        return r;
+    }
+
+    /**
+     * A launch's arguments as {@link EmulatedDevice#launches} records them: {@link #resolved}, and an embedding's
+     * token ids (read now) in place of the pointer to them, which sits at another offset in a graph's step.
+     */
+    Object[] recorded(String symbol, Object[] used) {
+        if (!symbol.startsWith("qvlm_embed_")) return used;
+        Object[] r = used.clone();
+        int[] ids = new int[(Integer) used[3]];
+        at((Long) used[2], 4L * ids.length).asIntBuffer().get(ids);
+        r[2] = "ids" + java.util.Arrays.toString(ids);
+        return r;
+    }
+
+    /** The effect of launching {@code symbol} with these (resolved) arguments. */
     void run(String symbol, LaunchGeometry.Launch g, Object[] args) {
         int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F; // the activations' storage
         if (symbol.startsWith("qvlm_copy_")) {
@@ -72,14 +105,14 @@ final class EmulatedKernels {
             long keys = (Long) args[0], values = (Long) args[1], k = (Long) args[2], v = (Long) args[3], q = (Long) args[4];
             int rows = (Integer) args[5], src = (Integer) args[6], dst = (Integer) args[7], qStride = (Integer) args[8],
                     heads = (Integer) args[9], kvHeads = (Integer) args[10], hd = (Integer) args[11], pos = (Integer) args[12];
-            double theta = (Double) args[13];
+            double theta = (Double) args[14]; // args[13], the device position, resolved into pos (see resolved)
             for (int r = 0; r < rows; r++)
                 for (int h = 0; h < heads; h++)
                     for (int i = 0; i < hd / 2; i++) ropePair(q, (long) r * qStride + (long) h * hd, i, hd, pos + r, theta, type);
             for (int r = 0; r < rows; r++)
                 for (int h = 0; h < kvHeads; h++)
                     for (int i = 0; i < hd / 2; i++) {
-                        long s0 = (long) r * src + (long) h * hd, d0 = (long) r * dst + (long) h * hd;
+                        long s0 = (long) r * src + (long) h * hd, d0 = (long) (pos + r) * dst + (long) h * hd;
                         ropePair(k, s0, i, hd, pos + r, theta, type);
                         for (int e : new int[]{i, i + hd / 2}) {
                             write(keys, d0 + e, type, read(k, s0 + e, type));

@@ -84,6 +84,7 @@ class LaunchGeometryTest {
         assertTrue(p.splits() >= 1 && p.splits() <= MAX_SPLITS, p.toString());
         assertTrue((long) p.splits() * p.chunk() >= keys, p.toString());
         assertTrue((long) (p.splits() - 1) * p.chunk() < keys, "no empty split: " + p);
+        assertEquals((Math.max(1, keys) + p.splits() - 1) / p.splits(), p.chunk(), "the kernel's chunk formula: " + p);
         if (p.splits() > 1) {
             assertTrue(p.chunk() >= MIN_SPLIT_KEYS, p.toString());
             assertNotNull(p.combine());
