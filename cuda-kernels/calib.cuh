@@ -49,6 +49,26 @@ __device__ __forceinline__ void soft_joint_hist_impl(float* joint, const float* 
         if (hist[i] != 0.f) atomicAdd(&joint[i], hist[i]);
 }
 
+// hist[b] += the number of x[0..n) in bin b = floor((x - lo) / width) (in double), clamped to 0..bins-1: the
+// calibration's percentile histogram (ActRange, Statistics.histogram). Privatised: each block counts into `bins`
+// unsigned ints of dynamic shared memory (bins * 4 bytes), then adds them to hist with one 64-bit atomic per bin.
+// 1-D grid-stride, any block size.
+template <typename T>
+__device__ __forceinline__ void range_hist_impl(const T* x, int64_t n, double lo, double width, int bins,
+                                                unsigned long long* hist) {
+    extern __shared__ unsigned int counts[];
+    for (int i = threadIdx.x; i < bins; i += blockDim.x) counts[i] = 0u;
+    __syncthreads();
+    QVLM_GRID_STRIDE(i, n) {
+        // Java's (int) truncation then clamp, written as clamp then truncation (the same bin for every double)
+        const double t = ((double)ld(x, i) - lo) / width;
+        atomicAdd(&counts[(int)fmin(fmax(t, 0.0), (double)(bins - 1))], 1u);
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < bins; i += blockDim.x)
+        if (counts[i] != 0u) atomicAdd(&hist[i], (unsigned long long)counts[i]);
+}
+
 // Per-block (min, max) of x[0..n) into partial[2 * blockIdx.x], [2 * blockIdx.x + 1]; NaNs ignored (fminf/fmaxf);
 // an empty share gives (+inf, -inf). The host reduces the partials. 1-D grid-stride; blockDim a multiple of 32.
 template <typename T>

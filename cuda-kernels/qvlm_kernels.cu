@@ -145,6 +145,10 @@ QVLM_KERNELS(float, f32)
     }                                                                                                                \
     extern "C" __global__ void qvlm_minmax_##SUF(const T* x, long long n, float* partial) {                          \
         minmax_impl<T>(x, n, partial);                                                                               \
+    }                                                                                                                \
+    extern "C" __global__ void qvlm_range_hist_##SUF(const T* x, long long n, double lo, double width, int bins,     \
+                                                     unsigned long long* hist) {                                      \
+        range_hist_impl<T>(x, n, lo, width, bins, hist);                                                             \
     }
 
 QVLM_Q4_GEMV(__half, f16)

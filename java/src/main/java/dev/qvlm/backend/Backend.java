@@ -41,6 +41,38 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * {min, max} of a tensor's values, NaNs ignored ((+∞, −∞) when there is none): the calibration's activation
+     * ranges and entropy levels, computed where the tensor lives. Default: over a download ({@link Statistics}).
+     */
+    default float[] minMax(Tensor t) {
+        float[] x = download(t);
+        return Statistics.minMax(x, 0, x.length);
+    }
+
+    /**
+     * Adds to {@code hist} the number of t's values in each of its bins: value v counts in bin ⌊(v − lo) / width⌋
+     * (in double), clamped to the first and last bin (the calibration's percentile histograms). Default: over a
+     * download.
+     */
+    default void histogram(Tensor t, double lo, double width, long[] hist) {
+        float[] x = download(t);
+        Statistics.histogram(x, 0, x.length, lo, width, hist);
+    }
+
+    /**
+     * Q-VLM's soft joint level histogram (Eq. 4–5) of two tensors of one shape, added to {@code sums} (M × Mb,
+     * row-major, unnormalised: divide by the element count): for every element pair, p_a(m) · p_b(k) with p the
+     * soft assignment to M levels loA + m·stepA, resp. Mb levels loB + k·stepB. Computed where the tensors live
+     * (a GPU in FP32); the reference and default is {@link Statistics#jointLevelSums} over downloads, in double.
+     */
+    default void jointLevelSums(Tensor a, Tensor b, double loA, double stepA, int M, double loB, double stepB, int Mb,
+                                double[] sums) {
+        float[] x = download(a), y = download(b);
+        if (x.length != y.length) throw new IllegalArgumentException("jointLevelSums: " + x.length + " vs " + y.length + " elements");
+        Statistics.jointLevelSums(x, 0, y, 0, 0, x.length, loA, stepA, M, loB, stepB, Mb, sums);
+    }
+
+    /**
      * The caller will not run this weight again (a quantization candidate that lost): a device that keeps its own
      * copy of each weight it has seen frees it now. Without this, a search over clipping candidates would hold every
      * candidate of every layer on the GPU. Default: nothing to free.

@@ -1,5 +1,9 @@
 package dev.qvlm.calib;
 
+import dev.qvlm.backend.Backend;
+import dev.qvlm.backend.Statistics;
+import dev.qvlm.backend.Tensor;
+
 /**
  * Static activation statistics of one linear's input over the calibration set, in two passes with bounded memory:
  * pass 1 exact min/max, pass 2 a histogram of {@value #BINS} bins over [min, max]. Quantiles for percentile
@@ -29,6 +33,34 @@ public final class ActRange {
         return new double[]{callLo, callHi};
     }
 
+    /** Pass 1 over one call's input, where it lives: its min and max (and per-call quantiles when tracked). */
+    public void observeRange(Backend b, Tensor x) {
+        if (perCallP < 1.0) { // needs the call's sorted values
+            float[] v = b.download(x);
+            observeRange(v, 0, v.length);
+            return;
+        }
+        float[] mm = b.minMax(x);
+        synchronized (this) {
+            if (mm[0] < min) min = mm[0];
+            if (mm[1] > max) max = mm[1];
+        }
+    }
+
+    /** Pass 2: one call's input counted into the histogram over [min, max], where it lives. */
+    public void observeHistogram(Backend b, Tensor x) {
+        long n = (long) x.rows() * x.cols();
+        double w = (max - min) / BINS;
+        long[] h = new long[BINS];
+        if (w > 0) b.histogram(x, min, w, h);
+        else h[0] = n;
+        synchronized (this) {
+            if (hist == null) hist = new long[BINS];
+            for (int i = 0; i < BINS; i++) hist[i] += h[i];
+            count += n;
+        }
+    }
+
     public void observeRange(float[] x, int off, int n) {
         if (perCallP < 1.0 && n > 0) {
             float[] v = java.util.Arrays.copyOfRange(x, off, off + n);
@@ -56,15 +88,8 @@ public final class ActRange {
     public synchronized void observeHistogram(float[] x, int off, int n) {
         if (hist == null) hist = new long[BINS];
         double w = (max - min) / BINS;
-        if (!(w > 0)) {
-            hist[0] += n;
-            count += n;
-            return;
-        }
-        for (int i = off; i < off + n; i++) {
-            int b = (int) ((x[i] - min) / w);
-            hist[Math.max(0, Math.min(BINS - 1, b))]++;
-        }
+        if (w > 0) Statistics.histogram(x, off, n, min, w, hist);
+        else hist[0] += n;
         count += n;
     }
 

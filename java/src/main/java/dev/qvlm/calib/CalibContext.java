@@ -54,7 +54,7 @@ final class CalibContext {
     }
 
     interface StateObserver {
-        void observe(LinearState s, float[] x);
+        void observe(LinearState s, Tensor x);
     }
 
     <T> T withHooks(List<LinearState> us, StateObserver obs, java.util.function.Supplier<T> body) {
@@ -64,7 +64,7 @@ final class CalibContext {
             @Override
             public void linearInput(Linear linear, Tensor x) {
                 LinearState s = m.get(linear);
-                if (s != null) obs.observe(s, backend.download(x));
+                if (s != null) obs.observe(s, x);
             }
         });
         try {

@@ -145,6 +145,20 @@ public final class Calibrator {
 
     // ------------------------------------------------------------------ phase A: statistics and dependency
 
+    /** D(k, k+1) of two units' outputs on every sample ({@link Entropy}), the sums computed by the backend. */
+    private Entropy.Dependency dependency(List<Tensor> a, List<Tensor> b, Entropy.Levels la, Entropy.Levels lb) {
+        double[] sums = new double[la.count() * lb.count()];
+        long n = 0;
+        for (int s = 0; s < a.size(); s++) {
+            Tensor x = a.get(s), y = b.get(s);
+            if (x.rows() != y.rows() || x.cols() != y.cols())
+                throw new IllegalArgumentException("unit outputs differ in shape: " + x + " vs " + y);
+            c.backend.jointLevelSums(x, y, la.lo(), la.step(), la.count(), lb.lo(), lb.step(), lb.count(), sums);
+            n += (long) x.rows() * x.cols();
+        }
+        return Entropy.fromJointSums(sums, n, la.count(), lb.count());
+    }
+
     /** FP pass over the stack: activation ranges of every in-scope linear, and D(k, k+1) between unit outputs. */
     private double[] statisticsPass(String name, List<Unit> units, List<Tensor> xFp) {
         for (LinearState s : c.states.values()) s.setFp();
@@ -154,7 +168,7 @@ public final class Calibrator {
         if (rtnClip && c.st.staticActivations())
             for (LinearState s : c.states.values()) s.range.trackPerCallQuantile(c.st.grid()[0]);
         double[] d = new double[Math.max(0, units.size() - 1)];
-        List<float[]> prev = null;
+        List<Tensor> prev = null;
         Entropy.Levels prevLv = null;
         List<Tensor> cur = xFp;
         for (int k = 0; k < units.size(); k++) {
@@ -168,22 +182,22 @@ public final class Calibrator {
                 c.addPhase("equalization", te);
             }
             if (c.st.staticActivations() && !us.isEmpty()) {
-                c.withHooks(us, (s, x) -> s.range.observeRange(x, 0, x.length), () -> c.parallelMap(in.size(), in, u::run));
+                c.withHooks(us, (s, x) -> s.range.observeRange(c.backend, x), () -> c.parallelMap(in.size(), in, u::run));
                 if (needHist)
-                    c.withHooks(us, (s, x) -> s.range.observeHistogram(x, 0, x.length), () -> c.parallelMap(in.size(), in, u::run));
+                    c.withHooks(us, (s, x) -> s.range.observeHistogram(c.backend, x), () -> c.parallelMap(in.size(), in, u::run));
             }
             List<Tensor> out = c.parallelMap(in.size(), in, u::run);
-            if (needD) {
-                List<float[]> host = c.map(out, c.backend::download);
+            if (needD) { // the outputs' range and joint level sums where they live (no download on a GPU)
                 double lo = Double.POSITIVE_INFINITY, hi = Double.NEGATIVE_INFINITY;
-                for (float[] h : host) for (float v : h) {
-                    lo = Math.min(lo, v);
-                    hi = Math.max(hi, v);
+                for (Tensor t : out) {
+                    float[] mm = c.backend.minMax(t);
+                    lo = Math.min(lo, mm[0]);
+                    hi = Math.max(hi, mm[1]);
                 }
                 Entropy.Levels lv = new Entropy.Levels(lo, hi, 1 << c.st.entropyLevelsBits());
                 Double dep = null, ent = null;
                 if (prev != null) {
-                    Entropy.Dependency dd = Entropy.dependency(prev, host, prevLv, lv);
+                    Entropy.Dependency dd = dependency(prev, out, prevLv, lv);
                     d[k - 1] = dd.conditionalEntropy();
                     // c.report D(k-1, k) on layer k-1, with that layer's own level entropy
                     Unit pu = units.get(k - 1);
@@ -192,7 +206,7 @@ public final class Calibrator {
                 }
                 if (k == units.size() - 1)
                     c.report.layers.add(new QuantReport.Layer(name, k, u.name(), null, ent, hi - lo));
-                prev = host;
+                prev = out;
                 prevLv = lv;
                 c.log.accept(String.format("  %s: statistics %d/%d%s", name, k + 1, units.size(),
                         k > 0 ? String.format(", D(%d,%d) = %.4f", k - 1, k, d[k - 1]) : ""));

@@ -1,6 +1,8 @@
 package dev.qvlm.calib;
 
-import dev.qvlm.cpu.Parallel;
+import dev.qvlm.backend.Statistics;
+import dev.qvlm.cpu.CpuBackend;
+import dev.qvlm.cpu.CpuTensor;
 
 import java.util.List;
 
@@ -9,7 +11,7 @@ import java.util.List;
  * quantization levels q_m of its layer, p(x→q_m) ∝ exp(−(x − q_m)²/Δ) with Δ the level step; the joint level
  * histogram of consecutive layers is P(m, m') = (1/N) Σ_elements p_k(m)·p_{k+1}(m') over element pairs at the same
  * [token, channel] position, and D(k, k+1) = H(P) − H(P_k) is the conditional entropy of layer k+1's levels given
- * layer k's. Per-thread histograms are merged at the end (the same privatisation the GPU kernel uses).
+ * layer k's. The sums are {@link dev.qvlm.backend.Backend#jointLevelSums}, computed where the outputs live.
  */
 public final class Entropy {
     private Entropy() {}
@@ -24,53 +26,24 @@ public final class Entropy {
     /** Result: joint histogram (M×M, normalised), D = H(joint) − H(marginal of a), and H of each marginal. */
     public record Dependency(double conditionalEntropy, double entropyA, double entropyB, double[] joint) {}
 
-    /** Soft assignment of x to the levels; returns into w (length M), normalised. */
+    /** Soft assignment of x to the levels; returns into w (length M), normalised ({@link Statistics#softLevels}). */
     public static void soft(double x, Levels lv, double[] w) {
-        int M = lv.count();
-        double step = lv.step();
-        double max = Double.NEGATIVE_INFINITY;
-        for (int m = 0; m < M; m++) {
-            double d = x - (lv.lo() + m * step);
-            w[m] = -(d * d) / step;
-            if (w[m] > max) max = w[m];
-        }
-        double s = 0;
-        for (int m = 0; m < M; m++) {
-            w[m] = Math.exp(w[m] - max);
-            s += w[m];
-        }
-        for (int m = 0; m < M; m++) w[m] /= s;
+        Statistics.softLevels(x, lv.lo(), lv.step(), lv.count(), w);
     }
 
     /** a.get(s) and b.get(s) are the outputs of layers k and k+1 for sample s (same length, row-major). */
     public static Dependency dependency(List<float[]> a, List<float[]> b, Levels la, Levels lb) {
-        int M = la.count(), Mb = lb.count();
-        double[] joint = new double[M * Mb];
-        long[] total = new long[1];
-        Object lock = new Object();
+        CpuBackend cpu = new CpuBackend();
+        double[] joint = new double[la.count() * lb.count()];
+        long total = 0;
         for (int s = 0; s < a.size(); s++) {
             float[] xa = a.get(s), xb = b.get(s);
             if (xa.length != xb.length) throw new IllegalArgumentException("layer outputs differ in size");
-            Parallel.forRange(xa.length, 8192, (lo, hi) -> {
-                double[] local = new double[M * Mb];
-                double[] wa = new double[M], wb = new double[Mb];
-                for (int i = lo; i < hi; i++) {
-                    soft(xa[i], la, wa);
-                    soft(xb[i], lb, wb);
-                    for (int m = 0; m < M; m++) {
-                        double pm = wa[m];
-                        if (pm < 1e-12) continue;
-                        int base = m * Mb;
-                        for (int n = 0; n < Mb; n++) local[base + n] += pm * wb[n];
-                    }
-                }
-                synchronized (lock) {
-                    for (int i = 0; i < local.length; i++) joint[i] += local[i];
-                }
-            });
-            total[0] += xa.length;
+            cpu.jointLevelSums(new CpuTensor(xa, 0, 1, xa.length), new CpuTensor(xb, 0, 1, xb.length), la.lo(), la.step(),
+                    la.count(), lb.lo(), lb.step(), lb.count(), joint);
+            total += xa.length;
         }
-        return fromJointSums(joint, total[0], M, Mb);
+        return fromJointSums(joint, total, la.count(), lb.count());
     }
 
     /**

@@ -87,6 +87,34 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public float[] minMax(Tensor t) {
+        CpuTensor x = c(t);
+        return dev.qvlm.backend.Statistics.minMax(x.data(), x.offset(), x.size());
+    }
+
+    @Override
+    public void histogram(Tensor t, double lo, double width, long[] hist) {
+        CpuTensor x = c(t);
+        dev.qvlm.backend.Statistics.histogram(x.data(), x.offset(), x.size(), lo, width, hist);
+    }
+
+    /** {@link Backend#jointLevelSums} over chunks of 8192 pairs on the pool's threads, each chunk's sums added under a lock. */
+    @Override
+    public void jointLevelSums(Tensor a, Tensor b, double loA, double stepA, int M, double loB, double stepB, int Mb,
+                               double[] sums) {
+        CpuTensor x = c(a), y = c(b);
+        if (x.size() != y.size()) throw new IllegalArgumentException("jointLevelSums: " + x + " vs " + y);
+        Parallel.forRange(x.size(), 8192, (lo, hi) -> {
+            double[] local = new double[M * Mb];
+            dev.qvlm.backend.Statistics.jointLevelSums(x.data(), x.offset(), y.data(), y.offset(), lo, hi, loA, stepA, M,
+                    loB, stepB, Mb, local);
+            synchronized (sums) {
+                for (int i = 0; i < local.length; i++) sums[i] += local[i];
+            }
+        });
+    }
+
+    @Override
     public Tensor view(Tensor t, int start, int count) {
         CpuTensor x = c(t);
         if (start < 0 || count < 0 || start + count > x.rows())

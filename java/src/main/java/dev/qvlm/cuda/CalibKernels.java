@@ -63,6 +63,34 @@ public final class CalibKernels {
         }
     }
 
+    // ------------------------------------------------------------------ percentile histogram
+
+    /** Most bins the device histogram takes (unsigned ints in 48 KiB of shared memory). */
+    public static final int RANGE_HIST_MAX_BINS = 12288;
+
+    /**
+     * {@link dev.qvlm.backend.Backend#histogram} on the device (qvlm_range_hist, {@link dev.qvlm.backend.Statistics#histogram}'s
+     * bins); false, with nothing done, for more bins than the kernel takes or more values than its 32-bit counts.
+     */
+    public static boolean histogram(CudaBackend b, Tensor t, double lo, double width, long[] hist) {
+        CudaTensor x = (CudaTensor) t;
+        long n = (long) x.rows() * x.cols();
+        if (hist.length < 1 || hist.length > RANGE_HIST_MAX_BINS || n > 0xFFFFFFFFL) return false;
+        if (n == 0) return true;
+        synchronized (b) {
+            LaunchGeometry.Launch e = LaunchGeometry.elementwise(n, b.smCount());
+            long counts = b.memory().take(4L * hist.length);
+            b.device().memsetZero(counts, 4L * hist.length);
+            b.device().launch(Kernel.RANGE_HIST.symbol(b.storage()), new LaunchGeometry.Launch(e.gridX(), 1, e.block(), 4 * hist.length),
+                    b.args(Kernel.RANGE_HIST, x.address(), n, lo, width, hist.length, counts));
+            int[] c = new int[hist.length];
+            b.device().download(counts, c);
+            b.memory().give(counts);
+            for (int i = 0; i < c.length; i++) hist[i] += Integer.toUnsignedLong(c[i]);
+            return true;
+        }
+    }
+
     // ------------------------------------------------------------------ soft joint histogram (Eq. 4-5)
 
     /** Whether the device kernel takes M x Mb levels (shared-memory histogram, soft weights in registers). */
@@ -110,6 +138,32 @@ public final class CalibKernels {
     /** D(k, k+1) = H(joint) − H(marginal of a) from unnormalised joint sums over {@code count} elements (Eq. 5). */
     public static Entropy.Dependency dependency(double[] sums, long count, int M, int Mb) {
         return Entropy.fromJointSums(sums, count, M, Mb);
+    }
+
+    /**
+     * {@link dev.qvlm.backend.Backend#jointLevelSums} on the device: FP32 tensors (the kernel reads floats; the
+     * calibration's exact path), levels within {@link #histogramSupported}; false, with nothing done, otherwise.
+     * The sums are accumulated in FP32 on the device and added to {@code sums}.
+     */
+    public static boolean jointLevelSums(CudaBackend b, Tensor a, Tensor bb, double loA, double stepA, int M, double loB,
+                                         double stepB, int Mb, double[] sums) {
+        CudaTensor x = (CudaTensor) a, y = (CudaTensor) bb;
+        long n = (long) x.rows() * x.cols();
+        if (b.storage() != Storage.F32 || !histogramSupported(M, Mb) || n != (long) y.rows() * y.cols()) return false;
+        if (n == 0) return true;
+        synchronized (b) {
+            long joint = b.memory().take(4L * M * Mb);
+            b.device().memsetZero(joint, 4L * M * Mb);
+            LaunchGeometry.Launch e = LaunchGeometry.elementwise(n, b.smCount());
+            b.device().launch(Kernel.SOFT_JOINT_HIST.symbol(b.storage()), new LaunchGeometry.Launch(e.gridX(), 1, e.block(), 4 * M * Mb),
+                    b.args(Kernel.SOFT_JOINT_HIST, joint, x.address(), y.address(), n, (float) loA, (float) stepA, M,
+                            (float) loB, (float) stepB, Mb));
+            float[] f = new float[M * Mb];
+            b.device().download(joint, f);
+            b.memory().give(joint);
+            for (int i = 0; i < f.length; i++) sums[i] += f[i];
+            return true;
+        }
     }
 
     /** {@link Entropy#dependency} on the GPU: one kernel launch per sample, sums accumulated on the device. */

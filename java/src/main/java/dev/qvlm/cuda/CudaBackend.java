@@ -428,6 +428,26 @@ public final class CudaBackend implements Backend {
         return new double[]{n, d};
     }
 
+    /** The calibration's ranges on the device (qvlm_minmax: per-block partials, the last reduction here). */
+    @Override
+    public synchronized float[] minMax(Tensor t) {
+        return CalibKernels.minMax(this, t);
+    }
+
+    /** The percentile histogram on the device (qvlm_range_hist); Backend's download beyond the kernel's limits. */
+    @Override
+    public synchronized void histogram(Tensor t, double lo, double width, long[] hist) {
+        if (!CalibKernels.histogram(this, t, lo, width, hist)) Backend.super.histogram(t, lo, width, hist);
+    }
+
+    /** Q-VLM's joint level sums on the device (qvlm_soft_joint_hist, FP32 storage); Backend's download otherwise. */
+    @Override
+    public synchronized void jointLevelSums(Tensor a, Tensor b, double loA, double stepA, int M, double loB, double stepB,
+                                            int Mb, double[] sums) {
+        if (!CalibKernels.jointLevelSums(this, a, b, loA, stepA, M, loB, stepB, Mb, sums))
+            Backend.super.jointLevelSums(a, b, loA, stepA, M, loB, stepB, Mb, sums);
+    }
+
     /** Greedy decoding on the device: the index of each row's largest value (first on ties). Not part of Backend. */
     public synchronized int[] argmax(Tensor x) {
         CudaTensor a = c(x);

@@ -45,6 +45,7 @@ public enum Kernel {
     FILL_Q4("qvlm_fill_q4", false, "ppiiiifi"),
     // calibration (calib.cuh)
     MINMAX("qvlm_minmax", true, "plp"),
+    RANGE_HIST("qvlm_range_hist", true, "plddip"),
     ERR_SUMS("qvlm_err_sums", true, "pplp"),
     SOFT_JOINT_HIST("qvlm_soft_joint_hist", false, "ppplffiffi"),
     FQ_SCORE("qvlm_fq_score", false, "ppppppiiiiii"),

@@ -22,6 +22,8 @@ final class EmulatedDevice implements Device {
     private final EmulatedKernels kernels = new EmulatedKernels(this);
     private long next = 0x7f00_0000_0000L;
     final List<Launched> launches = new ArrayList<>();
+    /** Bytes copied device → host so far. */
+    long downloadedBytes;
     final List<Gemm> gemms = new ArrayList<>();
     int allocations, frees;
     boolean closed;
@@ -112,24 +114,28 @@ final class EmulatedDevice implements Device {
     @Override
     public void download(long src, short[] dst) {
         notCapturing("download");
+        downloadedBytes += 2L * dst.length;
         at(src, 2L * dst.length).asShortBuffer().get(dst);
     }
 
     @Override
     public void download(long src, float[] dst) {
         notCapturing("download");
+        downloadedBytes += 4L * dst.length;
         at(src, 4L * dst.length).asFloatBuffer().get(dst);
     }
 
     @Override
     public void download(long src, double[] dst) {
         notCapturing("download");
+        downloadedBytes += 8L * dst.length;
         at(src, 8L * dst.length).asDoubleBuffer().get(dst);
     }
 
     @Override
     public void download(long src, int[] dst) {
         notCapturing("download");
+        downloadedBytes += 4L * dst.length;
         at(src, 4L * dst.length).asIntBuffer().get(dst);
     }
 
@@ -286,21 +292,33 @@ final class EmulatedDevice implements Device {
         multiply(g);
     }
 
-    /** C = op(A) · op(B) of one GEMM on the emulated memory. */
+    /**
+     * C = op(A) · op(B) of one GEMM on the emulated memory: the rows of op(A) and columns of op(B) gathered into
+     * contiguous arrays, multiplied by the CPU backend's matmul (FP32; cuBLAS's summation order is unspecified too),
+     * each column of C written in one piece.
+     */
     private void multiply(Gemm g) {
+        int m = g.m(), n = g.n(), k = g.k();
         // operands read once into arrays (column-major extents: ld x columns, the last column only as far as used)
-        float[] A = readAll(g.a(), g.aType(), g.lda(), g.transA() == Gemm.OP_N ? g.m() : g.k(), g.transA() == Gemm.OP_N ? g.k() : g.m());
-        float[] B = readAll(g.b(), g.bType(), g.ldb(), g.transB() == Gemm.OP_N ? g.k() : g.n(), g.transB() == Gemm.OP_N ? g.n() : g.k());
-        for (int j = 0; j < g.n(); j++)
-            for (int i = 0; i < g.m(); i++) {
-                float acc = 0;
-                for (int p = 0; p < g.k(); p++) {
-                    int ai = g.transA() == Gemm.OP_N ? i + p * g.lda() : p + i * g.lda();
-                    int bi = g.transB() == Gemm.OP_N ? p + j * g.ldb() : j + p * g.ldb();
-                    acc += A[ai] * B[bi];
-                }
-                write(g.c(), i + (long) j * g.ldc(), g.cType(), acc);
-            }
+        float[] A = readAll(g.a(), g.aType(), g.lda(), g.transA() == Gemm.OP_N ? m : k, g.transA() == Gemm.OP_N ? k : m);
+        float[] B = readAll(g.b(), g.bType(), g.ldb(), g.transB() == Gemm.OP_N ? k : n, g.transB() == Gemm.OP_N ? n : k);
+        float[] rowsA = new float[m * k], colsB = new float[n * k];
+        for (int i = 0; i < m; i++)
+            for (int p = 0; p < k; p++) rowsA[i * k + p] = A[g.transA() == Gemm.OP_N ? i + p * g.lda() : p + i * g.lda()];
+        for (int j = 0; j < n; j++)
+            for (int p = 0; p < k; p++) colsB[j * k + p] = B[g.transB() == Gemm.OP_N ? p + j * g.ldb() : j + p * g.ldb()];
+        // column j of C = the CPU's matmul of op(B)'s column j (one row of x) with op(A)'s rows (a weight matrix)
+        float[] cT = new float[n * m];
+        dev.qvlm.cpu.Matmul.matmul(cT, 0, colsB, 0, n, new dev.qvlm.tensor.F32Matrix(m, k, rowsA), null);
+        for (int j = 0; j < n; j++) {
+            float[] col = java.util.Arrays.copyOfRange(cT, j * m, (j + 1) * m);
+            long c = g.c() + (long) j * g.ldc() * (g.cType() == Gemm.CUDA_R_16F ? 2 : 4);
+            if (g.cType() == Gemm.CUDA_R_16F) {
+                short[] h = new short[m];
+                for (int i = 0; i < m; i++) h[i] = Float.floatToFloat16(col[i]);
+                at(c, 2L * m).asShortBuffer().put(h);
+            } else at(c, 4L * m).asFloatBuffer().put(col);
+        }
     }
 
     @Override

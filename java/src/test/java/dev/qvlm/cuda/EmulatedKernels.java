@@ -74,6 +74,20 @@ final class EmulatedKernels {
         return r;
     }
 
+    /** n consecutive values from base (FP16 or FP32) as floats, in one read. */
+    private float[] flat(long base, long n, int type) {
+        return d.readAll(base, type, Math.toIntExact(n), Math.toIntExact(n), n == 0 ? 0 : 1);
+    }
+
+    /** v to consecutive values from base (rounded to FP16 for FP16 storage), in one write. */
+    private void flat(long base, int type, float[] v) {
+        if (type == Gemm.CUDA_R_16F) {
+            short[] h = new short[v.length];
+            for (int i = 0; i < v.length; i++) h[i] = Float.floatToFloat16(v[i]);
+            at(base, 2L * v.length).asShortBuffer().put(h);
+        } else at(base, 4L * v.length).asFloatBuffer().put(v);
+    }
+
     /** The effect of launching {@code symbol} with these (resolved) arguments. */
     void run(String symbol, LaunchGeometry.Launch g, Object[] args) {
         int type = symbol.endsWith("f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F; // the activations' storage
@@ -134,6 +148,41 @@ final class EmulatedKernels {
                     }
                 out.put(2 * b, e).put(2 * b + 1, d);
             }
+        } else if (symbol.startsWith("qvlm_minmax_")) { // calib.cuh's minmax_impl: block b's grid-stride share
+            long x = (Long) args[0], n = (Long) args[1], part = (Long) args[2];
+            long threads = (long) g.gridX() * g.block();
+            java.nio.FloatBuffer out = at(part, 8L * g.gridX()).asFloatBuffer();
+            for (int b = 0; b < g.gridX(); b++) {
+                float lo = Float.POSITIVE_INFINITY, hi = Float.NEGATIVE_INFINITY;
+                for (long i0 = (long) b * g.block(); i0 < n; i0 += threads)
+                    for (long i = i0; i < Math.min(n, i0 + g.block()); i++) {
+                        float v = read(x, i, type);
+                        if (v < lo) lo = v; // fminf / fmaxf: NaN ignored
+                        if (v > hi) hi = v;
+                    }
+                out.put(2 * b, lo).put(2 * b + 1, hi);
+            }
+        } else if (symbol.startsWith("qvlm_range_hist_")) { // calib.cuh's range_hist_impl: clamp, then truncate
+            long x = (Long) args[0], n = (Long) args[1], hist = (Long) args[5];
+            double lo = (Double) args[2], width = (Double) args[3];
+            int bins = (Integer) args[4];
+            java.nio.IntBuffer h = at(hist, 4L * bins).asIntBuffer();
+            for (long i = 0; i < n; i++) {
+                double t = (read(x, i, type) - lo) / width;
+                int b = (int) Math.min(Math.max(t, 0.0), bins - 1.0);
+                h.put(b, h.get(b) + 1);
+            }
+        } else if (symbol.equals("qvlm_soft_joint_hist")) { // calib.cuh's soft_joint_hist_impl, as CalibKernels.jointSums
+            long joint = (Long) args[0], a = (Long) args[1], b = (Long) args[2];
+            int n = Math.toIntExact((Long) args[3]), M = (Integer) args[6], Mb = (Integer) args[9];
+            float[] xa = new float[n], xb = new float[n];
+            at(a, 4L * n).asFloatBuffer().get(xa);
+            at(b, 4L * n).asFloatBuffer().get(xb);
+            double[] sums = CalibKernels.jointSums(xa, xb,
+                    new dev.qvlm.calib.Entropy.Levels((Float) args[4], (Float) args[4] + (M - 1) * (double) (Float) args[5], M),
+                    new dev.qvlm.calib.Entropy.Levels((Float) args[7], (Float) args[7] + (Mb - 1) * (double) (Float) args[8], Mb));
+            java.nio.FloatBuffer j = at(joint, 4L * M * Mb).asFloatBuffer();
+            for (int i = 0; i < sums.length; i++) j.put(i, j.get(i) + (float) sums[i]);
         } else if (emulateThroughCpu(symbol, g, args)) {
             // the ops of the forward pass emulated by the CPU backend (see emulateThroughCpu)
         } else if (symbol.startsWith("qvlm_softmax_rows_")) { // attention.cuh's softmax_rows_impl
@@ -141,24 +190,26 @@ final class EmulatedKernels {
             int rows = (Integer) args[2], n = (Integer) args[3], kvLen = (Integer) args[4], qPos0 = (Integer) args[5];
             boolean causal = (Integer) args[6] != 0;
             float scale = (Float) args[7];
+            float[] S = flat(sc, (long) rows * kvLen, Gemm.CUDA_R_32F), P = new float[S.length];
             for (int r = 0; r < rows; r++) {
-                int t = r % n, limit = causal ? Math.min(kvLen, qPos0 + t + 1) : kvLen;
+                int t = r % n, limit = causal ? Math.min(kvLen, qPos0 + t + 1) : kvLen, o = r * kvLen;
                 float m = Float.NEGATIVE_INFINITY, sum = 0;
-                for (int j = 0; j < limit; j++) m = Math.max(m, read(sc, (long) r * kvLen + j, Gemm.CUDA_R_32F) * scale);
-                for (int j = 0; j < limit; j++) sum += (float) Math.exp(read(sc, (long) r * kvLen + j, Gemm.CUDA_R_32F) * scale - m);
+                for (int j = 0; j < limit; j++) m = Math.max(m, S[o + j] * scale);
+                for (int j = 0; j < limit; j++) sum += (float) Math.exp(S[o + j] * scale - m);
                 float inv = sum > 0 ? 1f / sum : 0f;
-                for (int j = 0; j < kvLen; j++)
-                    write(p, (long) r * kvLen + j, type, j < limit
-                            ? (float) Math.exp(read(sc, (long) r * kvLen + j, Gemm.CUDA_R_32F) * scale - m) * inv : 0f);
+                for (int j = 0; j < limit; j++) P[o + j] = (float) Math.exp(S[o + j] * scale - m) * inv;
             }
+            flat(p, type, P);
         } else if (symbol.startsWith("qvlm_fake_quant_")) { // elementwise.cuh's fake_quant_impl, step by step in FP32
             long out = (Long) args[0], in = (Long) args[1], n = (Long) args[2];
             float scale = (Float) args[3], zero = (Float) args[4], maxCode = (Float) args[5];
-            for (long i = 0; i < n; i++) {
-                float q = (float) Math.rint(read(in, i, type) / scale) + zero;
+            float[] x = flat(in, n, type);
+            for (int i = 0; i < x.length; i++) {
+                float q = (float) Math.rint(x[i] / scale) + zero;
                 float c = Math.min(Math.max(q, 0f), maxCode);
-                write(out, i, type, (c - zero) * scale);
+                x[i] = (c - zero) * scale;
             }
+            flat(out, type, x);
         } else if (symbol.startsWith("qvlm_bias_add_")) {
             long out = (Long) args[0], bias = (Long) args[1];
             int rows = (Integer) args[2], cols = (Integer) args[3];

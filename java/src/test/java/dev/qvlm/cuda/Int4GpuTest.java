@@ -141,6 +141,14 @@ class Int4GpuTest {
         Entropy.Dependency want = Entropy.dependency(List.of(a), List.of(bb), la, lb);
         Entropy.Dependency got = CalibKernels.dependency(f32, List.of(a), List.of(bb), la, lb);
         assertEquals(want.conditionalEntropy(), got.conditionalEntropy(), 1e-4);
+        // the Backend ops the calibrator calls: the percentile histogram bin for bin, the joint sums from tensors
+        long[] hw = new long[4096], hg = new long[4096];
+        dev.qvlm.backend.Statistics.histogram(a, 0, a.length, -2.5, 5.0 / 4096, hw);
+        f32.histogram(f32.upload(a, 1000, 100), -2.5, 5.0 / 4096, hg);
+        assertArrayEquals(hw, hg, "range histogram");
+        double[] sums = new double[16 * 16];
+        f32.jointLevelSums(f32.upload(a, 1000, 100), f32.upload(bb, 1000, 100), la.lo(), la.step(), 16, lb.lo(), lb.step(), 16, sums);
+        assertEquals(want.conditionalEntropy(), Entropy.fromJointSums(sums, a.length, 16, 16).conditionalEntropy(), 1e-4);
         int T = 40, N = 70, K = 384;
         float[] x = CalibKernelsTest.gauss(3, T * K, 1), wv = CalibKernelsTest.gauss(4, N * K, 0.05);
         F32Matrix w = new F32Matrix(N, K, wv);

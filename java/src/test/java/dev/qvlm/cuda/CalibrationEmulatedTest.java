@@ -1,0 +1,94 @@
+package dev.qvlm.cuda;
+
+import dev.qvlm.TestPaths;
+import dev.qvlm.backend.Backend;
+import dev.qvlm.calib.CalibData;
+import dev.qvlm.calib.CalibSample;
+import dev.qvlm.calib.Calibrator;
+import dev.qvlm.calib.Method;
+import dev.qvlm.calib.QuantReport;
+import dev.qvlm.calib.QuantSettings;
+import dev.qvlm.cpu.CpuBackend;
+import dev.qvlm.model.Linear;
+import dev.qvlm.quant.QuantArgs;
+import dev.qvlm.runtime.Llava;
+import org.junit.jupiter.api.Test;
+
+import java.util.EnumSet;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Q-VLM calibration (W4A4, static activations, every part of the model) on the CUDA backend's exact path
+ * ({@link CudaBackend#openExact}: FP32 activations, weights and GEMMs), here on the emulated device, against the
+ * same calibration on the CPU: the same blocks and the same chosen percentiles, the dependencies D(k, k+1) and the
+ * blocks' errors equal up to summation order. This is acceptance 6's first half as the host side sees it; on a card
+ * run.sh's quantize-cuda step checks it with the real kernels.
+ */
+class CalibrationEmulatedTest {
+    static QuantReport calibrate(Backend backend) {
+        QuantSettings st = new QuantSettings(Method.QVLM, QuantArgs.perChannel(4, false), QuantArgs.perTensor(4, false), false,
+                EnumSet.of(Linear.Part.VISION, Linear.Part.PROJECTOR, Linear.Part.LLM), QuantSettings.PAPER_GRID,
+                Double.NaN, 3, 1, 125, 4, false, 2);
+        try (Llava llava = Llava.open(TestPaths.tinyModel(), backend)) {
+            List<CalibSample> s = CalibData.load(llava, TestPaths.data().resolve("calib.jsonl"), 4, 0);
+            return new Calibrator(llava.model(), st, s, false, null).run();
+        }
+    }
+
+    /** The three statistics ops on the device's tensors give the CPU's values: edges, NaN and the bins' clamping included. */
+    @Test
+    void statisticsOpsMatchTheCpu() {
+        float[] x = CalibKernelsTest.gauss(5, 6000, 2);
+        x[0] = -1f; // exactly lo: bin 0
+        x[1] = 3f;  // exactly lo + width·bins: clamped into the last bin
+        x[2] = -70f; // below lo
+        x[3] = 90f; // above
+        x[4] = Float.NaN;
+        float[] y = CalibKernelsTest.gauss(6, 6000, 1), z = CalibKernelsTest.gauss(7, 6000, 2);
+        CpuBackend cpu = new CpuBackend();
+        try (CudaBackend gpu = new CudaBackend(new EmulatedDevice(), Storage.F32, true)) {
+            Backend[] both = {cpu, gpu};
+            long[][] hist = new long[2][64];
+            double[][] sums = new double[2][16 * 8];
+            float[][] mm = new float[2][];
+            for (int i = 0; i < 2; i++) {
+                mm[i] = both[i].minMax(both[i].upload(x, 60, 100));
+                both[i].histogram(both[i].upload(x, 60, 100), -1, 4.0 / 64, hist[i]);
+                both[i].jointLevelSums(both[i].upload(y, 60, 100), both[i].upload(z, 60, 100), -3, 0.4, 16, -4, 1.1, 8, sums[i]);
+            }
+            org.junit.jupiter.api.Assertions.assertArrayEquals(mm[0], mm[1]);
+            org.junit.jupiter.api.Assertions.assertArrayEquals(new float[]{-70f, 90f}, mm[0], "NaN ignored");
+            org.junit.jupiter.api.Assertions.assertArrayEquals(hist[0], hist[1]);
+            assertEquals(6000, java.util.Arrays.stream(hist[1]).sum());
+            for (int i = 0; i < sums[0].length; i++) assertEquals(sums[0][i], sums[1][i], 1e-5 * (1 + sums[0][i]), "joint bin " + i);
+        }
+    }
+
+    @Test
+    void exactPathChoosesTheCpusBlocksAndPercentiles() {
+        QuantReport cpu = calibrate(new CpuBackend());
+        EmulatedDevice dev = new EmulatedDevice();
+        QuantReport gpu;
+        try (CudaBackend b = new CudaBackend(dev, Storage.F32, true)) {
+            gpu = calibrate(b);
+        }
+        System.out.printf("downloaded %.1f MB%n", dev.downloadedBytes / 1e6);
+        assertEquals(cpu.blocks.size(), gpu.blocks.size());
+        for (int i = 0; i < cpu.blocks.size(); i++) {
+            QuantReport.Block c = cpu.blocks.get(i), g = gpu.blocks.get(i);
+            assertEquals(c.stack() + " " + c.first() + ".." + c.last(), g.stack() + " " + g.first() + ".." + g.last());
+            assertEquals(c.choices(), g.choices(), "percentiles of " + c.stack() + " " + c.first() + ".." + c.last());
+            assertEquals(c.relMseAfter(), g.relMseAfter(), 1e-4 * c.relMseAfter(), "error of the chosen setting");
+        }
+        assertEquals(cpu.layers.size(), gpu.layers.size());
+        for (int i = 0; i < cpu.layers.size(); i++) {
+            Double dc = cpu.layers.get(i).dependencyToNext(), dg = gpu.layers.get(i).dependencyToNext();
+            if (dc == null) continue;
+            assertEquals(dc, dg, 1e-4 * Math.abs(dc) + 1e-6, "D of " + cpu.layers.get(i));
+        }
+        assertTrue(gpu.blocks.stream().anyMatch(b -> b.relMseAfter() < b.relMseBefore() * 0.95), "the search finds something");
+    }
+}
