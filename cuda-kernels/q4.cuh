@@ -272,3 +272,20 @@ __device__ __forceinline__ void q4_gemv_multi_impl(T* o0, T* o1, T* o2, const __
         q4_gemv_tile<T, NT, U>(o2, x, w2, p2, n, r2, cols, groupSize, groups, tile - t1);
     }
 }
+
+// A Q4Matrix (compressed-tensors pack-quantized: int32 words, 8 nibbles per word, column c of a row at bits
+// 4*(c%8) of word c/8; FP32 scales and byte zero points per group, null zeros = symmetric, zero point 8) decoded to
+// its exact FP32 values, out[r, c] = (float)(code - zero) * scale as Q4Matrix.get computes it (one rounding, no
+// FMA): the calibration's exact path uploads the packed codes (0.5 byte per weight) instead of FP32 decoded on the
+// host (4 bytes). 1-D grid-stride over rows * cols.
+__device__ __forceinline__ void q4_decode32_impl(float* out, const uint32_t* packed, const float* scales,
+                                                 const unsigned char* zeros, int rows, int cols, int groupSize) {
+    const int wordsPerRow = (cols + 7) >> 3, groups = cols / groupSize;
+    QVLM_GRID_STRIDE(i, (int64_t)rows * cols) {
+        const int r = (int)(i / cols), c = (int)(i - (int64_t)r * cols);
+        const int code = (int)((packed[(int64_t)r * wordsPerRow + (c >> 3)] >> (4 * (c & 7))) & 15u);
+        const int64_t g = (int64_t)r * groups + c / groupSize;
+        const int z = zeros == nullptr ? 8 : (int)zeros[g];
+        out[i] = __fmul_rn((float)(code - z), scales[g]);
+    }
+}

@@ -160,6 +160,12 @@ extern "C" __global__ void qvlm_q4_dequant(__half* out, const uint4* w, const ui
     q4_dequant_impl(out, w, params, rows, cols, groupSize, groups);
 }
 
+// a Q4Matrix's exact FP32 values (the calibration's exact path)
+extern "C" __global__ void qvlm_q4_decode32(float* out, const uint32_t* packed, const float* scales,
+                                            const unsigned char* zeros, int rows, int cols, int groupSize) {
+    q4_decode32_impl(out, packed, scales, zeros, rows, cols, groupSize);
+}
+
 // Synthetic weights for benchmarks, made on the device (dev.qvlm.tensor.GeneratedMatrix is the host twin)
 extern "C" __global__ void qvlm_fill_f16(__half* out, long long n, int seed, float amp) {
     fill_f16_impl(out, n, (uint32_t)seed, amp);

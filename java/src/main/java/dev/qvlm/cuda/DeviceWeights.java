@@ -47,6 +47,11 @@ final class DeviceWeights {
         Long a = matrices32.get(m);
         if (a != null) return a;
         long addr = memory.allocPermanent(4L * m.rows() * m.cols());
+        if (m instanceof Q4Matrix q) { // a 4-bit candidate: its packed codes cross the bus (1/8 of FP32), decoded here
+            decode32(q, addr);
+            matrices32.put(m, addr);
+            return addr;
+        }
         Matrix src = m instanceof GeneratedMatrix g ? g.materialize() : m;
         int step = Math.max(1, uploadChunkRows(src.cols()) / 2);
         for (int r = 0; r < src.rows(); r += step) {
@@ -57,6 +62,30 @@ final class DeviceWeights {
         }
         matrices32.put(m, addr);
         return addr;
+    }
+
+    /**
+     * A Q4Matrix's exact FP32 values into [rows, cols] at {@code out}: its packed words, FP32 scales and byte zero
+     * points uploaded as they are, qvlm_q4_decode32 computes (code − zero) · scale as {@link Q4Matrix#get} does.
+     */
+    private void decode32(Q4Matrix q, long out) {
+        int rows = q.rows(), cols = q.cols(), wordsPerRow = (cols + 7) >>> 3;
+        int[] words = q.packed().asSlice(0, 4L * rows * wordsPerRow)
+                .toArray(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN));
+        long w = ops.take(4L * words.length), s = ops.take(4L * q.scales().length), z = 0;
+        ops.upload(w, words);
+        ops.upload(s, q.scales());
+        if (q.zeros() != null) { // bytes, four to an int in memory order (little-endian)
+            byte[] b = q.zeros();
+            int[] packed = new int[(b.length + 3) / 4];
+            for (int i = 0; i < b.length; i++) packed[i >> 2] |= (b[i] & 0xff) << (8 * (i & 3));
+            z = ops.take(4L * packed.length);
+            ops.upload(z, packed);
+        }
+        ops.launch(Kernel.Q4_DECODE32, ops.elementwise((long) rows * cols), out, w, s, z, rows, cols, q.groupSize());
+        ops.give(w);
+        ops.give(s);
+        if (z != 0) ops.give(z);
     }
 
     /** Rows per upload chunk: about 16 MiB of FP16 at a time, so huge matrices never need one giant host array. */

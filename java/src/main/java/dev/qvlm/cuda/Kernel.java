@@ -41,6 +41,7 @@ public enum Kernel {
     Q4_GEMV_MULTI4("qvlm_q4_gemv_multi4", true, "ppppppppppiiiiiii"),
     Q4_GEMV_MULTI8("qvlm_q4_gemv_multi8", true, "ppppppppppiiiiiii"),
     Q4_DEQUANT("qvlm_q4_dequant", false, "pppiiii"),
+    Q4_DECODE32("qvlm_q4_decode32", false, "ppppiii"),
     FILL_F16("qvlm_fill_f16", false, "plif"),
     FILL_Q4("qvlm_fill_q4", false, "ppiiiifi"),
     // calibration (calib.cuh)

@@ -80,7 +80,7 @@ class CudaBackendInt4EmulatedTest {
     }
 
     /**
-     * The calibration's exact path: FP32 weights (a 4-bit one decoded to its exact values), FP32 activations
+     * The calibration's exact path: FP32 weights (a 4-bit one decoded to its exact values on the device), FP32 activations
      * quantized on the device, one FP32 GEMM: the CPU's linear up to summation order.
      */
     @Test
@@ -101,7 +101,10 @@ class CudaBackendInt4EmulatedTest {
             b.linear(y, b.upload(x, n, in), lin);
             assertNear(cpu.download(ref), b.download(y), 1e-5, "exact");
             assertEquals(List.of(Gemm.CUDA_R_32F), dev.gemms.stream().map(Gemm::aType).distinct().toList(), "an FP32 GEMM");
-            assertTrue(dev.launches.stream().noneMatch(l -> l.symbol().startsWith("qvlm_q4")), "no int4 kernel");
+            assertTrue(dev.launches.stream().noneMatch(l -> l.symbol().startsWith("qvlm_q4_gemv") || l.symbol().startsWith("qvlm_q4_dequant")),
+                    "no int4 GEMV or FP16 dequantisation");
+            assertEquals(1, dev.launches.stream().filter(l -> l.symbol().equals("qvlm_q4_decode32")).count(),
+                    "the packed codes decoded once on the device");
             assertEquals(4L * out * in, b.weightBytes(w));
             assertTrue(b.name().contains("FP32 weights"), b.name());
         }

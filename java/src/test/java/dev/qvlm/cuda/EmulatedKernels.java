@@ -172,6 +172,21 @@ final class EmulatedKernels {
                 int b = (int) Math.min(Math.max(t, 0.0), bins - 1.0);
                 h.put(b, h.get(b) + 1);
             }
+        } else if (symbol.equals("qvlm_q4_decode32")) { // q4.cuh's q4_decode32_impl: (code - zero) * scale in FP32
+            long out = (Long) args[0], packed = (Long) args[1], scales = (Long) args[2], zeros = (Long) args[3];
+            int rows = (Integer) args[4], cols = (Integer) args[5], gs = (Integer) args[6];
+            int wpr = (cols + 7) >>> 3, groups = cols / gs;
+            java.nio.IntBuffer w = at(packed, 4L * rows * wpr).asIntBuffer();
+            java.nio.FloatBuffer s = at(scales, 4L * rows * groups).asFloatBuffer();
+            java.nio.ByteBuffer z = zeros == 0 ? null : at(zeros, (long) rows * groups);
+            float[] o = new float[rows * cols];
+            for (int r = 0; r < rows; r++)
+                for (int c = 0; c < cols; c++) {
+                    int code = (w.get(r * wpr + (c >> 3)) >>> (4 * (c & 7))) & 15, gi = r * groups + c / gs;
+                    int zp = z == null ? 8 : z.get(z.position() + gi) & 0xff;
+                    o[r * cols + c] = (float) (code - zp) * s.get(gi);
+                }
+            at(out, 4L * o.length).asFloatBuffer().put(o);
         } else if (symbol.equals("qvlm_soft_joint_hist")) { // calib.cuh's soft_joint_hist_impl, as CalibKernels.jointSums
             long joint = (Long) args[0], a = (Long) args[1], b = (Long) args[2];
             int n = Math.toIntExact((Long) args[3]), M = (Integer) args[6], Mb = (Integer) args[9];

@@ -161,6 +161,29 @@ class Int4GpuTest {
                 want.conditionalEntropy(), java.util.Arrays.toString(dev));
     }
 
+    /**
+     * The exact path decodes a 4-bit weight on the device (qvlm_q4_decode32) to Q4Matrix's own FP32 values: one-hot
+     * input rows through the FP32 GEMM read the decoded weight back bit for bit (one nonzero term per sum).
+     */
+    @ParameterizedTest
+    @CsvSource({"false", "true"})
+    void exactPathDecodesQ4ToTheHostsValues(boolean symmetric) {
+        int out = 37, in = 256;
+        Q4Matrix w = Int4LayoutTest.random(11, out, in, 128, symmetric);
+        float[] eye = new float[in * in];
+        for (int i = 0; i < in; i++) eye[i * in + i] = 1f;
+        try (CudaBackend b = CudaBackend.openExact()) {
+            Tensor y = b.allocate(in, out);
+            b.linear(y, b.upload(eye, in, in), new Linear("model.layers.0.mlp.up_proj", Linear.Part.LLM, w, null));
+            float[] got = b.download(y), row = new float[in];
+            for (int o = 0; o < out; o++) {
+                w.rowToFloat(o, row, 0);
+                for (int c = 0; c < in; c++)
+                    assertEquals(Float.floatToIntBits(row[c]), Float.floatToIntBits(got[c * out + o]), "W[" + o + "," + c + "]");
+            }
+        }
+    }
+
     /** Achieved weight bandwidth of the GEMV (1 token) against cuMemcpyDtoD, LLaMA-13B shapes. */
     @Test
     void gemvBandwidthOn13bShapes() {
