@@ -91,6 +91,26 @@ public interface Backend extends AutoCloseable {
         return step.get();
     }
 
+    /**
+     * Opens a scope for the calling thread's temporaries: tensors this thread allocates while it is the innermost
+     * open scope are released when it closes (the CPU keeps their arrays for the next allocations of the same size,
+     * a GPU gives its blocks back to its pool), so a forward pass that scopes each layer allocates nothing new in
+     * steady state and never waits for the garbage collector. Nothing allocated inside may be used after the close
+     * (views included); scopes nest. Default: nothing is released early (tensors live while reachable).
+     */
+    default Scope scope() {
+        return Scope.NONE;
+    }
+
+    /** See {@link #scope}. */
+    interface Scope extends AutoCloseable {
+        /** A scope that releases nothing. */
+        Scope NONE = () -> {};
+
+        @Override
+        void close();
+    }
+
     Tensor upload(float[] data, int rows, int cols);
 
     /** Copies a tensor (or view) to a new host array. */

@@ -67,7 +67,21 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor allocate(int rows, int cols) {
-        return new CpuTensor(rows, cols);
+        return new CpuTensor(scopes.get().take(rows * cols, true), 0, rows, cols);
+    }
+
+    /** Inside a scope, possibly a reused array with old contents (the caller's op overwrites it). */
+    @Override
+    public Tensor uninitialized(int rows, int cols) {
+        return new CpuTensor(scopes.get().take(rows * cols, false), 0, rows, cols);
+    }
+
+    private final ThreadLocal<CpuScopes> scopes = ThreadLocal.withInitial(CpuScopes::new);
+
+    /** This thread's arrays allocated inside are reused after the close ({@link CpuScopes}). */
+    @Override
+    public Scope scope() {
+        return scopes.get().open();
     }
 
     @Override

@@ -156,6 +156,17 @@ public final class CudaBackend implements Backend {
         return t;
     }
 
+    /** Eager activations allocated inside go back to the pool at the close ({@link OpStream#scope}). */
+    @Override
+    public Scope scope() {
+        Scope s = ops.scope();
+        return () -> {
+            synchronized (this) { // the pool is the backend's, like every op's
+                s.close();
+            }
+        };
+    }
+
     /** No memset: the caller's next op writes the whole tensor (see {@link Backend#uninitialized}). */
     @Override
     public synchronized Tensor uninitialized(int rows, int cols) {
@@ -505,6 +516,16 @@ public final class CudaBackend implements Backend {
     }
 
     /** Peak bytes of weights + live activations + scratch this backend has held (its own bookkeeping). */
+    /** {live, pooled} bytes of activation and scratch blocks (permanent weights not included). */
+    synchronized long[] memoryBytes() {
+        return new long[]{memory.liveBytes(), memory.pooledBytes()};
+    }
+
+    /** Activations allocated outside any {@link #scope} so far (returned to the pool by reachability). */
+    synchronized long trackedAllocations() {
+        return memory.trackedAllocations();
+    }
+
     public synchronized long peakBytes() {
         return memory.peakBytes();
     }

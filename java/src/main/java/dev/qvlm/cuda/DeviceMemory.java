@@ -87,6 +87,7 @@ final class DeviceMemory implements AutoCloseable {
         long a = take(size);
         Allocation al = new Allocation(a, size);
         tracked.add(new BlockRef(al, unreachable));
+        trackedAllocations++;
         return al;
     }
 
@@ -164,6 +165,18 @@ final class DeviceMemory implements AutoCloseable {
         free.clear();
         pooledBytes = 0;
     }
+
+    /** Activation blocks handed out by {@link #allocTracked} and not yet found unreachable. */
+    int trackedBlocks() {
+        return tracked.size();
+    }
+
+    /** Activation blocks handed out by {@link #allocTracked} so far. */
+    long trackedAllocations() {
+        return trackedAllocations;
+    }
+
+    private long trackedAllocations;
 
     long liveBytes() {
         return liveBytes;

@@ -3,6 +3,9 @@ package dev.qvlm.cuda;
 import dev.qvlm.cuda.StepGraphs.Mode;
 import dev.qvlm.cuda.StepGraphs.Recording;
 
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.function.Supplier;
 
 /**
@@ -38,10 +41,39 @@ final class OpStream {
 
     // ---------------------------------------------------------------- memory
 
-    /** A block for an activation tensor: pooled by reachability when eager, the step's own while capturing or replaying. */
+    /**
+     * A block for an activation tensor: the step's own while capturing or replaying; when eager, the innermost open
+     * {@link #scope}'s (given back when it closes), or, outside any scope, pooled by reachability.
+     */
     DeviceMemory.Allocation activation(long bytes) {
-        if (graphs.mode == Mode.EAGER) return memory.allocTracked(bytes);
+        if (graphs.mode == Mode.EAGER) {
+            List<Long> owner = scopes.get().peek();
+            if (owner == null) return memory.allocTracked(bytes);
+            long a = memory.take(bytes);
+            owner.add(a);
+            return new DeviceMemory.Allocation(a, DeviceMemory.round(bytes));
+        }
         return new DeviceMemory.Allocation(take(bytes), DeviceMemory.round(bytes));
+    }
+
+    /** Each thread's open scopes (innermost first): the eager blocks allocated in each. */
+    private final ThreadLocal<ArrayDeque<List<Long>>> scopes = ThreadLocal.withInitial(ArrayDeque::new);
+
+    /**
+     * {@link dev.qvlm.backend.Backend#scope} on the device: eager activations allocated inside go back to the pool at
+     * the close (every later use of the block is ordered after the kernels that read it, on the one stream). A
+     * captured or replayed step's blocks stay the graph's, whatever scope they were allocated in.
+     */
+    dev.qvlm.backend.Backend.Scope scope() {
+        ArrayDeque<List<Long>> stack = scopes.get();
+        List<Long> owned = new ArrayList<>();
+        stack.push(owned);
+        return () -> {
+            if (stack.peek() != owned) throw new IllegalStateException("scopes closed out of order");
+            stack.pop();
+            for (long a : owned) memory.give(a);
+            owned.clear();
+        };
     }
 
     /** A scratch block for one op; hand it back with {@link #give}. */

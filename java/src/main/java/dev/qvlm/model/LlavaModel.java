@@ -62,6 +62,15 @@ public final class LlavaModel {
         backend.linear(out, in, w);
     }
 
+    /**
+     * A scope for the temporaries of a layer or a step ({@link Backend#scope}): released at its end, so the forward
+     * pass reuses its activation memory instead of leaving it to the collector. None while hooks observe the
+     * forward pass (they may keep tensors or allocate their own copies inside it).
+     */
+    private Backend.Scope scope() {
+        return hooks == ForwardHooks.NONE ? backend.scope() : Backend.Scope.NONE;
+    }
+
     // ---------------------------------------------------------------- vision tower
 
     /**
@@ -106,6 +115,12 @@ public final class LlavaModel {
 
     /** CLIP encoder layer {@code i} (pre-LN, full attention), in place on x [tokens x D]. */
     public void visionLayer(int i, Tensor x) {
+        try (Backend.Scope scope = scope()) {
+            visionLayerIn(i, x);
+        }
+    }
+
+    private void visionLayerIn(int i, Tensor x) {
         VisionConfig vc = config.vision();
         int n = x.rows(), D = vc.hiddenSize(), hd = vc.headDim();
         Tensor h = backend.allocate(n, D), q = backend.allocate(n, D), kk = backend.allocate(n, D),
@@ -191,7 +206,9 @@ public final class LlavaModel {
      */
     public float[] forward(KvCache cache, int[] tokens, Tensor imageEmbeds, boolean allLogits) {
         if (!allLogits) return forwardLast(List.of(new Sequence(cache, tokens, imageEmbeds)));
-        return logits(forwardHidden(cache, tokens, imageEmbeds));
+        try (Backend.Scope scope = scope()) {
+            return logits(forwardHidden(cache, tokens, imageEmbeds));
+        }
     }
 
     /**
@@ -215,7 +232,12 @@ public final class LlavaModel {
     }
 
     private float[] forwardLastNow(List<Sequence> batch) {
-        Tensor x = forwardHidden(batch, true);
+        try (Backend.Scope scope = scope()) { // the step's activations; only the logits leave it, on the host
+            return logitsOfLastRows(batch, forwardHidden(batch, true));
+        }
+    }
+
+    private float[] logitsOfLastRows(List<Sequence> batch, Tensor x) {
         boolean oneRowEach = x.rows() == batch.size();
         Tensor sel = x;
         if (!oneRowEach) {
@@ -250,13 +272,14 @@ public final class LlavaModel {
 
     /** Decoder layer {@code li} over the rows of several sequences (segments), each with its own keys/values. */
     private void decoderLayer(int li, Tensor x, Segment[] segs) {
-        decoderLayer(li, x, null, segs, false, false);
+        decoderLayer(li, x, null, segs, false, null);
     }
 
     /**
      * A layer's result: x after the layer, or, when the layer deferred its last residual add, x before it and the
      * {@code pending} MLP output that the next layer adds in its first op ({@link Backend#addRmsNorm}: one kernel on
-     * the GPU instead of an add and a norm, the same two ops on the CPU).
+     * the GPU instead of an add and a norm, the same two ops on the CPU). Both are allocated outside the layer's
+     * scope: x by the caller (or, for lastRows, before the scope opens), pending is the caller's pendingOut.
      */
     private record LayerOut(Tensor x, Tensor pending) {}
 
@@ -266,7 +289,16 @@ public final class LlavaModel {
      * (which every row writes to its cache): queries, attention, output projection and MLP run for those rows, and
      * the result is a new tensor of one row per segment, each row the same operations as in the full layer.
      */
-    private LayerOut decoderLayer(int li, Tensor x, Tensor pending, Segment[] segs, boolean lastRows, boolean deferAdd) {
+    private LayerOut decoderLayer(int li, Tensor x, Tensor pending, Segment[] segs, boolean lastRows, Tensor pendingOut) {
+        // with lastRows the result is a new tensor, one row per segment, every row copied in below
+        Tensor xq = lastRows ? backend.uninitialized(segs.length, config.text().hiddenSize()) : x;
+        try (Backend.Scope scope = scope()) {
+            return decoderLayerIn(li, x, xq, pending, segs, lastRows, pendingOut);
+        }
+    }
+
+    private LayerOut decoderLayerIn(int li, Tensor x, Tensor xq, Tensor pending, Segment[] segs, boolean lastRows,
+                                    Tensor pendingOut) {
         TextConfig tc = config.text();
         int n = x.rows(), Dt = tc.hiddenSize(), hd = tc.headDim();
         LlavaWeights.LlamaLayer l = weights.text.layers()[li];
@@ -278,10 +310,9 @@ public final class LlavaModel {
         // a CUDA graph replay a decode step with only kernel arguments patched)
         Tensor k = backend.uninitialized(n, tc.kvDim()), v = backend.uninitialized(n, tc.kvDim());
         // the rows that go on past the keys and values (xq, hq), per sequence (qsegs: rows of xq, first position)
-        Tensor xq = x, hq = h;
+        Tensor hq = h;
         Segment[] qsegs = segs;
         if (lastRows) {
-            xq = backend.uninitialized(segs.length, Dt); // every row copied in below
             hq = backend.uninitialized(segs.length, Dt);
             qsegs = new Segment[segs.length];
             for (int s = 0; s < segs.length; s++) {
@@ -294,8 +325,8 @@ public final class LlavaModel {
         int m = xq.rows();
         // outputs of the linears and the attention below, each written whole before it is read
         Tensor q = backend.uninitialized(m, tc.qDim()), att = backend.uninitialized(m, tc.qDim()),
-                tmp = backend.uninitialized(m, Dt), gate = backend.uninitialized(m, tc.intermediateSize()),
-                up = backend.uninitialized(m, tc.intermediateSize());
+                tmp = pendingOut != null ? pendingOut : backend.uninitialized(m, Dt),
+                gate = backend.uninitialized(m, tc.intermediateSize()), up = backend.uninitialized(m, tc.intermediateSize());
         if (lastRows) {
             linears(new Tensor[]{k, v}, h, new Linear[]{l.k(), l.v()}, segs);
             linear(q, hq, l.q(), qsegs);
@@ -320,7 +351,7 @@ public final class LlavaModel {
         linears(new Tensor[]{gate, up}, hq, new Linear[]{l.gate(), l.up()}, qsegs);
         backend.gatedActivate(gate, up, tc.hiddenAct());
         linear(tmp, gate, l.down(), qsegs);
-        if (deferAdd) return new LayerOut(xq, tmp);
+        if (pendingOut != null) return new LayerOut(xq, tmp);
         backend.add(xq, tmp);
         return new LayerOut(xq, null);
     }
@@ -399,14 +430,20 @@ public final class LlavaModel {
                 backend.copy(embedTokens(batch.get(s).tokens(), batch.get(s).imageEmbeds()), backend.view(x, segs[s].row, segs[s].n));
         }
         Tensor pending = null; // a layer's last residual add, done by the next layer's first op unless hooks observe x
+        Tensor[] carry = new Tensor[2]; // the pending MLP outputs, alternating between two tensors outside the layers' scopes
         for (int li = 0; li < tc.numLayers(); li++) {
             for (int s = 0; s < segs.length; s++) {
                 KvCache c = batch.get(s).cache();
                 segs[s] = new Segment(segs[s].row, segs[s].n, c.keys[li], c.values[li], segs[s].pos);
             }
             boolean last = li == tc.numLayers() - 1;
+            Tensor pendingOut = null;
+            if (!last && hooks == ForwardHooks.NONE) {
+                if (carry[li & 1] == null) carry[li & 1] = backend.uninitialized(total, tc.hiddenSize());
+                pendingOut = carry[li & 1];
+            }
             LayerOut out = decoderLayer(li, x, pending, segs, last && lastRows && total > segs.length && lastRowsExact(li),
-                    !last && hooks == ForwardHooks.NONE);
+                    pendingOut);
             x = out.x();
             pending = out.pending();
             hooks.layerOutput(Linear.Part.LLM, li, x);

@@ -265,15 +265,25 @@ public final class Q4Matrix extends Matrix {
             dev.qvlm.cpu.Matmul.matmul(out, outOff, x, xOff, n, this, bias);
             return;
         }
-        final float[] xp = new float[n * cols];
+        final float[] xp = scratch(XP, n * cols); // the calling thread's; the workers only read it
         for (int t = 0; t < n; t++) permute(x, xOff + t * cols, xp, t * cols, cols);
         int grain = Math.max(1, 65536 / Math.max(1, cols * n));
         dev.qvlm.cpu.Parallel.forRange(rows, grain, (r0, r1) -> {
-            float[] lanes = new float[F.length()];
+            float[] lanes = scratch(LANES, F.length());
             for (int r = r0; r < r1; r++)
                 for (int t = 0; t < n; t++)
                     out[outOff + t * rows + r] = dot(r, xp, t * cols, lanes) + (bias == null ? 0 : bias[r]);
         });
+    }
+
+    /** Per-thread scratch of {@link #matmul} (the permuted x; lane partials), so a decode step allocates none. */
+    private static final ThreadLocal<float[][]> XP = ThreadLocal.withInitial(() -> new float[1][0]),
+            LANES = ThreadLocal.withInitial(() -> new float[1][0]);
+
+    private static float[] scratch(ThreadLocal<float[][]> slot, int n) {
+        float[][] s = slot.get();
+        if (s[0].length < n) s[0] = new float[n];
+        return s[0];
     }
 
     /** x[xo..xo+cols) into nibble-major block order (see {@link #matmul}). */
