@@ -111,6 +111,14 @@ public interface Backend extends AutoCloseable {
         void close();
     }
 
+    /**
+     * The caller is done with {@code t} (a tensor from {@link #allocate}, {@link #uninitialized} or {@link #upload},
+     * not a view), and so are its views: a device takes its memory back at once instead of when the tensor becomes
+     * unreachable (a finished request's KV cache, an image's embeddings after the prefill). Using it afterwards is
+     * an error the device reports. Tensors of a {@link #scope} are released by the scope. Default: nothing to do.
+     */
+    default void free(Tensor t) {}
+
     Tensor upload(float[] data, int rows, int cols);
 
     /** Copies a tensor (or view) to a new host array. */

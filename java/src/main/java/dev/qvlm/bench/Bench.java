@@ -271,13 +271,15 @@ public final class Bench {
             KvCache warm = model.newCache(warmPrompt.length + 2 + o.warmupTokens());
             argmax(model.forward(warm, warmPrompt, null, false));
             for (int i = 0; i < 2 + o.warmupTokens(); i++) argmax(model.forward(warm, new int[]{first(prompt)}, null, false));
-            warm = null;
+            warm.close();
 
             KvCache cache = null;
             Tensor image = null;
             float[] logits = null;
             double[] prefills = new double[Math.max(1, o.prefillRepeats())];
             for (int rep = 0; rep < prefills.length; rep++) {
+                if (cache != null) cache.close(); // the previous repeat's (a 13B prompt's cache is ~0.6 GB on a GPU)
+                if (image != null) model.backend().free(image);
                 cache = model.newCache(nPrompt + o.newTokens() + o.profileOps());
                 long p0 = System.nanoTime();
                 image = imageTokens > 0 ? model.encodeImage(pixels) : null;
@@ -336,6 +338,8 @@ public final class Bench {
                     img[0] = imageTokens > 0 ? model.encodeImage(pixels) : null;
                     model.forward(pc, prompt, img[0], false);
                 }, OpProfile.HOLD_NANOS)), 1e3 * ttft);
+                pc.close();
+                if (img[0] != null) model.backend().free(img[0]);
                 log.print(prefillProfile.table(label, "a prefill of " + nPrompt + " tokens", "prefill", "timed TTFT"));
             }
             sample.run();
@@ -406,7 +410,9 @@ public final class Bench {
             float[] all = model.forwardLast(seqs);
             for (int b = 0; b < B; b++) next[b] = dev.qvlm.generate.Sampler.argmax(all, b * vocabSize, vocabSize);
         }
-        return new double[]{(System.nanoTime() - b0) / 1e9, (os.getProcessCpuTime() - c0) / 1e9};
+        double[] times = {(System.nanoTime() - b0) / 1e9, (os.getProcessCpuTime() - c0) / 1e9};
+        for (KvCache c : caches) c.close();
+        return times;
     }
 
     static int argmax(float[] v) {

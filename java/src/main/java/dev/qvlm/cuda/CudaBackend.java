@@ -146,7 +146,16 @@ public final class CudaBackend implements Backend {
         if (!(t instanceof CudaTensor x) || x.owner != this)
             throw new IllegalArgumentException("tensor " + t + " does not belong to this CUDA backend");
         if (closed) throw new IllegalStateException("the CUDA backend is closed");
+        if (x.allocation.freed) throw new IllegalStateException("tensor " + t + " used after Backend.free");
         return x;
+    }
+
+    /** A tracked tensor's block back to the pool now ({@link DeviceMemory#free}); views of it are refused. */
+    @Override
+    public synchronized void free(Tensor t) {
+        CudaTensor x = c(t);
+        if (x.byteOffset != 0) throw new IllegalArgumentException("free: " + t + " is a view");
+        memory.free(x.allocation);
     }
 
     @Override

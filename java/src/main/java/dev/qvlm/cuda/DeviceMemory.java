@@ -29,6 +29,8 @@ final class DeviceMemory implements AutoCloseable {
     /** A device block owned by tensors (the root tensor and its views hold it). */
     static final class Allocation {
         final long address, bytes;
+        /** Returned by reachability ({@link #allocTracked}); freed by {@link #free}. */
+        boolean tracked, freed;
 
         Allocation(long address, long bytes) {
             this.address = address;
@@ -86,7 +88,10 @@ final class DeviceMemory implements AutoCloseable {
         long size = round(bytes);
         long a = take(size);
         Allocation al = new Allocation(a, size);
-        tracked.add(new BlockRef(al, unreachable));
+        al.tracked = true;
+        BlockRef ref = new BlockRef(al, unreachable);
+        tracked.add(ref);
+        trackedAt.put(a, ref);
         trackedAllocations++;
         return al;
     }
@@ -128,7 +133,10 @@ final class DeviceMemory implements AutoCloseable {
         Reference<? extends Allocation> r;
         while ((r = unreachable.poll()) != null) {
             BlockRef b = (BlockRef) r;
-            if (tracked.remove(b)) give(b.address);
+            if (tracked.remove(b)) {
+                trackedAt.remove(b.address);
+                give(b.address);
+            }
         }
     }
 
@@ -143,7 +151,10 @@ final class DeviceMemory implements AutoCloseable {
         try {
             for (int i = 0; i < 50 && a == 0; i++) {
                 Reference<? extends Allocation> r = unreachable.remove(20);
-                if (r != null && tracked.remove((BlockRef) r)) give(((BlockRef) r).address);
+                if (r != null && tracked.remove((BlockRef) r)) {
+                    trackedAt.remove(((BlockRef) r).address);
+                    give(((BlockRef) r).address);
+                }
                 if (r == null || i % 8 == 7) {
                     reclaim();
                     trim();
@@ -165,6 +176,22 @@ final class DeviceMemory implements AutoCloseable {
         free.clear();
         pooledBytes = 0;
     }
+
+    /**
+     * A tracked activation given back now, before it becomes unreachable (Backend.free); its tensors must not be used
+     * again ({@link Allocation#freed}). Scoped and graph-owned blocks are their owners' to return: nothing happens.
+     */
+    void free(Allocation a) {
+        if (!a.tracked || a.freed) return;
+        BlockRef ref = trackedAt.remove(a.address);
+        if (ref != null && tracked.remove(ref)) {
+            ref.clear();
+            give(a.address);
+        }
+        a.freed = true;
+    }
+
+    private final Map<Long, BlockRef> trackedAt = new java.util.HashMap<>();
 
     /** Activation blocks handed out by {@link #allocTracked} and not yet found unreachable. */
     int trackedBlocks() {
@@ -209,6 +236,7 @@ final class DeviceMemory implements AutoCloseable {
         sizes.clear();
         permanent.clear();
         tracked.clear();
+        trackedAt.clear();
         liveBytes = permanentBytes = 0;
     }
 }

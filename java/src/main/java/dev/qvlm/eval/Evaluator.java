@@ -82,8 +82,12 @@ public final class Evaluator {
             throw new QvlmException("question " + q.id() + " (line " + q.line() + "): " + e.getMessage());
         }
         Tensor embeds = q.image() == null ? null : llava.encodeImage(q.image());
-        KvCache cache = llava.model().newCache(ids.length);
-        float[] logits = llava.model().forward(cache, ids, embeds, false);
+        float[] logits;
+        try (KvCache cache = llava.model().newCache(ids.length)) {
+            logits = llava.model().forward(cache, ids, embeds, false);
+        } finally {
+            if (embeds != null) llava.model().backend().free(embeds);
+        }
         int tok = Sampler.argmax(logits, 0, logits.length);
         String text = llava.tokenizer().decode(new int[]{tok}).trim();
         int pred = text.length() == 1 ? McQuestion.LETTERS.indexOf(text.charAt(0)) : -1;

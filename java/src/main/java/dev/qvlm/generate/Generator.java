@@ -35,7 +35,13 @@ public final class Generator {
         int vocab = model.config().text().vocabSize();
         int[] eos = model.config().text().eosTokenIds();
         LlavaModel.checkContext(promptIds.length, opts.maxTokens(), model.contextLength());
-        KvCache cache = model.newCache(promptIds.length + opts.maxTokens());
+        try (KvCache cache = model.newCache(promptIds.length + opts.maxTokens())) {
+            return generate(cache, promptIds, imageEmbeds, opts, stream, vocab, eos);
+        }
+    }
+
+    private Result generate(KvCache cache, int[] promptIds, Tensor imageEmbeds, SamplingOptions opts, Consumer<String> stream,
+                            int vocab, int[] eos) {
         Sampler sampler = new Sampler(opts);
         long t0 = System.nanoTime();
         float[] logits = model.forward(cache, promptIds, imageEmbeds, false);

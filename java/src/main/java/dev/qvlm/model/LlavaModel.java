@@ -151,17 +151,33 @@ public final class LlavaModel {
 
     /** The multimodal projector: linear → act → linear, [features x visionHidden] → [features x textHidden]. */
     public Tensor project(Tensor features) {
-        int n = features.rows(), Dt = config.text().hiddenSize();
-        Tensor mid = backend.allocate(n, Dt), out = backend.allocate(n, Dt);
-        linear(mid, features, weights.projector.linear1());
-        backend.activate(mid, config.projectorAct());
-        linear(out, mid, weights.projector.linear2());
+        Tensor out = backend.allocate(features.rows(), config.text().hiddenSize());
+        projectInto(out, features);
         return out;
     }
 
-    /** Image → the embeddings that replace its {@code <image>} tokens. */
+    private void projectInto(Tensor out, Tensor features) {
+        try (Backend.Scope scope = scope()) {
+            Tensor mid = backend.allocate(features.rows(), config.text().hiddenSize());
+            linear(mid, features, weights.projector.linear1());
+            backend.activate(mid, config.projectorAct());
+            linear(out, mid, weights.projector.linear2());
+        }
+    }
+
+    /**
+     * Image → the embeddings that replace its {@code <image>} tokens (the tower's activations are released on the
+     * way; the caller owns the result and may {@link Backend#free} it after the prefill).
+     */
     public Tensor encodeImage(float[] pixels) {
-        return project(visionFeatures(pixels));
+        Tensor out = backend.allocate(config.imageFeatures(), config.text().hiddenSize());
+        try (Backend.Scope scope = scope()) {
+            Tensor features = visionFeatures(pixels);
+            if (features.rows() != out.rows())
+                throw new IllegalStateException(features.rows() + " image features, the config says " + out.rows());
+            projectInto(out, features);
+        }
+        return out;
     }
 
     // ---------------------------------------------------------------- decoder
@@ -414,6 +430,7 @@ public final class LlavaModel {
         for (int s = 0; s < segs.length; s++) {
             Sequence q = batch.get(s);
             KvCache cache = q.cache();
+            cache.checkOpen();
             int n = q.tokens().length, pos = cache.length;
             if (n == 0) throw new IllegalArgumentException("no tokens");
             if (!seen.add(cache)) throw new IllegalArgumentException("one cache appears twice in a batch");

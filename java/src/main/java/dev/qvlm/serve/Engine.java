@@ -261,17 +261,20 @@ public final class Engine implements AutoCloseable {
             boolean drainOver = now > drainDeadlineNs;
             for (Iterator<Slot> it = active.iterator(); it.hasNext(); ) {
                 Slot s = it.next();
-                if (s.finished) it.remove();
-                else if (s.job.cancelled()) {
+                boolean leaves = s.finished;
+                if (!leaves && s.job.cancelled()) {
                     lastCancelledTokens = s.count;
                     cancelled.incrementAndGet();
-                    it.remove();
-                }
-                else if (now > s.job.deadlineNs || drainOver) {
+                    leaves = true;
+                } else if (!leaves && (now > s.job.deadlineNs || drainOver)) {
                     s.job.emit(new Job.Failed(drainOver
                             ? new ApiException(503, "server_error", null, "shutting_down", "the server shut down before the answer was complete", 0)
                             : timeout()));
+                    leaves = true;
+                }
+                if (leaves) {
                     it.remove();
+                    s.cache.close(); // the slot's KV cache back to the device now
                 }
             }
             activeCount = active.size();
@@ -279,7 +282,10 @@ public final class Engine implements AutoCloseable {
             step(vocab);
         }
         // scheduler ends (shutdown): nobody may be left waiting
-        for (Slot s : active) s.job.emit(new Job.Failed(new ApiException(503, "server_error", null, "shutting_down", "the server shut down", 0)));
+        for (Slot s : active) {
+            s.job.emit(new Job.Failed(new ApiException(503, "server_error", null, "shutting_down", "the server shut down", 0)));
+            s.cache.close();
+        }
         active.clear();
         activeCount = 0;
     }
@@ -289,25 +295,35 @@ public final class Engine implements AutoCloseable {
     }
 
     private void prefill(Job job, int vocab) {
+        Backend b = model.backend();
+        Tensor embeds = null;
+        Slot s = null;
         try {
-            Tensor embeds = null;
             if (!job.images.isEmpty()) {
-                Backend b = model.backend();
                 int feats = model.config().imageFeatures(), dt = model.config().text().hiddenSize();
                 embeds = b.allocate(job.images.size() * feats, dt);
-                for (int i = 0; i < job.images.size(); i++)
-                    b.copy(model.encodeImage(job.images.get(i)), b.view(embeds, i * feats, feats));
+                for (int i = 0; i < job.images.size(); i++) {
+                    Tensor e = model.encodeImage(job.images.get(i));
+                    b.copy(e, b.view(embeds, i * feats, feats));
+                    b.free(e);
+                }
             }
-            Slot s = new Slot(job);
+            s = new Slot(job);
             float[] logits = model.forward(s.cache, job.promptIds, embeds, false);
             s.accept(logits, 0, vocab);
-            if (!s.finished) active.add(s);
+            if (!s.finished) {
+                active.add(s);
+                s = null; // the loop closes its cache when it leaves
+            }
         } catch (ApiException e) {
             job.emit(new Job.Failed(e));
         } catch (QvlmException e) {
             job.emit(new Job.Failed(ApiException.invalid("messages", e.getMessage())));
         } catch (RuntimeException e) {
             job.emit(new Job.Failed(new ApiException(500, "server_error", null, null, "generation failed: " + e, 0)));
+        } finally {
+            if (s != null) s.cache.close();
+            if (embeds != null) b.free(embeds);
         }
     }
 
