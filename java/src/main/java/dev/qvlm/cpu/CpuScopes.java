@@ -19,7 +19,7 @@ import java.util.Map;
  */
 final class CpuScopes {
     /** Most bytes of free arrays one thread keeps between scopes. */
-    static final long RETAINED_BYTES = 256L << 20;
+    static final long RETAINED_BYTES = 64L << 20;
     private static final boolean POISON = poisonReleased();
 
     private final ArrayDeque<List<float[]>> open = new ArrayDeque<>();
