@@ -79,12 +79,12 @@ final class BlockSearch {
         java.util.function.Supplier<Double> evaluate = () -> {
             for (LinearState s : bs) s.setQuant();
             evals[0]++;
-            return c.relMse(c.runUnits(units, xQ), target);
+            return c.relMseFreeing(c.runUnits(units, xQ), target);
         };
         // rtn: min-max, or, for activations, the one percentile given with --grid (as a clipped RTN baseline)
         double rtnAct = c.st.method() == Method.RTN && c.st.grid().length == 1 ? c.st.grid()[0] : 1.0;
         if (!warmStart) for (Slot sl : slots) sl.set(sl.kind() == Kind.WEIGHT ? 1.0 : (search ? 1.0 : rtnAct));
-        double before = slots.isEmpty() ? c.relMse(c.runUnits(units, xQ), target) : evaluate.get();
+        double before = slots.isEmpty() ? c.relMseFreeing(c.runUnits(units, xQ), target) : evaluate.get();
         double best = before;
         String how = "none";
         int sweeps = 0;
@@ -116,7 +116,7 @@ final class BlockSearch {
                 while (changed && sweeps < c.st.maxSweeps()) {
                     changed = false;
                     sweeps++;
-                    inputs.clear();
+                    freeInputs(inputs, xQ);
                     inputs.add(xQ);
                     for (int i = 0; i < slots.size(); i++) {
                         Slot sl = slots.get(i);
@@ -135,7 +135,7 @@ final class BlockSearch {
                             sl.set(g);
                             for (LinearState s : bs) s.setQuant();
                             evals[0]++;
-                            double e = c.relMse(c.runUnits(rest, from), target);
+                            double e = c.relMseFreeing(c.runUnits(rest, from), target);
                             if (e < best - 1e-15) {
                                 best = e;
                                 bestV = g;
@@ -149,6 +149,7 @@ final class BlockSearch {
                     c.log.accept(String.format("  %s %d-%d: sweep %d, relMSE %.4e (rtn %.4e), %d evaluations, %.0f s",
                             stack, b[0], b[1], sweeps, best, before, evals[0], (System.nanoTime() - t0) / 1e9));
                 }
+                freeInputs(inputs, xQ);
             }
         }
         for (LinearState s : bs) {
@@ -165,5 +166,11 @@ final class BlockSearch {
         c.log.accept(String.format("  %s %s: %s search, %d evaluations, relMSE %.4e -> %.4e, %.1f s", stack,
                 b[0] == b[1] ? "" + b[0] : b[0] + "-" + b[1], how, evals[0], before, after, secs));
         return new List[]{target, outQ};
+    }
+
+    /** The coordinate search's per-unit inputs back to the backend (all but xQ, the caller's), and the list emptied. */
+    private void freeInputs(List<List<Tensor>> inputs, List<Tensor> xQ) {
+        for (List<Tensor> l : inputs) if (l != xQ) c.free(l);
+        inputs.clear();
     }
 }

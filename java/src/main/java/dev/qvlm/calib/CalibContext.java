@@ -66,6 +66,11 @@ final class CalibContext {
                 LinearState s = m.get(linear);
                 if (s != null) obs.observe(s, x);
             }
+
+            @Override
+            public boolean readOnly() { // the observers read ranges and histograms during the call
+                return true;
+            }
         });
         try {
             return body.get();
@@ -74,10 +79,32 @@ final class CalibContext {
         }
     }
 
+    /** The units in turn on every sample; the lists between units are freed, x is the caller's. */
     List<Tensor> runUnits(List<Unit> units, List<Tensor> x) {
         List<Tensor> cur = x;
-        for (Unit u : units) cur = parallelMap(cur.size(), cur, u::run);
+        for (Unit u : units) {
+            List<Tensor> next = parallelMap(cur.size(), cur, u::run);
+            if (cur != x) free(cur);
+            cur = next;
+        }
         return cur;
+    }
+
+    /**
+     * Frees every tensor of the lists ({@link dev.qvlm.backend.Backend#free}: a GPU takes the memory back now
+     * instead of when the lists become unreachable), each once however many lists hold it.
+     */
+    @SafeVarargs
+    final void free(List<Tensor>... lists) {
+        java.util.Set<Tensor> seen = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+        for (List<Tensor> l : lists) if (l != null) for (Tensor t : l) if (t != null && seen.add(t)) backend.free(t);
+    }
+
+    /** relMse of y against t, then y freed (an evaluation's outputs, read once). */
+    double relMseFreeing(List<Tensor> y, List<Tensor> t) {
+        double e = relMse(y, t);
+        free(y);
+        return e;
     }
 
     /** Relative error Σ|y − t|^p / Σ|t|^p over all samples (p = 2: relative MSE). */
@@ -111,15 +138,19 @@ final class CalibContext {
         // sequential over samples: the hook needs to know which sample it sees
         for (int s = 0; s < x.size(); s++) {
             final int idx = s;
+            // the copies are allocated before the unit runs, outside its layers' scopes: the hook only copies
+            for (Map.Entry<Linear, Tensor[]> e : m.entrySet())
+                e.getValue()[idx] = backend.allocate(x.get(s).rows(), e.getKey().in());
             model.setHooks(new ForwardHooks() {
                 @Override
                 public void linearInput(Linear linear, Tensor t) {
                     Tensor[] arr = m.get(linear);
-                    if (arr != null) {
-                        Tensor c = backend.allocate(t.rows(), t.cols());
-                        backend.copy(t, c);
-                        arr[idx] = c;
-                    }
+                    if (arr != null) backend.copy(t, arr[idx]);
+                }
+
+                @Override
+                public boolean readOnly() {
+                    return true;
                 }
             });
             try {
@@ -176,8 +207,10 @@ final class CalibContext {
             Map<List<float[]>, double[]> grams = new IdentityHashMap<>();
             for (LinearState s : us)
                 s.setHessian(grams.computeIfAbsent(cap.inputs().get(s.linear), x -> dev.qvlm.quant.InputStats.gram(x, s.linear.in())));
+            if (cur != xQ) free(cur);
             cur = cap.outputs();
         }
+        if (cur != xQ) free(cur);
     }
 
     static QuantReport.Choice choice(LinearState s) {

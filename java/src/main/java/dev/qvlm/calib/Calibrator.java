@@ -51,19 +51,23 @@ public final class Calibrator {
         List<Unit> vision = new ArrayList<>();
         for (int i = 0; i < c.model.config().visionFeatureLayer(); i++) vision.add(Units.vision(c.model, i));
         List<Tensor>[] v = stack("vision", vision, xFp, xQ);
+        c.free(xFp, xQ);
         xFp = c.map(v[0], c.model::selectFeatures);
         xQ = c.map(v[1], c.model::selectFeatures);
 
         // projector: one unit, searched as its own block
         List<Tensor>[] p = stack("projector", List.of(Units.projector(c.model)), xFp, xQ);
+        c.free(v[0], v[1]); // the roots of the projector's inputs (views)
 
         // decoder: token embeddings with each path's image features spliced in
         List<Tensor> pf = p[0], pq = p[1];
         List<Tensor> eFp = c.parallelMap(S, s -> c.model.embedTokens(samples.get(s).ids(), pf.get(s)));
         List<Tensor> eQ = pf == pq ? eFp : c.parallelMap(S, s -> c.model.embedTokens(samples.get(s).ids(), pq.get(s)));
+        c.free(pf, pq); // copied into the embeddings
         List<Unit> llm = new ArrayList<>();
         for (int i = 0; i < c.model.config().text().numLayers(); i++) llm.add(Units.decoder(c.model, i));
-        stack("llm", llm, eFp, eQ);
+        List<Tensor>[] out = stack("llm", llm, eFp, eQ);
+        c.free(eFp, eQ, out[0], out[1]);
 
         for (LinearState s : c.states.values()) s.setQuant();
         c.report.phaseSeconds.put("total", (System.nanoTime() - t0) / 1e9);
@@ -98,8 +102,10 @@ public final class Calibrator {
             List<Tensor> f = xFp, q = xQ;
             boolean same = xFp == xQ || xFp.equals(xQ);
             for (Unit u : units) {
-                f = c.parallelMap(f.size(), f, u::run);
-                if (!same) q = c.parallelMap(q.size(), q, u::run);
+                List<Tensor> nf = c.parallelMap(f.size(), f, u::run), nq = same ? nf : c.parallelMap(q.size(), q, u::run);
+                if (f != xFp) c.free(f, q); // a previous unit's outputs (the inputs are the caller's)
+                f = nf;
+                q = nq;
             }
             return new List[]{f, same ? f : q};
         }
@@ -135,6 +141,7 @@ public final class Calibrator {
                 case RTN -> blockSearch.run(name, b, bu, f, q, false);
                 case LAYERWISE -> new LayerwiseSearch(c).run(name, b, bu.get(0), f, q);
             };
+            if (f != xFp) c.free(f, q); // the previous block's outputs, this block's inputs
             f = r[0];
             q = r[1];
             c.trackMemory();
@@ -182,9 +189,9 @@ public final class Calibrator {
                 c.addPhase("equalization", te);
             }
             if (c.st.staticActivations() && !us.isEmpty()) {
-                c.withHooks(us, (s, x) -> s.range.observeRange(c.backend, x), () -> c.parallelMap(in.size(), in, u::run));
+                c.free(c.withHooks(us, (s, x) -> s.range.observeRange(c.backend, x), () -> c.parallelMap(in.size(), in, u::run)));
                 if (needHist)
-                    c.withHooks(us, (s, x) -> s.range.observeHistogram(c.backend, x), () -> c.parallelMap(in.size(), in, u::run));
+                    c.free(c.withHooks(us, (s, x) -> s.range.observeHistogram(c.backend, x), () -> c.parallelMap(in.size(), in, u::run)));
             }
             List<Tensor> out = c.parallelMap(in.size(), in, u::run);
             if (needD) { // the outputs' range and joint level sums where they live (no download on a GPU)
@@ -211,9 +218,11 @@ public final class Calibrator {
                 c.log.accept(String.format("  %s: statistics %d/%d%s", name, k + 1, units.size(),
                         k > 0 ? String.format(", D(%d,%d) = %.4f", k - 1, k, d[k - 1]) : ""));
             }
+            if (in != xFp) c.free(in); // the previous unit's outputs (D(k-1, k) is computed)
             cur = out;
             c.trackMemory();
         }
+        if (cur != xFp) c.free(cur);
         return d;
     }
 }

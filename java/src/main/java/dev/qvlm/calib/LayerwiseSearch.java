@@ -28,7 +28,7 @@ final class LayerwiseSearch {
         List<Tensor> target = c.captureInputs(unit, xFp, fpIn);
         for (LinearState s : us) s.reset();
         for (LinearState s : us) s.setQuant();
-        double before = c.relMse(c.runUnits(List.of(unit), xQ), target);
+        double before = c.relMseFreeing(c.runUnits(List.of(unit), xQ), target);
         int evals = 0;
         for (int j = 0; j < us.size(); j++) {
             LinearState cur = us.get(j);
@@ -38,7 +38,7 @@ final class LayerwiseSearch {
             }
             Map<LinearState, Tensor[]> qIn = new IdentityHashMap<>();
             qIn.put(cur, new Tensor[S]);
-            c.captureInputs(unit, xQ, qIn);
+            c.free(c.captureInputs(unit, xQ, qIn)); // only the inputs are wanted
             Tensor[] xf = fpIn.get(cur), xq = qIn.get(cur);
             List<Tensor> ref = c.parallelMap(S, s -> {
                 Tensor o = c.backend.allocate(xf[s].rows(), cur.linear.out());
@@ -62,7 +62,7 @@ final class LayerwiseSearch {
                         c.backend.linear(o, xq[s], probe);
                         return o;
                     });
-                    double e = c.relMse(y, ref);
+                    double e = c.relMseFreeing(y, ref);
                     evals++;
                     if (e < best) {
                         best = e;
@@ -71,6 +71,7 @@ final class LayerwiseSearch {
                         bh = hi;
                     }
                 }
+            c.free(ref, java.util.Arrays.asList(xq));
             cur.wClip = bw;
             cur.aLo = ba;
             cur.aHi = bh;
@@ -78,6 +79,7 @@ final class LayerwiseSearch {
             cur.keepOnlyChosen();
         }
         for (LinearState s : us) s.setQuant();
+        for (Tensor[] in : fpIn.values()) c.free(java.util.Arrays.asList(in));
         List<Tensor> outQ = c.runUnits(List.of(unit), xQ);
         double after = c.relMse(outQ, target);
         Map<String, QuantReport.Choice> choices = new LinkedHashMap<>();

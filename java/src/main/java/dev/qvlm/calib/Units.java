@@ -92,7 +92,10 @@ final class Units {
             public Tensor run(Tensor x) {
                 Tensor y = backend.allocate(x.rows(), x.cols());
                 backend.copy(x, y);
-                model.decoderLayer(i, y, backend.allocate(x.rows(), kvDim), backend.allocate(x.rows(), kvDim), 0);
+                Tensor k = backend.allocate(x.rows(), kvDim), v = backend.allocate(x.rows(), kvDim);
+                model.decoderLayer(i, y, k, v, 0);
+                backend.free(k); // the layer's keys and values: scratch (attention of this sample only)
+                backend.free(v);
                 return y;
             }
         };

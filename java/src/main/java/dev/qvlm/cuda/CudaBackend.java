@@ -535,6 +535,11 @@ public final class CudaBackend implements Backend {
         return memory.trackedAllocations();
     }
 
+    /** Of those, the ones their owner freed ({@link #free}) instead of leaving them to reachability. */
+    synchronized long explicitFrees() {
+        return memory.explicitFrees();
+    }
+
     public synchronized long peakBytes() {
         return memory.peakBytes();
     }

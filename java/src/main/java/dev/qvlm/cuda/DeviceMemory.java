@@ -187,6 +187,7 @@ final class DeviceMemory implements AutoCloseable {
         if (ref != null && tracked.remove(ref)) {
             ref.clear();
             give(a.address);
+            explicitFrees++;
         }
         a.freed = true;
     }
@@ -203,7 +204,12 @@ final class DeviceMemory implements AutoCloseable {
         return trackedAllocations;
     }
 
-    private long trackedAllocations;
+    private long trackedAllocations, explicitFrees;
+
+    /** Tracked activations given back by {@link #free} rather than by reachability. */
+    long explicitFrees() {
+        return explicitFrees;
+    }
 
     long liveBytes() {
         return liveBytes;

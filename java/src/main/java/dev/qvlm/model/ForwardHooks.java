@@ -13,5 +13,19 @@ public interface ForwardHooks {
     /** The hidden state after encoder layer {@code layer} (vision) or decoder layer {@code layer} (text). */
     default void layerOutput(Linear.Part stack, int layer, Tensor hidden) {}
 
-    ForwardHooks NONE = new ForwardHooks() {};
+    /**
+     * Whether these hooks only read what they are shown, during the call (no reference kept, nothing allocated on
+     * the model's backend): then the forward pass still releases its layers' temporaries at each layer's end
+     * ({@link dev.qvlm.backend.Backend#scope}). Default: false (they may keep or copy tensors).
+     */
+    default boolean readOnly() {
+        return false;
+    }
+
+    ForwardHooks NONE = new ForwardHooks() {
+        @Override
+        public boolean readOnly() {
+            return true;
+        }
+    };
 }

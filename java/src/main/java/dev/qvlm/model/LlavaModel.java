@@ -64,11 +64,11 @@ public final class LlavaModel {
 
     /**
      * A scope for the temporaries of a layer or a step ({@link Backend#scope}): released at its end, so the forward
-     * pass reuses its activation memory instead of leaving it to the collector. None while hooks observe the
-     * forward pass (they may keep tensors or allocate their own copies inside it).
+     * pass reuses its activation memory instead of leaving it to the collector. None while hooks that may keep
+     * tensors or allocate their own copies observe the forward pass ({@link ForwardHooks#readOnly}).
      */
     private Backend.Scope scope() {
-        return hooks == ForwardHooks.NONE ? backend.scope() : Backend.Scope.NONE;
+        return hooks.readOnly() ? backend.scope() : Backend.Scope.NONE;
     }
 
     // ---------------------------------------------------------------- vision tower
