@@ -63,6 +63,28 @@ public final class CalibKernels {
         }
     }
 
+    // ------------------------------------------------------------------ output error
+
+    /** {@link dev.qvlm.backend.Backend#errorSums} on the device: qvlm_err_sums's FP64 partials per block, added in order. */
+    static double[] errorSums(CudaBackend b, CudaTensor y, CudaTensor t) {
+        if (y.size() != t.size()) throw new IllegalArgumentException("errorSums: " + y + " vs " + t);
+        if (y.size() == 0) return new double[]{0, 0};
+        synchronized (b) {
+            LaunchGeometry.Launch g = LaunchGeometry.elementwise(y.size(), b.smCount());
+            long part = b.memory().take(16L * g.gridX());
+            b.device().launch(Kernel.ERR_SUMS.symbol(b.storage()), g, b.args(Kernel.ERR_SUMS, y.address(), t.address(), y.size(), part));
+            double[] p = new double[2 * g.gridX()];
+            b.device().download(part, p);
+            b.memory().give(part);
+            double n = 0, d = 0;
+            for (int i = 0; i < g.gridX(); i++) {
+                n += p[2 * i];
+                d += p[2 * i + 1];
+            }
+            return new double[]{n, d};
+        }
+    }
+
     // ------------------------------------------------------------------ percentile histogram
 
     /** Most bins the device histogram takes (unsigned ints in 48 KiB of shared memory). */

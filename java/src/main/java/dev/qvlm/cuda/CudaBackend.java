@@ -431,21 +431,7 @@ public final class CudaBackend implements Backend {
     /** {Σ (y − t)², Σ t²} on the device (qvlm_err_sums: FP64 partials per block, added here in order). */
     @Override
     public synchronized double[] errorSums(Tensor y, Tensor t) {
-        CudaTensor a = c(y), b = c(t);
-        if (a.size() != b.size()) throw new IllegalArgumentException("errorSums: " + a + " vs " + b);
-        if (a.size() == 0) return new double[]{0, 0};
-        LaunchGeometry.Launch g = elementwise(a.size());
-        long part = ops.take(16L * g.gridX());
-        launch(Kernel.ERR_SUMS, g, a.address(), b.address(), a.size(), part);
-        double[] p = new double[2 * g.gridX()];
-        ops.download(part, p);
-        ops.give(part);
-        double n = 0, d = 0;
-        for (int i = 0; i < g.gridX(); i++) {
-            n += p[2 * i];
-            d += p[2 * i + 1];
-        }
-        return new double[]{n, d};
+        return CalibKernels.errorSums(this, c(y), c(t));
     }
 
     /** The calibration's ranges on the device (qvlm_minmax: per-block partials, the last reduction here). */
@@ -524,22 +510,18 @@ public final class CudaBackend implements Backend {
         return device.memInfo();
     }
 
+    /**
+     * Activation and scratch memory: live and pooled bytes (weights not included), and the activations allocated
+     * outside any {@link #scope} so far, of which {@code explicitFrees} their owner freed ({@link #free}) instead of
+     * leaving them to reachability.
+     */
+    record MemoryCounts(long live, long pooled, long trackedAllocations, long explicitFrees) {}
+
+    synchronized MemoryCounts memoryCounts() {
+        return new MemoryCounts(memory.liveBytes(), memory.pooledBytes(), memory.trackedAllocations(), memory.explicitFrees());
+    }
+
     /** Peak bytes of weights + live activations + scratch this backend has held (its own bookkeeping). */
-    /** {live, pooled} bytes of activation and scratch blocks (permanent weights not included). */
-    synchronized long[] memoryBytes() {
-        return new long[]{memory.liveBytes(), memory.pooledBytes()};
-    }
-
-    /** Activations allocated outside any {@link #scope} so far (returned to the pool by reachability). */
-    synchronized long trackedAllocations() {
-        return memory.trackedAllocations();
-    }
-
-    /** Of those, the ones their owner freed ({@link #free}) instead of leaving them to reachability. */
-    synchronized long explicitFrees() {
-        return memory.explicitFrees();
-    }
-
     public synchronized long peakBytes() {
         return memory.peakBytes();
     }

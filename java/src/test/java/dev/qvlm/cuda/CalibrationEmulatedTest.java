@@ -79,9 +79,10 @@ class CalibrationEmulatedTest {
         QuantReport gpu;
         try (CudaBackend b = new CudaBackend(dev, Storage.F32, true)) {
             gpu = calibrate(b, method, samples);
-            long unfreed = b.trackedAllocations() - b.explicitFrees();
-            System.out.printf("%s: %d activations outside scopes, %d freed explicitly%n", method, b.trackedAllocations(), b.explicitFrees());
-            assertTrue(unfreed <= b.trackedAllocations() / 100, unfreed + " of " + b.trackedAllocations() + " left to reachability");
+            CudaBackend.MemoryCounts m = b.memoryCounts();
+            long unfreed = m.trackedAllocations() - m.explicitFrees();
+            System.out.printf("%s: %d activations outside scopes, %d freed explicitly%n", method, m.trackedAllocations(), m.explicitFrees());
+            assertTrue(unfreed <= m.trackedAllocations() / 100, unfreed + " of " + m.trackedAllocations() + " left to reachability");
         }
         System.out.printf("downloaded %.1f MB%n", dev.downloadedBytes / 1e6);
         assertEquals(cpu.blocks.size(), gpu.blocks.size());

@@ -27,15 +27,15 @@ class ScopeEmulatedTest {
             try (KvCache warm = m.newCache(8)) { // weights uploaded (permanent) before measuring
                 m.forward(warm, new int[]{1, 2}, null, false);
             }
-            long live = b.memoryBytes()[0];
+            long live = b.memoryCounts().live();
             dev.qvlm.generate.Generator.Result r = new dev.qvlm.generate.Generator(m, llava.tokenizer())
                     .generate(new int[]{1, 319, 140, 299}, null, new dev.qvlm.generate.SamplingOptions(6, 0, 1, 0), null);
             assertTrue(r.tokens().length <= 6);
-            assertEquals(live, b.memoryBytes()[0], "live device bytes after a generation");
+            assertEquals(live, b.memoryCounts().live(), "live device bytes after a generation");
             KvCache cache = m.newCache(16);
-            assertTrue(b.memoryBytes()[0] > live);
+            assertTrue(b.memoryCounts().live() > live);
             cache.close();
-            assertEquals(live, b.memoryBytes()[0], "a closed cache is back in the pool");
+            assertEquals(live, b.memoryCounts().live(), "a closed cache is back in the pool");
             org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class, () -> m.forward(cache, new int[]{3}, null, false));
             dev.qvlm.backend.Tensor t = b.allocate(4, 8);
             org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> b.free(b.view(t, 1, 2)), "a view");
@@ -50,15 +50,15 @@ class ScopeEmulatedTest {
              CudaBackend b = new CudaBackend(new EmulatedDevice(), Storage.F16, false)) {
             LlavaModel m = new LlavaModel(ck.config(), ck.weights(), b);
             KvCache cache = m.newCache(64);
-            long before = b.trackedAllocations();
+            long before = b.memoryCounts().trackedAllocations();
             m.forward(cache, new int[]{1, 319, 140, 299}, null, false); // prefill
             m.forward(cache, new int[]{7}, null, false);
-            long[] pool = b.memoryBytes();
+            CudaBackend.MemoryCounts pool = b.memoryCounts();
             for (int step = 0; step < 5; step++) m.forward(cache, new int[]{8 + step}, null, false);
-            assertEquals(before, b.trackedAllocations(), "activations left to the collector");
-            long[] after = b.memoryBytes();
-            assertEquals(pool[0], after[0], "live bytes after a step");
-            assertTrue(after[1] <= pool[1], "pooled bytes do not grow: " + after[1] + " vs " + pool[1]);
+            assertEquals(before, b.memoryCounts().trackedAllocations(), "activations left to the collector");
+            CudaBackend.MemoryCounts after = b.memoryCounts();
+            assertEquals(pool.live(), after.live(), "live bytes after a step");
+            assertTrue(after.pooled() <= pool.pooled(), "pooled bytes do not grow: " + after.pooled() + " vs " + pool.pooled());
         }
     }
 }
