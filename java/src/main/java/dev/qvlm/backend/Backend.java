@@ -80,6 +80,13 @@ public interface Backend extends AutoCloseable {
     default void release(dev.qvlm.tensor.Matrix weight) {}
 
     /**
+     * The caller will not run this weight for a while (a calibrated block's weights once the block is done): a device
+     * may drop its copy now and upload it again on its next use, so that it holds one block's weights at a time
+     * instead of the model's. Default: nothing to drop.
+     */
+    default void evict(dev.qvlm.tensor.Matrix weight) {}
+
+    /**
      * Runs {@code step}, one of a series of steps that issue the same operations each time except for positions and
      * lengths (decode steps), ending with a download of its result. A device may record the operations once and
      * replay the recording (the CUDA backend: a CUDA graph, its kernel arguments patched per step), so the step's

@@ -142,6 +142,7 @@ final class BlockSearch {
                             }
                         }
                         sl.set(bestV);
+                        if (sl.kind() == Kind.WEIGHT) sl.state().evictCandidatesExcept(bestV, c.backend::evict);
                         if (bestV != keep) changed = true;
                     }
                     if (!changed) how = "coordinate (converged)";

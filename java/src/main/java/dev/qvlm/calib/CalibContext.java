@@ -100,6 +100,19 @@ final class CalibContext {
         for (List<Tensor> l : lists) if (l != null) for (Tensor t : l) if (t != null && seen.add(t)) backend.free(t);
     }
 
+    /**
+     * The units' weights off the device until they run again ({@link dev.qvlm.backend.Backend#evict}): the
+     * calibration holds the weights of the unit or block it works on, not the model's (13B in FP32: 52 GB).
+     */
+    void evict(List<Unit> units) {
+        for (Unit u : units)
+            for (Linear l : u.linears()) {
+                backend.evict(l.weight());
+                LinearState s = states.get(l);
+                if (s != null && s.original != l.weight()) backend.evict(s.original);
+            }
+    }
+
     /** relMse of y against t, then y freed (an evaluation's outputs, read once). */
     double relMseFreeing(List<Tensor> y, List<Tensor> t) {
         double e = relMse(y, t);

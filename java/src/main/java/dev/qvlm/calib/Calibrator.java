@@ -103,6 +103,7 @@ public final class Calibrator {
             boolean same = xFp == xQ || xFp.equals(xQ);
             for (Unit u : units) {
                 List<Tensor> nf = c.parallelMap(f.size(), f, u::run), nq = same ? nf : c.parallelMap(q.size(), q, u::run);
+                c.evict(List.of(u));
                 if (f != xFp) c.free(f, q); // a previous unit's outputs (the inputs are the caller's)
                 f = nf;
                 q = nq;
@@ -141,6 +142,7 @@ public final class Calibrator {
                 case RTN -> blockSearch.run(name, b, bu, f, q, false);
                 case LAYERWISE -> new LayerwiseSearch(c).run(name, b, bu.get(0), f, q);
             };
+            c.evict(bu); // done with the block's weights: the next block's go on the device
             if (f != xFp) c.free(f, q); // the previous block's outputs, this block's inputs
             f = r[0];
             q = r[1];
@@ -218,6 +220,7 @@ public final class Calibrator {
                 c.log.accept(String.format("  %s: statistics %d/%d%s", name, k + 1, units.size(),
                         k > 0 ? String.format(", D(%d,%d) = %.4f", k - 1, k, d[k - 1]) : ""));
             }
+            c.evict(List.of(u));
             if (in != xFp) c.free(in); // the previous unit's outputs (D(k-1, k) is computed)
             cur = out;
             c.trackMemory();

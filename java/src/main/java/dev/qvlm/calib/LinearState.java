@@ -148,6 +148,16 @@ final class LinearState {
     }
 
     /**
+     * The device copies of the weight candidates other than {@code clip}'s dropped (kept on the host; a later use
+     * uploads them again), so that a coordinate search holds one candidate per linear on the device, not the grid.
+     */
+    synchronized void evictCandidatesExcept(double clip, java.util.function.Consumer<Matrix> evict) {
+        matrices.forEach((c, m) -> {
+            if (c != clip) evict.accept(m);
+        });
+    }
+
+    /**
      * Frees the candidates not chosen (keeps memory bounded when a block is done). Once the chosen matrix exists its
      * codes are dropped too, unless GPTQ rounded them (that needs the Hessian, dropped here): {@link #chosenQuantized}
      * recomputes them, identically, when the checkpoint is saved.

@@ -247,6 +247,12 @@ public final class CudaBackend implements Backend {
         weights.release(m);
     }
 
+    /** Drops the device copy until the weight's next use uploads it again (the same as {@link #release} here). */
+    @Override
+    public synchronized void evict(Matrix m) {
+        release(m);
+    }
+
     /** Makes sure a weight is on the device (uploaded, re-laid or filled), so that later timings exclude it. */
     public synchronized void prepare(Matrix m, String what) {
         if (weights.exact()) weights.matrix32(m, what);
@@ -515,10 +521,11 @@ public final class CudaBackend implements Backend {
      * outside any {@link #scope} so far, of which {@code explicitFrees} their owner freed ({@link #free}) instead of
      * leaving them to reachability.
      */
-    record MemoryCounts(long live, long pooled, long trackedAllocations, long explicitFrees) {}
+    record MemoryCounts(long live, long pooled, long trackedAllocations, long explicitFrees, long weights, long peakWeights) {}
 
     synchronized MemoryCounts memoryCounts() {
-        return new MemoryCounts(memory.liveBytes(), memory.pooledBytes(), memory.trackedAllocations(), memory.explicitFrees());
+        return new MemoryCounts(memory.liveBytes(), memory.pooledBytes(), memory.trackedAllocations(), memory.explicitFrees(),
+                memory.permanentBytes(), memory.peakPermanentBytes());
     }
 
     /** Peak bytes of weights + live activations + scratch this backend has held (its own bookkeeping). */

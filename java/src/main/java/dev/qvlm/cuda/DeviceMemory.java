@@ -72,6 +72,7 @@ final class DeviceMemory implements AutoCloseable {
         long a = fresh(bytes);
         permanent.put(a, bytes);
         permanentBytes += bytes;
+        peakPermanentBytes = Math.max(peakPermanentBytes, permanentBytes);
         return a;
     }
 
@@ -218,6 +219,13 @@ final class DeviceMemory implements AutoCloseable {
     long pooledBytes() {
         return pooledBytes;
     }
+
+    /** The most weight bytes held at once. */
+    long peakPermanentBytes() {
+        return peakPermanentBytes;
+    }
+
+    private long peakPermanentBytes;
 
     long permanentBytes() {
         return permanentBytes;

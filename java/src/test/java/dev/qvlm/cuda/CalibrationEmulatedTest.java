@@ -9,6 +9,7 @@ import dev.qvlm.calib.Method;
 import dev.qvlm.calib.QuantReport;
 import dev.qvlm.calib.QuantSettings;
 import dev.qvlm.cpu.CpuBackend;
+import dev.qvlm.model.Checkpoint;
 import dev.qvlm.model.Linear;
 import dev.qvlm.quant.QuantArgs;
 import dev.qvlm.runtime.Llava;
@@ -69,7 +70,8 @@ class CalibrationEmulatedTest {
 
     /**
      * Also: the calibrator frees what it allocates ({@link Backend#free}) instead of leaving it to reachability (a
-     * tensor freed twice or used after its free would throw here), and the layer-wise search the same.
+     * tensor freed twice or used after its free would throw here), the layer-wise search the same, and the weights
+     * go to the device block by block ({@link Backend#evict}).
      */
     @org.junit.jupiter.params.ParameterizedTest
     @org.junit.jupiter.params.provider.CsvSource({"QVLM, 4", "LAYERWISE, 2"})
@@ -81,8 +83,18 @@ class CalibrationEmulatedTest {
             gpu = calibrate(b, method, samples);
             CudaBackend.MemoryCounts m = b.memoryCounts();
             long unfreed = m.trackedAllocations() - m.explicitFrees();
-            System.out.printf("%s: %d activations outside scopes, %d freed explicitly%n", method, m.trackedAllocations(), m.explicitFrees());
+            System.out.printf("%s: %d activations outside scopes, %d freed explicitly; weights on the device: peak %.2f MB, at the end %.2f MB%n",
+                    method, m.trackedAllocations(), m.explicitFrees(), m.peakWeights() / 1e6, m.weights() / 1e6);
             assertTrue(unfreed <= m.trackedAllocations() / 100, unfreed + " of " + m.trackedAllocations() + " left to reachability");
+            // block by block: at most a block's originals, chosen and current candidates (a block here is 3 of the
+            // 4 decoder layers: 1.4x the model's FP32 linears; without eviction 4.1x, the model and its candidates),
+            // and none of them left at the end
+            long all = 0;
+            try (Checkpoint ck = Checkpoint.open(TestPaths.tinyModel())) {
+                for (Linear l : ck.weights().linears()) if (!l.name().contains("lm_head")) all += 4L * l.out() * l.in();
+            }
+            assertTrue(m.peakWeights() < 3 * all / 2, "peak " + m.peakWeights() + " bytes of weights on the device, the model's linears " + all);
+            assertTrue(m.weights() < all / 20, m.weights() + " bytes of weights left on the device");
         }
         System.out.printf("downloaded %.1f MB%n", dev.downloadedBytes / 1e6);
         assertEquals(cpu.blocks.size(), gpu.blocks.size());
