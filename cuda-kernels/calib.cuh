@@ -51,11 +51,12 @@ __device__ __forceinline__ void soft_joint_hist_impl(float* joint, const float* 
 
 // hist[b] += the number of x[0..n) in bin b = floor((x - lo) / width) (in double), clamped to 0..bins-1: the
 // calibration's percentile histogram (ActRange, Statistics.histogram). Privatised: each block counts into `bins`
-// unsigned ints of dynamic shared memory (bins * 4 bytes), then adds them to hist with one 64-bit atomic per bin.
+// unsigned ints of dynamic shared memory (bins * 4 bytes), then adds them to hist (unsigned 32-bit counts, as
+// CalibKernels.histogram downloads them; it launches for n < 2^32 only) with one atomic per bin.
 // 1-D grid-stride, any block size.
 template <typename T>
 __device__ __forceinline__ void range_hist_impl(const T* x, int64_t n, double lo, double width, int bins,
-                                                unsigned long long* hist) {
+                                                unsigned int* hist) {
     extern __shared__ unsigned int counts[];
     for (int i = threadIdx.x; i < bins; i += blockDim.x) counts[i] = 0u;
     __syncthreads();
@@ -66,7 +67,7 @@ __device__ __forceinline__ void range_hist_impl(const T* x, int64_t n, double lo
     }
     __syncthreads();
     for (int i = threadIdx.x; i < bins; i += blockDim.x)
-        if (counts[i] != 0u) atomicAdd(&hist[i], (unsigned long long)counts[i]);
+        if (counts[i] != 0u) atomicAdd(&hist[i], counts[i]);
 }
 
 // Per-block (min, max) of x[0..n) into partial[2 * blockIdx.x], [2 * blockIdx.x + 1]; NaNs ignored (fminf/fmaxf);

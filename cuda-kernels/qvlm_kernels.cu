@@ -147,7 +147,7 @@ QVLM_KERNELS(float, f32)
         minmax_impl<T>(x, n, partial);                                                                               \
     }                                                                                                                \
     extern "C" __global__ void qvlm_range_hist_##SUF(const T* x, long long n, double lo, double width, int bins,     \
-                                                     unsigned long long* hist) {                                      \
+                                                     unsigned int* hist) {                                            \
         range_hist_impl<T>(x, n, lo, width, bins, hist);                                                             \
     }
 
