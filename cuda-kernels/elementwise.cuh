@@ -49,7 +49,7 @@ template <typename T>
 __device__ __forceinline__ void fake_quant_impl(T* out, const T* in, int64_t n, float scale, float zero, float maxCode) {
     QVLM_GRID_STRIDE(i, n) {
         const float q = __fadd_rn(rintf(__fdiv_rn(ld(in, i), scale)), zero);
-        const float c = fminf(fmaxf(q, 0.f), maxCode);
+        const float c = isnan(q) ? q : fminf(fmaxf(q, 0.f), maxCode);  // NaN stays NaN, as ActQuantizer's vector path
         st(out, i, __fmul_rn(__fsub_rn(c, zero), scale));
     }
 }

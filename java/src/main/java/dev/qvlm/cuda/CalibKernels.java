@@ -45,6 +45,7 @@ public final class CalibKernels {
     /** {min, max} of a device tensor: per-block partials on the device, the last reduction on the host. */
     public static float[] minMax(CudaBackend b, Tensor t) {
         synchronized (b) {
+            b.requireEager(); // these launch and download directly: never inside a CUDA-graph step
             CudaTensor x = (CudaTensor) t;
             long n = (long) x.rows() * x.cols();
             if (n == 0) return new float[]{Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
@@ -70,6 +71,7 @@ public final class CalibKernels {
         if (y.size() != t.size()) throw new IllegalArgumentException("errorSums: " + y + " vs " + t);
         if (y.size() == 0) return new double[]{0, 0};
         synchronized (b) {
+            b.requireEager(); // these launch and download directly: never inside a CUDA-graph step
             LaunchGeometry.Launch g = LaunchGeometry.elementwise(y.size(), b.smCount());
             long part = b.memory().take(16L * g.gridX());
             b.device().launch(Kernel.ERR_SUMS.symbol(b.storage()), g, b.args(Kernel.ERR_SUMS, y.address(), t.address(), y.size(), part));
@@ -100,6 +102,7 @@ public final class CalibKernels {
         if (hist.length < 1 || hist.length > RANGE_HIST_MAX_BINS || n > 0xFFFFFFFFL) return false;
         if (n == 0) return true;
         synchronized (b) {
+            b.requireEager(); // these launch and download directly: never inside a CUDA-graph step
             LaunchGeometry.Launch e = LaunchGeometry.elementwise(n, b.smCount());
             long counts = b.memory().take(4L * hist.length);
             b.device().memsetZero(counts, 4L * hist.length);
@@ -174,6 +177,7 @@ public final class CalibKernels {
         if (b.storage() != Storage.F32 || !histogramSupported(M, Mb) || n != (long) y.rows() * y.cols()) return false;
         if (n == 0) return true;
         synchronized (b) {
+            b.requireEager(); // these launch and download directly: never inside a CUDA-graph step
             long joint = b.memory().take(4L * M * Mb);
             b.device().memsetZero(joint, 4L * M * Mb);
             LaunchGeometry.Launch e = LaunchGeometry.elementwise(n, b.smCount());
@@ -196,6 +200,7 @@ public final class CalibKernels {
             throw new QvlmException("soft joint histogram: " + M + "x" + Mb + " levels exceed the kernel's "
                     + HIST_MAX_BINS + " bins (" + HIST_MAX_LEVELS + " levels a side); use the CPU (Entropy.dependency)");
         synchronized (b) {
+            b.requireEager(); // these launch and download directly: never inside a CUDA-graph step
             DeviceMemory mem = b.memory();
             long joint = mem.take(4L * M * Mb);
             b.device().memsetZero(joint, 4L * M * Mb);
@@ -301,7 +306,10 @@ public final class CalibKernels {
         if (w.length != N * K || x.length != T * K || yref.length != T * N || c.rows() != N || c.cols() != K)
             throw new IllegalArgumentException("fq_score: shapes do not agree");
         int C = c.count();
+        if (C < 1 || C > SCORE_MAX_CANDIDATES)
+            throw new IllegalArgumentException(C + " candidates; the kernel scores 1.." + SCORE_MAX_CANDIDATES);
         synchronized (b) {
+            b.requireEager(); // these launch and download directly: never inside a CUDA-graph step
             DeviceMemory mem = b.memory();
             Device d = b.device();
             long out = mem.take(8L * (C + 1)), dx = mem.take(4L * x.length), dw = mem.take(4L * w.length),
@@ -316,13 +324,8 @@ public final class CalibKernels {
                     LaunchGeometry.ceilDiv(T, SCORE_TILE), SCORE_TILE * SCORE_TILE, 0);
             d.launch(Kernel.FQ_SCORE.symbol(b.storage()), g, b.args(Kernel.FQ_SCORE, out, dx, dw, dy, ds, dz, T, N, K,
                     c.groupSize(), C, c.maxCode()));
-            float[] raw = new float[2 * (C + 1)]; // doubles, read as float pairs
-            d.download(out, raw);
             double[] res = new double[C + 1];
-            java.nio.ByteBuffer bb = java.nio.ByteBuffer.allocate(8 * (C + 1)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
-            for (float f : raw) bb.putFloat(f);
-            bb.flip();
-            for (int i = 0; i <= C; i++) res[i] = bb.getDouble();
+            d.download(out, res);
             for (long a : new long[]{out, dx, dw, dy, ds, dz}) mem.give(a);
             return res;
         }

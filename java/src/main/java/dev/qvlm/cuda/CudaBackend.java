@@ -555,6 +555,11 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** For code that launches and downloads on the device directly (CalibKernels): refused inside a graph step. */
+    void requireEager() {
+        if (ops.graphing()) throw new IllegalStateException("a direct device call inside a captured or replayed step");
+    }
+
     // package access for CalibKernels
     Device device() {
         return device;
