@@ -124,8 +124,11 @@ public final class CalibKernels {
     }
 
     /**
-     * The kernel's arithmetic on the host: FP32 soft weights (levels lo + m·step with lo and step rounded to
-     * float), p(m) &lt; 1e-12 skipped, sums of pa(m)·pb(n) over the element pairs, unnormalised.
+     * The kernel's formula on the host: FP32 soft weights (levels lo + m·step with lo and step rounded to float),
+     * p(m) &lt; 1e-12 skipped, sums of pa(m)·pb(n) over the element pairs, unnormalised. Not its bits: the kernel
+     * contracts lo + m·step into one FMA, uses expf, and adds in FP32 (shared then global atomics, in no fixed
+     * order) where this sums in double; the two agree to ~1e-5 relative, so a GPU's D(k, k+1) can break a near-tie
+     * of the partition differently from the CPU (run.sh's calibration comparison is the check).
      */
     public static double[] jointSums(float[] a, float[] b, Entropy.Levels la, Entropy.Levels lb) {
         if (a.length != b.length) throw new IllegalArgumentException("layer outputs differ in size");
