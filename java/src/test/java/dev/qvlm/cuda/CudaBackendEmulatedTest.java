@@ -384,4 +384,33 @@ class CudaBackendEmulatedTest {
             assertEquals(256, keep.rows());
         }
     }
+
+    /**
+     * Decode attention over enough keys to split (each split's partials, then the combine), eagerly and with the key
+     * count read from device memory as a graph step does: the CPU's attention within FP32 summation order, the
+     * partials' layout and the chunk the kernel derives checked through the emulation of both kernels.
+     */
+    @Test
+    void splitAttentionAndItsCombineMatchTheCpu() {
+        Random r = new Random(3);
+        int keys = 300, heads = 8, kvHeads = 2, hd = 32;
+        float[] q = new float[heads * hd], kv = new float[keys * kvHeads * hd], vv = new float[keys * kvHeads * hd];
+        for (int i = 0; i < q.length; i++) q[i] = (float) r.nextGaussian();
+        for (int i = 0; i < kv.length; i++) { kv[i] = (float) r.nextGaussian(); vv[i] = (float) r.nextGaussian(); }
+        CpuBackend cpu = new CpuBackend();
+        Tensor want = cpu.allocate(1, heads * hd);
+        cpu.attention(want, cpu.upload(q, 1, heads * hd), cpu.upload(kv, keys, kvHeads * hd), cpu.upload(vv, keys, kvHeads * hd),
+                keys, heads, kvHeads, hd, keys - 1, true, 0.17f);
+        EmulatedDevice dev = new EmulatedDevice();
+        try (CudaBackend b = new CudaBackend(dev, Storage.F32, false)) {
+            Tensor got = b.allocate(1, heads * hd);
+            b.attention(got, b.upload(q, 1, heads * hd), b.upload(kv, keys, kvHeads * hd), b.upload(vv, keys, kvHeads * hd),
+                    keys, heads, kvHeads, hd, keys - 1, true, 0.17f);
+            EmulatedDevice.Launched split = dev.launches.stream().filter(l -> l.symbol().startsWith("qvlm_attn_split")).findFirst().orElseThrow();
+            assertTrue(split.geometry().gridY() > 1, "split: " + split.geometry());
+            assertTrue(dev.launches.stream().anyMatch(l -> l.symbol().startsWith("qvlm_attn_combine")), "combined");
+            float[] w = cpu.download(want), g = b.download(got);
+            for (int i = 0; i < w.length; i++) assertEquals(w[i], g[i], 2e-5 * (1 + Math.abs(w[i])), "element " + i);
+        }
+    }
 }

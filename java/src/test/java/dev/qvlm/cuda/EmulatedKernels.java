@@ -279,9 +279,7 @@ final class EmulatedKernels {
     private static final dev.qvlm.cpu.CpuBackend CPU = new dev.qvlm.cpu.CpuBackend();
 
     private float[] readRows(long base, int rows, int stride, int type) {
-        float[] x = new float[rows * stride];
-        for (int i = 0; i < x.length; i++) x[i] = read(base, i, type);
-        return x;
+        return flat(base, (long) rows * stride, type);
     }
 
     /**
@@ -291,6 +289,76 @@ final class EmulatedKernels {
      * that checks is the CUDA backend's host side (addresses, views, strides, graph patches), not kernel arithmetic.
      * The split attention kernel writes the finished output and its combine does nothing.
      */
+    /**
+     * attention.cuh's attn_split_impl, split by split as the grid runs it (gridX = rows·heads, gridY = splits): each
+     * split's online softmax over its chunk of keys in FP32 (one chain instead of the kernel's warps, so the same
+     * values up to summation order), written as the normalised output with one split, else as (acc, max, sum) into
+     * the partials that attnCombine merges. So the scratch layout, its size and the chunk the kernel derives from
+     * the key count are exercised off the GPU.
+     */
+    private void attnSplit(LaunchGeometry.Launch g, Object[] a, int type) {
+        long out = (Long) a[0], partAcc = (Long) a[1], partMl = (Long) a[2], q = (Long) a[3], k = (Long) a[4], v = (Long) a[5];
+        int n = (Integer) a[6], kvLen = (Integer) a[7], heads = (Integer) a[8], kvHeads = (Integer) a[9], hd = (Integer) a[10],
+                qPos0 = (Integer) a[11];
+        boolean causal = (Integer) a[12] != 0;
+        float scale = (Float) a[13];
+        int qs = (Integer) a[14], kvs = (Integer) a[15], os = (Integer) a[16], splits = (Integer) a[17];
+        if (g.gridY() != splits || g.gridX() < n * heads) throw new IllegalStateException("attn_split grid " + g + " for " + splits + " splits");
+        int chunk = (Math.max(1, causal ? Math.min(kvLen, qPos0 + n) : kvLen) + splits - 1) / splits;
+        float[] K = readRows(k, kvLen, kvs, type), V = readRows(v, kvLen, kvs, type), Q = readRows(q, n, qs, type);
+        java.nio.FloatBuffer acc = splits > 1 ? at(partAcc, 4L * n * heads * splits * hd).asFloatBuffer() : null,
+                ml = splits > 1 ? at(partMl, 8L * n * heads * splits).asFloatBuffer() : null;
+        for (int row = 0; row < n * heads; row++) {
+            int t = row / heads, h = row % heads, kh = h / (heads / kvHeads);
+            int limit = causal ? Math.min(kvLen, qPos0 + t + 1) : kvLen;
+            for (int s = 0; s < splits; s++) {
+                int start = s * chunk, end = Math.min(limit, start + chunk);
+                float m = Float.NEGATIVE_INFINITY, l = 0;
+                float[] o = new float[hd];
+                for (int j = start; j < end; j++) {
+                    float dot = 0;
+                    for (int d = 0; d < hd; d++) dot += Q[t * qs + h * hd + d] * scale * K[j * kvs + kh * hd + d];
+                    float mNew = Math.max(m, dot), corr = (float) Math.exp(m - mNew), p = (float) Math.exp(dot - mNew);
+                    l = l * corr + p;
+                    for (int d = 0; d < hd; d++) o[d] = o[d] * corr + p * V[j * kvs + kh * hd + d];
+                    m = mNew;
+                }
+                if (splits == 1) {
+                    for (int d = 0; d < hd; d++) write(out, (long) t * os + (long) h * hd + d, type, l > 0 ? o[d] / l : 0f);
+                } else {
+                    for (int d = 0; d < hd; d++) acc.put((row * splits + s) * hd + d, o[d]);
+                    ml.put((row * splits + s) * 2, m).put((row * splits + s) * 2 + 1, l);
+                }
+            }
+        }
+    }
+
+    /** attention.cuh's attn_combine_impl: the splits' (acc, max, sum) merged into the normalised output. */
+    private void attnCombine(Object[] a, int type) {
+        long out = (Long) a[0], partAcc = (Long) a[1], partMl = (Long) a[2];
+        int n = (Integer) a[3], heads = (Integer) a[4], hd = (Integer) a[5], splits = (Integer) a[6], os = (Integer) a[7];
+        java.nio.FloatBuffer acc = at(partAcc, 4L * n * heads * splits * hd).asFloatBuffer(),
+                ml = at(partMl, 8L * n * heads * splits).asFloatBuffer();
+        for (int row = 0; row < n * heads; row++) {
+            int t = row / heads, h = row % heads;
+            float M = Float.NEGATIVE_INFINITY, L = 0;
+            for (int s = 0; s < splits; s++) M = Math.max(M, ml.get((row * splits + s) * 2));
+            for (int s = 0; s < splits; s++) {
+                float ms = ml.get((row * splits + s) * 2);
+                if (ms != Float.NEGATIVE_INFINITY) L += ml.get((row * splits + s) * 2 + 1) * (float) Math.exp(ms - M);
+            }
+            float inv = L > 0 ? 1f / L : 0f;
+            for (int d = 0; d < hd; d++) {
+                float sum = 0;
+                for (int s = 0; s < splits; s++) {
+                    float ms = ml.get((row * splits + s) * 2);
+                    if (ms != Float.NEGATIVE_INFINITY) sum += acc.get((row * splits + s) * hd + d) * (float) Math.exp(ms - M);
+                }
+                write(out, (long) t * os + (long) h * hd + d, type, sum * inv);
+            }
+        }
+    }
+
     private boolean emulateThroughCpu(String symbol, LaunchGeometry.Launch g, Object[] a) {
         int type = symbol.endsWith("_f16") ? Gemm.CUDA_R_16F : Gemm.CUDA_R_32F;
         String base = symbol.endsWith("_f16") || symbol.endsWith("_f32") ? symbol.substring(0, symbol.length() - 4) : symbol;
@@ -338,9 +406,10 @@ final class EmulatedKernels {
                     for (int h = 0; h < heads; h++)
                         for (int i = 0; i < hd / 2; i++) ropePair(x, (long) r * stride + (long) h * hd, i, hd, pos + r, (Double) a[6], type);
             }
-            case "qvlm_attn_prefill", "qvlm_attn_split" -> {
-                boolean split = base.equals("qvlm_attn_split");
-                int o = split ? 2 : 0; // the split kernel's two scratch pointers
+            case "qvlm_attn_split" -> attnSplit(g, a, type);
+            case "qvlm_attn_combine" -> attnCombine(a, type);
+            case "qvlm_attn_prefill" -> {
+                int o = 0;
                 long out = (Long) a[0], q = (Long) a[1 + o], k = (Long) a[2 + o], v = (Long) a[3 + o];
                 int n = (Integer) a[4 + o], kvLen = (Integer) a[5 + o], heads = (Integer) a[6 + o], kvHeads = (Integer) a[7 + o],
                         hd = (Integer) a[8 + o], qPos0 = (Integer) a[9 + o];
@@ -354,7 +423,6 @@ final class EmulatedKernels {
                 for (int t = 0; t < n; t++)
                     for (int c = 0; c < heads * hd; c++) write(out, (long) t * os + c, type, r[t * heads * hd + c]);
             }
-            case "qvlm_attn_combine" -> { } // the split emulation already wrote the output
             case "qvlm_argmax" -> {
                 long x = (Long) a[0], out = (Long) a[3];
                 int rows = (Integer) a[1], cols = (Integer) a[2];
