@@ -14,12 +14,15 @@ import java.util.TreeMap;
 /**
  * Device memory of one backend, with explicit lifetimes per kind:
  * <ul>
- *   <li>weights: {@link #allocPermanent}, freed by {@link #close} only;</li>
+ *   <li>weights: {@link #allocPermanent}, freed by {@link #freePermanent} (Backend.release / evict) or
+ *       {@link #close};</li>
  *   <li>scratch (ids, split-attention partials, FP16 copies of GEMM inputs): {@link #take} / {@link #give} around
  *       one op; giving back right after enqueueing is safe because every later use is ordered on the same stream;</li>
- *   <li>activations: {@link #allocTracked}, returned to the pool when the {@link Allocation} (the tensor and all its
- *       views) becomes unreachable. The Backend interface has no free, and the forward pass allocates per layer,
- *       so reachability is the only lifetime the backend can see.</li>
+ *   <li>activations inside a Backend.scope (every layer and step of the forward pass): {@link #take} when allocated,
+ *       {@link #give} when the scope closes ({@link OpStream#scope}); a captured or replayed step's: the graph's;</li>
+ *   <li>activations outside any scope (KV caches, image embeddings, the calibrator's lists): {@link #allocTracked},
+ *       given back by their owner through Backend.free ({@link #free}), or else when the {@link Allocation} (the
+ *       tensor and all its views) becomes unreachable.</li>
  * </ul>
  * Blocks are recycled by size (best fit within 2x). When the device is full the pool is trimmed, and as a last
  * resort the collector is asked to find unreachable activations (as the JDK does for direct buffers) before
