@@ -225,6 +225,7 @@ final class EmulatedDevice implements Device {
     @Override
     public void patchKernel(Device.Graph g, int index, String symbol, LaunchGeometry.Launch geometry, Object[] args) {
         Graph e = (Graph) g;
+        checkGeometry(symbol, geometry);
         Object[] op = e.ops.get(e.launchAt.get(index));
         if (!op[1].equals(symbol)) throw new IllegalStateException("patch of " + op[1] + " as " + symbol);
         e.ops.set(e.launchAt.get(index), new Object[]{"launch", symbol, geometry, args.clone()});
@@ -244,6 +245,7 @@ final class EmulatedDevice implements Device {
 
     @Override
     public void launch(String symbol, LaunchGeometry.Launch g, Object[] args) {
+        checkGeometry(symbol, g);
         if (capture != null) {
             capture.add(new Object[]{"launch", symbol, g, args.clone()});
             return;
@@ -251,6 +253,16 @@ final class EmulatedDevice implements Device {
         Object[] used = kernels.resolved(symbol, args.clone());
         launches.add(new Launched(symbol, g, kernels.recorded(symbol, used)));
         kernels.run(symbol, g, used);
+    }
+
+    /**
+     * What cuLaunchKernel would refuse, or our kernels assume (whole warps): block 32..1024 threads in whole warps,
+     * grid within 2^31 − 1 × 65535, dynamic shared memory within the 48 KiB a kernel gets without opting in.
+     */
+    static void checkGeometry(String symbol, LaunchGeometry.Launch g) {
+        if (g.block() < 32 || g.block() > 1024 || g.block() % 32 != 0 || g.gridX() < 1 || g.gridY() < 1
+                || g.gridY() > 65535 || g.sharedBytes() < 0 || g.sharedBytes() > 48 * 1024)
+            throw new IllegalStateException(symbol + ": a launch the device would refuse: " + g);
     }
 
     @Override
