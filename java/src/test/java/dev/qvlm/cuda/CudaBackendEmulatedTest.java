@@ -413,4 +413,20 @@ class CudaBackendEmulatedTest {
             for (int i = 0; i < w.length; i++) assertEquals(w[i], g[i], 2e-5 * (1 + Math.abs(w[i])), "element " + i);
         }
     }
+
+    /** The fused fake-quant + output-error launcher (qvlm_fq_score) against its reference: buffers, layout, result. */
+    @Test
+    void fqScoreLauncherMatchesItsReference() {
+        int T = 20, N = 37, K = 256;
+        float[] x = CalibKernelsTest.gauss(3, T * K, 1), wv = CalibKernelsTest.gauss(4, N * K, 0.05);
+        F32Matrix w = new F32Matrix(N, K, wv);
+        float[] yref = new float[T * N];
+        dev.qvlm.cpu.Matmul.matmulScalar(yref, 0, x, 0, T, w, null);
+        CalibKernels.Candidates c = CalibKernels.candidates(w, QuantArgs.perGroup(4, false, 128), new double[]{1, 0.99, 0.9, 0.8});
+        double[] want = CalibKernels.scoreReference(x, T, w, yref, c);
+        try (CudaBackend b = new CudaBackend(new EmulatedDevice(), Storage.F32, true)) {
+            double[] got = CalibKernels.scores(b, x, T, wv, N, K, yref, c);
+            for (int i = 0; i < want.length; i++) assertEquals(want[i], got[i], 1e-4 * want[i], "candidate " + i);
+        }
+    }
 }

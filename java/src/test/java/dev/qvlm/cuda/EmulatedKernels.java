@@ -187,6 +187,38 @@ final class EmulatedKernels {
                     o[r * cols + c] = (float) (code - zp) * s.get(gi);
                 }
             at(out, 4L * o.length).asFloatBuffer().put(o);
+        } else if (symbol.equals("qvlm_fq_score")) { // calib.cuh's fq_score_impl: FP32 FMA chains over k, errors in FP64
+            long out = (Long) args[0], xp = (Long) args[1], wp = (Long) args[2], yp = (Long) args[3], sp = (Long) args[4],
+                    zp = (Long) args[5];
+            int T = (Integer) args[6], N = (Integer) args[7], K = (Integer) args[8], gs = (Integer) args[9],
+                    C = (Integer) args[10], maxCode = (Integer) args[11], groups = K / gs;
+            if (g.block() != CalibKernels.SCORE_TILE * CalibKernels.SCORE_TILE || g.gridX() * CalibKernels.SCORE_TILE < N
+                    || g.gridY() * CalibKernels.SCORE_TILE < T || C > CalibKernels.SCORE_MAX_CANDIDATES)
+                throw new IllegalStateException("fq_score launch " + g + " for T=" + T + " N=" + N + " C=" + C);
+            float[] x = flat(xp, (long) T * K, Gemm.CUDA_R_32F), w = flat(wp, (long) N * K, Gemm.CUDA_R_32F),
+                    y = flat(yp, (long) T * N, Gemm.CUDA_R_32F), sc = flat(sp, (long) C * N * groups, Gemm.CUDA_R_32F),
+                    zs = flat(zp, (long) C * N * groups, Gemm.CUDA_R_32F);
+            java.nio.DoubleBuffer o = at(out, 8L * (C + 1)).asDoubleBuffer();
+            for (int c = 0; c < C; c++) {
+                double err = 0;
+                for (int n = 0; n < N; n++) {
+                    float[] wq = new float[K];
+                    for (int k = 0; k < K; k++) {
+                        int gi = (c * N + n) * groups + k / gs;
+                        wq[k] = CalibKernels.fakeQuant(w[n * K + k], sc[gi], zs[gi], maxCode);
+                    }
+                    for (int t = 0; t < T; t++) {
+                        float acc = 0;
+                        for (int k = 0; k < K; k++) acc = Math.fma(x[t * K + k], wq[k], acc);
+                        double e = acc - y[t * N + n];
+                        err += e * e;
+                    }
+                }
+                o.put(c, o.get(c) + err);
+            }
+            double ref = 0;
+            for (float v : y) ref += (double) v * v;
+            o.put(C, o.get(C) + ref);
         } else if (symbol.equals("qvlm_soft_joint_hist")) { // calib.cuh's soft_joint_hist_impl, as CalibKernels.jointSums
             long joint = (Long) args[0], a = (Long) args[1], b = (Long) args[2];
             int n = Math.toIntExact((Long) args[3]), M = (Integer) args[6], Mb = (Integer) args[9];
