@@ -80,26 +80,8 @@ __device__ __forceinline__ void minmax_impl(const T* x, int64_t n, float* partia
         lo = fminf(lo, v);
         hi = fmaxf(hi, v);
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        lo = fminf(lo, __shfl_xor_sync(QVLM_FULL_MASK, lo, o));
-        hi = fmaxf(hi, __shfl_xor_sync(QVLM_FULL_MASK, hi, o));
-    }
-    __shared__ float slo[32], shi[32];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) {
-        slo[warp] = lo;
-        shi[warp] = hi;
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        for (int k = 1; k < (int)(blockDim.x >> 5); k++) {
-            lo = fminf(lo, slo[k]);
-            hi = fmaxf(hi, shi[k]);
-        }
-        partial[2 * blockIdx.x] = lo;
-        partial[2 * blockIdx.x + 1] = hi;
-    }
+    block_pair_partial(lo, hi, [](float p, float q) { return fminf(p, q); }, [](float p, float q) { return fmaxf(p, q); },
+                       partial);
 }
 
 // Output error of every clipping candidate of one weight quantizer, in one pass over X and W:
@@ -188,24 +170,6 @@ __device__ __forceinline__ void err_sums_impl(const T* y, const T* t, int64_t n,
         e += diff * diff;
         d += (double)tv * tv;
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        e += __shfl_xor_sync(QVLM_FULL_MASK, e, o);
-        d += __shfl_xor_sync(QVLM_FULL_MASK, d, o);
-    }
-    __shared__ double se[32], sd[32];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) {
-        se[warp] = e;
-        sd[warp] = d;
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        for (int k = 1; k < (int)(blockDim.x >> 5); k++) {
-            e += se[k];
-            d += sd[k];
-        }
-        partial[2 * blockIdx.x] = e;
-        partial[2 * blockIdx.x + 1] = d;
-    }
+    const auto add = [](double p, double q) { return p + q; };
+    block_pair_partial(e, d, add, add, partial);
 }

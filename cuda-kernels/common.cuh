@@ -60,6 +60,33 @@ __device__ __forceinline__ float block_reduce(float v) {
 
 __device__ __forceinline__ float block_sum(float v) { return block_reduce<false>(v); }
 
+// Two per-thread values reduced over the block, each with its own operation (xor shuffles within each warp, then
+// thread 0 over the warps in order), and written by thread 0 to partial[2 * blockIdx.x] and [2 * blockIdx.x + 1]:
+// the per-block partials a host reduces (qvlm_minmax, qvlm_err_sums). blockDim.x: a multiple of 32.
+template <typename V, typename OpA, typename OpB>
+__device__ __forceinline__ void block_pair_partial(V a, V b, OpA opA, OpB opB, V* partial) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        a = opA(a, __shfl_xor_sync(QVLM_FULL_MASK, a, o));
+        b = opB(b, __shfl_xor_sync(QVLM_FULL_MASK, b, o));
+    }
+    __shared__ V sa[32], sb[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) {
+        sa[warp] = a;
+        sb[warp] = b;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int k = 1; k < (int)(blockDim.x >> 5); k++) {
+            a = opA(a, sa[k]);
+            b = opB(b, sb[k]);
+        }
+        partial[2 * blockIdx.x] = a;
+        partial[2 * blockIdx.x + 1] = b;
+    }
+}
+
 __device__ __forceinline__ float block_max(float v) { return block_reduce<true>(v); }
 
 __device__ __forceinline__ float apply_act(float x, int act) {
