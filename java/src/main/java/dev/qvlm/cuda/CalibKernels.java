@@ -45,7 +45,6 @@ public final class CalibKernels {
     /** {min, max} of a device tensor: per-block partials on the device, the last reduction on the host. */
     public static float[] minMax(CudaBackend b, Tensor t) {
         synchronized (b) {
-            b.requireEager(); // these launch and download directly: never inside a CUDA-graph step
             CudaTensor x = (CudaTensor) t;
             long n = (long) x.rows() * x.cols();
             if (n == 0) return new float[]{Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
@@ -71,7 +70,6 @@ public final class CalibKernels {
         if (y.size() != t.size()) throw new IllegalArgumentException("errorSums: " + y + " vs " + t);
         if (y.size() == 0) return new double[]{0, 0};
         synchronized (b) {
-            b.requireEager(); // these launch and download directly: never inside a CUDA-graph step
             LaunchGeometry.Launch g = LaunchGeometry.elementwise(y.size(), b.smCount());
             long part = b.memory().take(16L * g.gridX());
             b.device().launch(Kernel.ERR_SUMS.symbol(b.storage()), g, b.args(Kernel.ERR_SUMS, y.address(), t.address(), y.size(), part));
@@ -102,7 +100,6 @@ public final class CalibKernels {
         if (hist.length < 1 || hist.length > RANGE_HIST_MAX_BINS || n > 0xFFFFFFFFL) return false;
         if (n == 0) return true;
         synchronized (b) {
-            b.requireEager(); // these launch and download directly: never inside a CUDA-graph step
             LaunchGeometry.Launch e = LaunchGeometry.elementwise(n, b.smCount());
             long counts = b.memory().take(4L * hist.length);
             b.device().memsetZero(counts, 4L * hist.length);
@@ -180,7 +177,6 @@ public final class CalibKernels {
         if (b.storage() != Storage.F32 || !histogramSupported(M, Mb) || n != (long) y.rows() * y.cols()) return false;
         if (n == 0) return true;
         synchronized (b) {
-            b.requireEager(); // these launch and download directly: never inside a CUDA-graph step
             long joint = b.memory().take(4L * M * Mb);
             b.device().memsetZero(joint, 4L * M * Mb);
             LaunchGeometry.Launch e = LaunchGeometry.elementwise(n, b.smCount());
@@ -203,7 +199,6 @@ public final class CalibKernels {
             throw new QvlmException("soft joint histogram: " + M + "x" + Mb + " levels exceed the kernel's "
                     + HIST_MAX_BINS + " bins (" + HIST_MAX_LEVELS + " levels a side); use the CPU (Entropy.dependency)");
         synchronized (b) {
-            b.requireEager(); // these launch and download directly: never inside a CUDA-graph step
             DeviceMemory mem = b.memory();
             long joint = mem.take(4L * M * Mb);
             b.device().memsetZero(joint, 4L * M * Mb);
@@ -312,7 +307,6 @@ public final class CalibKernels {
         if (C < 1 || C > SCORE_MAX_CANDIDATES)
             throw new IllegalArgumentException(C + " candidates; the kernel scores 1.." + SCORE_MAX_CANDIDATES);
         synchronized (b) {
-            b.requireEager(); // these launch and download directly: never inside a CUDA-graph step
             DeviceMemory mem = b.memory();
             Device d = b.device();
             long out = mem.take(8L * (C + 1)), dx = mem.take(4L * x.length), dw = mem.take(4L * w.length),

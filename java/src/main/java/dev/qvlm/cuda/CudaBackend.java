@@ -555,18 +555,19 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** For code that launches and downloads on the device directly (CalibKernels): refused inside a graph step. */
-    void requireEager() {
-        if (ops.graphing()) throw new IllegalStateException("a direct device call inside a captured or replayed step");
-    }
-
-    // package access for CalibKernels
+    // package access for CalibKernels, which launch and download directly: refused inside a captured or replayed step
     Device device() {
+        requireEager();
         return device;
     }
 
     DeviceMemory memory() {
+        requireEager();
         return memory;
+    }
+
+    private void requireEager() {
+        if (ops.graphing()) throw new IllegalStateException("a direct device call inside a captured or replayed step");
     }
 
     int smCount() {

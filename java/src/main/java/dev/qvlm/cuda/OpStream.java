@@ -102,8 +102,8 @@ final class OpStream {
      */
     long deviceInts(int... values) {
         if (graphs.mode == Mode.EAGER) {
-            long a = memory.take(4L * values.length);
-            device.upload(a, values);
+            long a = take(4L * values.length);
+            upload(a, values);
             return a;
         }
         if (graphs.intCount + values.length > StepGraphs.STEP_INTS)
